@@ -1,0 +1,1 @@
+"""``cali``: the operator command-line tool."""

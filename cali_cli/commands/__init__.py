@@ -1,0 +1,1 @@
+"""One module per ``cali`` subcommand; each exposes ``register(subparsers)``."""

@@ -1,0 +1,1 @@
+"""The local pipeline behind `make demo` and the end-to-end tests."""

@@ -1,0 +1,1 @@
+"""Lambda: incident_analyzer."""

@@ -1,0 +1,1 @@
+"""Lambda: knowledge_sync."""

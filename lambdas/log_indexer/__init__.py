@@ -1,0 +1,1 @@
+"""Lambda: log_indexer."""
