@@ -69,6 +69,9 @@ class AnalyzerSettings(CommonSettings):
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_dim: int = Field(384, gt=0)
+    embedding_base_url: str = Field(
+        "", description="OpenAI-compatible base URL for embeddings; empty means llm_base_url"
+    )
     retrieval_top_k: int = Field(5, ge=1, le=50)
     retrieval_min_score: float = Field(0.35, ge=-1.0, le=1.0)
     redaction_extra_patterns: dict[str, str] = Field(

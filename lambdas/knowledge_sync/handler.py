@@ -1,0 +1,85 @@
+"""Knowledge sync Lambda: scheduled by EventBridge, (re)indexes runbooks and resolved incidents.
+
+The event carries nothing we need (a scheduled event); everything comes from the
+configuration. The embedder (a 23 MB model) and the Milvus connection are built once per
+execution environment and reused by later invocations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cali.embeddings import Embedder, make_embedder
+from cali.knowledge_store import KnowledgeStore
+from cali.knowledge_sync import SyncReport, sync_knowledge
+from cali.resolved_incidents import DynamoDbResolvedIncidentSource, ResolvedIncidentSource
+from cali.settings import KnowledgeSyncSettings, knowledge_sync_settings
+
+logger = Logger(service="knowledge_sync")
+metrics = Metrics(namespace="CALI", service="knowledge_sync")
+
+ASSET_ROOT = Path(__file__).resolve().parent.parent
+
+
+class _Warm:
+    """What survives between invocations of one execution environment."""
+
+    embedder: Embedder | None = None
+    store: KnowledgeStore | None = None
+
+
+def knowledge_dir(settings: KnowledgeSyncSettings) -> Path:
+    """``KNOWLEDGE_DIR`` is relative to the asset root (``/var/task`` in Lambda)."""
+    path = Path(settings.knowledge_dir)
+    return path if path.is_absolute() else ASSET_ROOT / path
+
+
+def openai_api_key(settings: KnowledgeSyncSettings) -> str | None:
+    if settings.embedding_provider != "openai" or not settings.openai_secret_arn:
+        return None
+    from aws_lambda_powertools.utilities import parameters
+
+    secret = parameters.get_secret(settings.openai_secret_arn, transform="json", max_age=300)
+    return str(secret["api_key"]) if isinstance(secret, dict) and secret.get("api_key") else None
+
+
+def incident_source(settings: KnowledgeSyncSettings) -> ResolvedIncidentSource:
+    return DynamoDbResolvedIncidentSource(settings.state_table_name)
+
+
+def run_sync(settings: KnowledgeSyncSettings) -> SyncReport:
+    if _Warm.embedder is None:
+        _Warm.embedder = make_embedder(settings, openai_api_key(settings))
+    if _Warm.store is None:
+        _Warm.store = KnowledgeStore.from_settings(settings)
+    return sync_knowledge(
+        _Warm.store, _Warm.embedder, kb_dir=knowledge_dir(settings), incidents=incident_source(settings)
+    )
+
+
+def record(report: SyncReport) -> None:
+    metrics.add_metric("KnowledgeEntriesUpserted", MetricUnit.Count, report.kb.inserted + report.kb.updated)
+    metrics.add_metric("KnowledgeEntriesUnchanged", MetricUnit.Count, report.kb.unchanged)
+    metrics.add_metric("KnowledgeFilesInvalid", MetricUnit.Count, report.kb_invalid)
+    metrics.add_metric("KnowledgeEntriesPruned", MetricUnit.Count, report.pruned)
+    metrics.add_metric(
+        "ResolvedIncidentsIndexed", MetricUnit.Count, report.incidents.inserted + report.incidents.updated
+    )
+    metrics.add_metric("ResolvedIncidentsInvalid", MetricUnit.Count, report.incidents_invalid)
+    for problem in report.problems:
+        logger.warning("knowledge input skipped", extra={"problem": problem})
+    logger.info("knowledge sync done", extra={"report": report.model_dump(exclude={"problems"})})
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.info("knowledge sync started", extra={"trigger": event.get("source", "manual")})
+    report = run_sync(knowledge_sync_settings())
+    record(report)
+    return report.model_dump()
