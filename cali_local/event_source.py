@@ -1,0 +1,295 @@
+"""Stand-ins for the Lambda event source mappings, which cannot run without AWS or Docker.
+
+``KinesisEventSource`` and ``SqsEventSource`` poll the local endpoint, build exactly the
+event shapes Lambda sends, invoke the real handler in-process and apply what Lambda does
+with the answer: ``batchItemFailures`` checkpoint and retry, bisect on error, bounded
+retries and the on-failure destination for Kinesis; delete on success and redelivery
+(then the queue's redrive DLQ) for SQS. Only the transport is emulated: the handlers are
+the ones deployed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of Lambda's context object that Powertools and our handlers read."""
+
+    function_name: str
+    memory_limit_in_mb: int = 512
+    timeout_seconds: float = 60.0
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    region: str = "us-east-1"
+    _started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:000000000000:function:{self.function_name}"
+
+    @property
+    def function_version(self) -> str:
+        return "$LATEST"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
+
+
+@dataclass
+class Invocation:
+    """One handler invocation, for the report: how many records and how long it took."""
+
+    records: int
+    failed: int
+    seconds: float
+    error: str | None = None
+
+
+@dataclass
+class SourceStats:
+    invocations: list[Invocation] = field(default_factory=list)
+    records_delivered: int = 0
+    records_succeeded: int = 0
+    records_to_failure_destination: int = 0
+
+    def durations_ms(self) -> list[float]:
+        return [i.seconds * 1000 for i in self.invocations]
+
+
+def _invoke(handler: Handler, event: dict[str, Any], function_name: str, region: str) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = handler(event, LambdaContext(function_name=function_name, region=region))
+    return result, time.perf_counter() - started
+
+
+def _failed_ids(result: Any) -> set[str]:
+    if not isinstance(result, Mapping):
+        return set()
+    return {str(item["itemIdentifier"]) for item in result.get("batchItemFailures", [])}
+
+
+@dataclass
+class KinesisEventSource:
+    """Polls every shard of a stream like a Kinesis event source mapping.
+
+    Semantics follow the Lambda documentation for Kinesis: on a partial batch response the
+    mapping checkpoints before the lowest failed sequence number and retries from there;
+    a raised error with ``bisect_on_error`` splits the batch in two; after
+    ``max_retry_attempts`` retries the batch is described in a message to the on-failure
+    destination (an SQS queue) and skipped.
+    """
+
+    kinesis: Any
+    sqs: Any
+    stream_name: str
+    handler: Handler
+    function_name: str
+    on_failure_queue_url: str | None = None
+    batch_size: int = 100
+    max_retry_attempts: int = 3
+    bisect_on_error: bool = True
+    region: str = "us-east-1"
+    stats: SourceStats = field(default_factory=SourceStats)
+    _iterators: dict[str, str] = field(default_factory=dict)
+    _stream_arn: str = ""
+
+    def _shards(self) -> list[str]:
+        description = self.kinesis.describe_stream(StreamName=self.stream_name)["StreamDescription"]
+        self._stream_arn = description["StreamARN"]
+        return [shard["ShardId"] for shard in description["Shards"]]
+
+    def poll(self) -> int:
+        """Read each shard once (up to ``batch_size`` records) and deliver; returns records read."""
+        total = 0
+        for shard_id in self._shards():
+            iterator = self._iterators.get(shard_id) or self.kinesis.get_shard_iterator(
+                StreamName=self.stream_name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            response = self.kinesis.get_records(ShardIterator=iterator, Limit=self.batch_size)
+            self._iterators[shard_id] = response["NextShardIterator"]
+            records = response["Records"]
+            if records:
+                total += len(records)
+                self._deliver(shard_id, [self._event_record(shard_id, r) for r in records])
+        return total
+
+    def drain(self, idle_polls: int = 2) -> int:
+        """Poll until every shard returned nothing ``idle_polls`` times in a row."""
+        total, idle = 0, 0
+        while idle < idle_polls:
+            read = self.poll()
+            total += read
+            idle = idle + 1 if read == 0 else 0
+        return total
+
+    def _event_record(self, shard_id: str, record: Mapping[str, Any]) -> dict[str, Any]:
+        arrival = record["ApproximateArrivalTimestamp"]
+        arrival_epoch = arrival.timestamp() if isinstance(arrival, datetime) else float(arrival)
+        return {
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": record["PartitionKey"],
+                "sequenceNumber": record["SequenceNumber"],
+                "data": base64.b64encode(record["Data"]).decode(),
+                "approximateArrivalTimestamp": arrival_epoch,
+            },
+            "eventSource": "aws:kinesis",
+            "eventVersion": "1.0",
+            "eventID": f"{shard_id}:{record['SequenceNumber']}",
+            "eventName": "aws:kinesis:record",
+            "invokeIdentityArn": f"arn:aws:iam::000000000000:role/{self.function_name}",
+            "awsRegion": self.region,
+            "eventSourceARN": self._stream_arn,
+        }
+
+    def _deliver(self, shard_id: str, batch: list[dict[str, Any]]) -> None:
+        # Each pending entry is a slice of the batch and how many times it was retried.
+        pending: list[tuple[list[dict[str, Any]], int]] = [(batch, 0)]
+        while pending:
+            chunk, retries = pending.pop(0)
+            self.stats.records_delivered += len(chunk)
+            try:
+                result, seconds = _invoke(self.handler, {"Records": chunk}, self.function_name, self.region)
+            except Exception as error:  # Lambda turns any raise into a retry
+                self.stats.invocations.append(Invocation(len(chunk), len(chunk), 0.0, repr(error)))
+                if retries >= self.max_retry_attempts:
+                    self._to_failure_destination(shard_id, chunk, repr(error))
+                elif self.bisect_on_error and len(chunk) > 1:
+                    middle = len(chunk) // 2
+                    pending[:0] = [(chunk[:middle], retries + 1), (chunk[middle:], retries + 1)]
+                else:
+                    pending.insert(0, (chunk, retries + 1))
+                continue
+            failed = _failed_ids(result)
+            self.stats.invocations.append(Invocation(len(chunk), len(failed), seconds))
+            sequence_numbers = [r["kinesis"]["sequenceNumber"] for r in chunk]
+            first_failed = next((i for i, s in enumerate(sequence_numbers) if s in failed), len(chunk))
+            # Lambda checkpoints before the lowest failed sequence number and retries from it.
+            self.stats.records_succeeded += first_failed
+            if first_failed == len(chunk):
+                continue
+            rest = chunk[first_failed:]
+            if retries >= self.max_retry_attempts:
+                self._to_failure_destination(shard_id, rest, "batchItemFailures after retries")
+            else:
+                pending.insert(0, (rest, retries + 1))
+
+    def _to_failure_destination(self, shard_id: str, chunk: list[dict[str, Any]], condition: str) -> None:
+        self.stats.records_to_failure_destination += len(chunk)
+        if not self.on_failure_queue_url:
+            raise RuntimeError(
+                f"{len(chunk)} records of {shard_id} exhausted retries and no on-failure destination is set"
+            )
+        sequence_numbers = [r["kinesis"]["sequenceNumber"] for r in chunk]
+        # The same shape Lambda sends to an on-failure destination for stream sources.
+        message = {
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": f"arn:aws:lambda:{self.region}:000000000000:function:{self.function_name}",
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": self.max_retry_attempts + 1,
+            },
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": condition},
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "KinesisBatchInfo": {
+                "shardId": shard_id,
+                "startSequenceNumber": sequence_numbers[0],
+                "endSequenceNumber": sequence_numbers[-1],
+                "approximateArrivalOfFirstRecord": chunk[0]["kinesis"]["approximateArrivalTimestamp"],
+                "approximateArrivalOfLastRecord": chunk[-1]["kinesis"]["approximateArrivalTimestamp"],
+                "batchSize": len(chunk),
+                "streamArn": self._stream_arn,
+            },
+        }
+        self.sqs.send_message(QueueUrl=self.on_failure_queue_url, MessageBody=json.dumps(message))
+
+
+@dataclass
+class SqsEventSource:
+    """Polls a queue like an SQS event source mapping with ReportBatchItemFailures.
+
+    Successful messages are deleted; failed ones become visible again at once (instead of
+    after the visibility timeout, to keep the demo fast) so the queue's redrive policy
+    moves them to its DLQ after ``maxReceiveCount`` receives.
+    """
+
+    sqs: Any
+    queue_url: str
+    handler: Handler
+    function_name: str
+    batch_size: int = 10
+    region: str = "us-east-1"
+    stats: SourceStats = field(default_factory=SourceStats)
+    _queue_arn: str = ""
+
+    def poll(self) -> int:
+        if not self._queue_arn:
+            self._queue_arn = self.sqs.get_queue_attributes(
+                QueueUrl=self.queue_url, AttributeNames=["QueueArn"]
+            )["Attributes"]["QueueArn"]
+        messages = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.batch_size,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return 0
+        records = [self._event_record(m) for m in messages]
+        self.stats.records_delivered += len(records)
+        try:
+            result, seconds = _invoke(self.handler, {"Records": records}, self.function_name, self.region)
+            failed = _failed_ids(result)
+            self.stats.invocations.append(Invocation(len(records), len(failed), seconds))
+        except Exception as error:  # the whole batch returns to the queue
+            failed = {r["messageId"] for r in records}
+            self.stats.invocations.append(Invocation(len(records), len(records), 0.0, repr(error)))
+        for message in messages:
+            if message["MessageId"] in failed:
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+            else:
+                self.stats.records_succeeded += 1
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return len(messages)
+
+    def drain(self, idle_polls: int = 2) -> int:
+        total, idle = 0, 0
+        while idle < idle_polls:
+            read = self.poll()
+            total += read
+            idle = idle + 1 if read == 0 else 0
+        return total
+
+    def _event_record(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": message.get("MessageAttributes", {}),
+            "md5OfBody": message["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self._queue_arn,
+            "awsRegion": self.region,
+        }
