@@ -1,0 +1,143 @@
+"""The per-environment daily LLM token budget.
+
+Tokens are reserved *before* a call (the prompt estimate plus ``max_tokens``, the most the
+call can cost) and the reservation is reconciled with the usage the API reports
+afterwards. Reserving first means that concurrent analyzers can never overshoot the
+budget together: DynamoDB's conditional update is the arbiter. When the budget is spent
+the analyzer degrades to a retrieval-only summary instead of calling the model.
+
+The day is the UTC date; each environment has its own state table, so the item is simply
+``pk = budget#<yyyy-mm-dd>``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+Clock = Callable[[], datetime]
+
+_BUDGET_SK = "tokens"
+_KEEP_SECONDS = 8 * 86_400  # a week of history to look at, then DynamoDB TTL removes it
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    day: date
+    tokens: int
+
+
+class BudgetUnavailableError(RuntimeError):
+    """The budget store could not be reached: the analyzer treats it as budget spent."""
+
+
+class TokenBudget(Protocol):
+    def reserve(self, tokens: int) -> Reservation | None:
+        """Take ``tokens`` from today's budget; ``None`` when that would exceed it."""
+        ...
+
+    def settle(self, reservation: Reservation, actual_tokens: int) -> None:
+        """Replace the reservation by what the call really used (may give tokens back)."""
+        ...
+
+
+class InMemoryTokenBudget:
+    """Single-process budget for tests and the local demo."""
+
+    def __init__(self, daily_limit: int, *, clock: Clock = utc_now) -> None:
+        self.daily_limit = daily_limit
+        self._clock = clock
+        self._used: dict[date, int] = {}
+        self._lock = threading.Lock()
+
+    def used(self, day: date | None = None) -> int:
+        return self._used.get(day or self._clock().date(), 0)
+
+    def reserve(self, tokens: int) -> Reservation | None:
+        day = self._clock().date()
+        with self._lock:
+            used = self._used.get(day, 0)
+            if used + tokens > self.daily_limit:
+                return None
+            self._used[day] = used + tokens
+        return Reservation(day=day, tokens=tokens)
+
+    def settle(self, reservation: Reservation, actual_tokens: int) -> None:
+        with self._lock:
+            self._used[reservation.day] = (
+                self._used.get(reservation.day, 0) + actual_tokens - reservation.tokens
+            )
+
+
+class DynamoDbTokenBudget:
+    """Atomic counter ``budget#<day>`` in the state table with a conditional ``ADD``."""
+
+    def __init__(
+        self,
+        table_name: str,
+        daily_limit: int,
+        *,
+        client: DynamoDBClient,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.table_name = table_name
+        self.daily_limit = daily_limit
+        self._client = client
+        self._clock = clock
+
+    @staticmethod
+    def key(day: date) -> dict[str, dict[str, str]]:
+        return {"pk": {"S": f"budget#{day.isoformat()}"}, "sk": {"S": _BUDGET_SK}}
+
+    def used(self, day: date | None = None) -> int:
+        item = self._client.get_item(
+            TableName=self.table_name, Key=self.key(day or self._clock().date()), ConsistentRead=True
+        ).get("Item")
+        return int(item["used"]["N"]) if item and "used" in item else 0
+
+    def reserve(self, tokens: int) -> Reservation | None:
+        if tokens > self.daily_limit:
+            return None
+        now = self._clock()
+        day = now.date()
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key=self.key(day),
+                UpdateExpression="ADD used :n SET expires_at = if_not_exists(expires_at, :exp)",
+                # "used <= limit - n" rather than "used + n <= limit": condition expressions
+                # cannot add, so the threshold is computed here.
+                ConditionExpression="attribute_not_exists(used) OR used <= :threshold",
+                ExpressionAttributeValues={
+                    ":n": {"N": str(tokens)},
+                    ":threshold": {"N": str(self.daily_limit - tokens)},
+                    ":exp": {"N": str(int(now.timestamp()) + _KEEP_SECONDS)},
+                },
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return None
+        except Exception as exc:  # botocore errors: network, throttling, permissions
+            raise BudgetUnavailableError(f"token budget table unavailable: {exc}") from exc
+        return Reservation(day=day, tokens=tokens)
+
+    def settle(self, reservation: Reservation, actual_tokens: int) -> None:
+        delta = actual_tokens - reservation.tokens
+        if delta == 0:
+            return
+        # Unconditional: the tokens were spent whatever the budget says now.
+        self._client.update_item(
+            TableName=self.table_name,
+            Key=self.key(reservation.day),
+            UpdateExpression="ADD used :d",
+            ExpressionAttributeValues={":d": {"N": str(delta)}},
+        )

@@ -1,0 +1,98 @@
+"""Incidents and knowledge hits shared by the analyzer tests (not a test module)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cali.analysis_result import SimilarIncident
+from cali.incident import IncidentMessage, SampleLine
+from cali.levels import Level
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+POOL_MESSAGE = "HikariPool-1 - Connection is not available, request timed out after 30000ms."
+POOL_TRACE = (
+    "java.sql.SQLTransientConnectionException: HikariPool-1 - Connection is not available\n"
+    "\tat com.zaxxer.hikari.pool.HikariPool.createTimeoutException(HikariPool.java:696)\n"
+    "\tat com.shop.checkout.OrderRepository.save(OrderRepository.java:88)"
+)
+
+
+def incident(
+    *,
+    messages: list[str] | None = None,
+    stack_trace: str | None = POOL_TRACE,
+    fingerprint: str = "0123456789abcdef",
+    kind: str = "new",
+    window_count: int = 42,
+    incident_id: str | None = None,
+) -> IncidentMessage:
+    lines = messages or [POOL_MESSAGE]
+    samples = [
+        SampleLine(
+            timestamp=T0 + timedelta(seconds=i),
+            service="checkout",
+            level=Level.ERROR,
+            message=text,
+            host="ip-10-0-1-17",
+            stack_trace=stack_trace,
+            trace_id=f"trace-{i}",
+        )
+        for i, text in enumerate(lines)
+    ]
+    data: dict[str, Any] = {
+        "incident_id": incident_id or f"{fingerprint}-20261123T0900",
+        "fingerprint": fingerprint,
+        "template": "HikariPool-<*> - Connection is not available, request timed out after <NUM>ms.",
+        "kind": kind,
+        "environment": "dev",
+        "level": Level.ERROR,
+        "exception_type": "java.sql.SQLTransientConnectionException",
+        "services": ["checkout"],
+        "hosts": ["ip-10-0-1-17"],
+        "count": window_count,
+        "window_count": window_count,
+        "first_seen": T0,
+        "last_seen": T0 + timedelta(minutes=3),
+        "samples": samples,
+    }
+    return IncidentMessage.model_validate(data)
+
+
+def similar() -> list[SimilarIncident]:
+    return [
+        SimilarIncident(
+            id="KB-001",
+            title="Database connection pool exhausted",
+            source="runbook",
+            score=0.83,
+            service="checkout",
+            root_cause="Slow queries hold connections until the pool is empty.",
+            resolution="Kill long-running queries; raise pool size only after fixing the slow query.",
+            runbook_url="https://runbooks.example.com/db-pool",
+        ),
+        SimilarIncident(
+            id="INC-2041",
+            title="Checkout pool exhaustion after index drop",
+            source="incident",
+            score=0.71,
+            service="checkout",
+            root_cause="A migration dropped an index; order queries took 20 s.",
+            resolution="Recreated the index.",
+        ),
+    ]
+
+
+def good_answer(**overrides: Any) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "summary": "checkout cannot get database connections (42 errors in 3 minutes).",
+        "probable_root_cause": "The Hikari pool is exhausted, most likely by slow queries holding connections.",
+        "confidence": "high",
+        "evidence": ["Connection is not available, request timed out after 30000ms"],
+        "cited_ids": ["KB-001"],
+        "next_actions": ["Check pg_stat_activity for long-running queries.", "Follow runbook KB-001."],
+        "unknowns": ["Whether a deploy preceded the first error."],
+    }
+    answer.update(overrides)
+    return answer
