@@ -87,7 +87,7 @@ def similar() -> list[SimilarIncident]:
 def good_answer(**overrides: Any) -> dict[str, Any]:
     answer: dict[str, Any] = {
         "summary": "checkout cannot get database connections (42 errors in 3 minutes).",
-        "probable_root_cause": "The Hikari pool is exhausted, most likely by slow queries holding connections.",
+        "probable_root_cause": "The Hikari pool is exhausted, probably by slow queries holding connections.",
         "confidence": "high",
         "evidence": ["Connection is not available, request timed out after 30000ms"],
         "cited_ids": ["KB-001"],
