@@ -42,9 +42,31 @@ _LABEL_SANITIZER = re.compile(r"[^A-Z0-9]+")
 # Values that name the absence of a secret rather than a secret.
 _NON_SECRET_VALUES = frozenset(
     {
-        "", "null", "none", "nil", "undefined", "true", "false", "empty", "missing", "invalid",
-        "expired", "required", "redacted", "masked", "hidden", "***", "****", "*****", "xxx",
-        "[redacted]", "[filtered]", "<redacted>", "changeme?", "n/a", "-",
+        "",
+        "null",
+        "none",
+        "nil",
+        "undefined",
+        "true",
+        "false",
+        "empty",
+        "missing",
+        "invalid",
+        "expired",
+        "required",
+        "redacted",
+        "masked",
+        "hidden",
+        "***",
+        "****",
+        "*****",
+        "xxx",
+        "[redacted]",
+        "[filtered]",
+        "<redacted>",
+        "changeme?",
+        "n/a",
+        "-",
     }
 )
 
@@ -57,7 +79,9 @@ _PRIVATE_KEY = re.compile(
     re.DOTALL,
 )
 
-_JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*(?![A-Za-z0-9_-])")
+_JWT = re.compile(
+    r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*(?![A-Za-z0-9_-])"
+)
 
 # "Bearer <token>" and "Basic <base64>" anywhere (headers, curl lines, JSON). The lookahead
 # demands a digit or a token symbol so "expected Bearer authentication" is left alone.
@@ -83,7 +107,7 @@ _AWS_SECRET_KEY = re.compile(
     r"(?-i:([A-Za-z0-9/+]{40}))(?![A-Za-z0-9/+=])"
 )
 
-_SECRET_KEY_WORDS = (
+_CREDENTIAL_KEY_NAMES = (
     r"password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?token"
     r"|access[_-]?token|refresh[_-]?token|id[_-]?token|client[_-]?secret|private[_-]?key"
     r"|secret[_-]?key|credentials?|session[_-]?(?:id|token|key)|signature|sig|x-amz-signature"
@@ -91,7 +115,7 @@ _SECRET_KEY_WORDS = (
 )
 # Key names end with a secret word (db_password, X-Api-Key, githubToken) but never continue
 # into another word (max_tokens, token_count, passwordless).
-_KEY = rf"[A-Za-z0-9_.-]{{0,40}}?(?:{_SECRET_KEY_WORDS})"
+_KEY = rf"[A-Za-z0-9_.-]{{0,40}}?(?:{_CREDENTIAL_KEY_NAMES})"
 
 # "key": "value" / 'key': 'value' / key="value" / key='value' (quoted: anything but the quote)
 _KV_QUOTED = re.compile(
@@ -102,7 +126,9 @@ _KV_EQUALS = re.compile(rf"(?i)(?<![A-Za-z0-9])({_KEY})(\s?=\s?)(?![\"'])([^\s&,
 # key: value in prose or headers: only when the value looks like a secret (see _looks_secret).
 _KV_COLON = re.compile(rf"(?i)(?<![A-Za-z0-9])({_KEY})(:\s*)(?![\"'])([^\s&,;\"'<>)\]}}]{{1,512}})")
 
-_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])")
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])"
+)
 
 # Candidates only; ipaddress decides. Groups of up to 4 hex digits joined by ":" with at
 # least two colons, an optional IPv4 tail and an optional zone id.
@@ -371,7 +397,9 @@ def redact_incident(incident: IncidentMessage, redactor: Redactor) -> IncidentMe
             {
                 **sample.model_dump(),
                 "message": session.redact(sample.message),
-                "stack_trace": session.redact(sample.stack_trace) if sample.stack_trace else sample.stack_trace,
+                "stack_trace": session.redact(sample.stack_trace)
+                if sample.stack_trace
+                else sample.stack_trace,
                 "host": ip_session.redact(sample.host) if sample.host else sample.host,
             }
         )
