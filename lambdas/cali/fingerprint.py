@@ -30,45 +30,57 @@ from cali.fingerprint_stack import DEFAULT_FRAMEWORK_MARKERS, parse_exception_he
 ALGORITHM_VERSION = "cali-fp-1"
 WILDCARD = "<*>"
 
-_HEX = r"[0-9a-fA-F]"
-# Order matters: at one position the first alternative that matches wins, so the
-# longest, most specific shapes come first. Everything becomes one wildcard.
-_VARIABLE_PATTERNS: tuple[str, ...] = (
-    # URL with scheme
-    r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+",
-    # e-mail
-    r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b",
-    # UUID
-    rf"\b{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}\b",
-    # ISO-8601 / SQL timestamps and dates
-    r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b",
-    # Apache/CLF time 10/Oct/2000:13:55:36 -0700
-    r"\b\d{1,2}/[A-Z][a-z]{2}/\d{4}(?::\d{2}){3}(?:\s[+-]\d{4})?",
-    # "Sun Dec 04 04:47:44 2005", "Dec 4 04:47:44"
-    r"\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\s+)?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
-    r"\s+\d{1,2}\s+\d{2}:\d{2}:\d{2}(?:\s+\d{4})?",
-    # time of day
-    r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b",
-    # IPv6 (at least two colons, a digit somewhere, optional %zone)
-    r"(?<![\w:])(?=[0-9a-fA-F:]*\d)(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{1,4}(?:%\w+)?(?![\w:])",
-    # IPv4 with optional port
-    r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?(?![\w.])",
-    # 0x-prefixed hex
-    r"\b0[xX][0-9a-fA-F]+\b",
-    # absolute path (unix) or windows path
-    r"(?<![\w/.~-])(?:~|\.{1,2})?/(?:[\w.@%+~-]+/)*[\w.@%+~-]+/?",
-    r"\b[A-Za-z]:\\(?:[^\\\s]+\\)*[^\\\s]*",
-    # double- and single-quoted values (a quote at a word boundary, not an apostrophe)
-    r"\"[^\"\n]*\"",
-    r"(?<![\w'])'[^'\n]*'(?![\w'])",
-    # any other token that carries a digit (ids, sizes, durations, versions, numbers)
-    r"[^\s=:,;()\[\]{}\"'<>|]*\d[^\s=:,;()\[\]{}\"'<>|]*",
+# Characters that end a token. Splitting on them (and keeping them in the template) is
+# what lets "uid=0", "(pid 42)" and "host:port" keep their constant part.
+_DELIMS = r"\s=:,;()\[\]{}\"'<>|"
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_WEEKDAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_UNIT = (r"(?:[KMGTPE]i?B|[KMGTPE]|B|bytes?|ns|us|µs|ms|s|secs?|seconds?|m|mins?|minutes?"
+         r"|h|hours?|d|days?|%)")
+_TLD = r"(?:com|net|org|edu|gov|mil|int|io|co|us|uk|de|fr|jp|cn|ru|br|in|au|ca|nl|info|biz|local|internal|lan|cloud|dev|app)"
+
+# Multi-word variables first, each behind a cheap substring test in ``template``.
+_QUOTED = re.compile(r"\"[^\"\n]*\"|(?<![\w'])'[^'\n]*'(?![\w'])")
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+")
+_KEY_VALUE = re.compile(r"=(?:\"[^\"]*\"|'[^']*'|[^\s,;&)\]}\"'=][^\s,;&)\]}\"']*)")
+_IPV6_COMPRESSED = re.compile(r"(?<![\w:])[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4})*::[0-9a-fA-F:]*(?:%\w+)?")
+# A run of dots is a leader between a label and its value: "threshold......12".
+_DOT_LEADER = re.compile(r"\.{2,}(?=[^\s.])")
+# The one lexical rule: the word after "user" names an account ("session opened for
+# user alice", "Invalid user admin from ..."). Account names rarely carry digits, and
+# "user" is the entity auth, database and web logs all name this way.
+# Function words and verb forms after "user" are prose ("user is", "user created"), not
+# a name.
+_USER_NAME = re.compile(
+    r"\b([Uu]ser:? )(?!<\*>|(?:is|was|has|had|not|no|does|did|can|cannot|could|will|would|must|"
+    r"should|may|might|with|from|to|in|on|at|by|for|of|and|or|the|a|an)\b|[a-z]+(?:ed|ing)\b)"
+    rf"[^{_DELIMS}]+"
 )
-_VARIABLES = re.compile("|".join(f"(?:{p})" for p in _VARIABLE_PATTERNS))
-# The value of key=value is variable whatever its shape (user=alice, state=RUNNING).
-_KEY_VALUE = re.compile(r"(\b[A-Za-z_][\w.-]*)=(?:\"[^\"]*\"|'[^']*'|[^\s,;&)\]}]*)")
-# Consecutive wildcards (lists, "ip:port", "a.b") mean one variable of varying length.
-_WILDCARD_RUNS = re.compile(r"<\*>(?:[\s,.:;/_-]*<\*>)+")
+_EMPTY_PAIRS = (("()", "(<*>)"), ("[]", "[<*>]"), ("{}", "{<*>}"))
+
+# One pass over the text that only starts at token boundaries (the look-behind), so it
+# costs a few character tests per token. At a token start the first branch that
+# matches wins, most specific first. Possessive quantifiers avoid backtracking.
+_TOKEN_VARIABLE = re.compile(
+    rf"(?<![^{_DELIMS}])(?:"
+    # month-name dates: "Sun Dec 04 04:47:44 2005", "Jul 24 02:38:22"
+    rf"(?:{_WEEKDAY}\s+)?{_MONTH}\s+\d{{1,2}}(?:\s+\d{{1,2}}:\d{{2}}(?::\d{{2}})?)?"
+    r"(?:\s+[A-Z]{3,4}(?=\s+\d{4}))?(?:\s+\d{4})?(?![\w])"
+    # MAC addresses and other colon-separated hex pairs, digits or not: "FF:F2:9C:DC"
+    r"|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){2,}(?![\w:])"
+    # a number with a unit of size or duration: "512 KB", "1.5s", "30 ms", "99.9%"
+    rf"|[-+]?\d+(?:\.\d+)?\s?{_UNIT}(?![\w])"
+    # absolute or relative paths, including ones without digits
+    rf"|(?:~|\.{{1,2}})?/[^{_DELIMS}]*+"
+    # e-mail addresses and host names with a well-known top-level domain
+    rf"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+    rf"|(?:[A-Za-z0-9-]+\.)+{_TLD}(?![\w.-])"
+    # anything else that carries a digit: numbers, ids, hex, IPs, versions, timestamps
+    rf"|[^{_DELIMS}\d]*+\d[^{_DELIMS}]*+"
+    r")"
+)
+# Consecutive wildcards (lists, "ip:port", dates) are one variable of varying length.
+_WILDCARD_RUNS = re.compile(r"<\*>(?:[\s,.:;/_+-]*<\*>)+")
 _SPACES = re.compile(r"\s+")
 
 
@@ -102,10 +114,27 @@ class Fingerprinter:
     def template(self, message: str) -> str:
         """The message with every variable replaced by ``<*>``."""
         text = message[: self._max_message_chars]
-        text = _KEY_VALUE.sub(r"\1=<*>", text)
-        text = _VARIABLES.sub(WILDCARD, text)
-        text = _WILDCARD_RUNS.sub(WILDCARD, text)
-        return _SPACES.sub(" ", text).strip()
+        # The substring tests are ~50x cheaper than a regex pass that finds nothing.
+        if "://" in text:
+            text = _URL.sub(WILDCARD, text)
+        if '"' in text or "'" in text:
+            text = _QUOTED.sub(_keep_quotes, text)
+        if "=" in text:
+            text = _KEY_VALUE.sub("=<*>", text)
+        if "ser " in text:
+            text = _USER_NAME.sub(r"\1<*>", text)
+        if ".." in text:
+            text = _DOT_LEADER.sub(r"\g<0> ", text)
+        if "::" in text:
+            text = _IPV6_COMPRESSED.sub(WILDCARD, text)
+        for empty, masked in _EMPTY_PAIRS:
+            if empty in text:
+                # An empty pair is a variable that happened to be empty: "from 1.2.3.4 ()".
+                text = text.replace(empty, masked)
+        text = _TOKEN_VARIABLE.sub(WILDCARD, text)
+        if "<*>" in text:
+            text = _WILDCARD_RUNS.sub(WILDCARD, text)
+        return " ".join(text.split())
 
     def fingerprint(self, message: str, stack_trace: str | None = None) -> Fingerprint:
         """Fingerprint one event; a multi-line message without ``stack_trace`` is split."""
@@ -136,6 +165,11 @@ class Fingerprinter:
         if trace.frames:
             shown += " at " + " < ".join(trace.frames)
         return Fingerprint(_digest(key), shown, exc_type)
+
+
+def _keep_quotes(match: re.Match[str]) -> str:
+    quote = match.group(0)[0]
+    return f"{quote}{WILDCARD}{quote}"
 
 
 def _digest(key: str) -> str:
