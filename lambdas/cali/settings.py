@@ -56,6 +56,9 @@ class ConsumerSettings(CommonSettings):
 class AnalyzerSettings(CommonSettings):
     slack_secret_arn: str = Field("", description='Secret JSON: {"webhook_url"} or {"bot_token", "channel"}')
     slack_webhook_url: str = Field("", description="Local only: a webhook URL instead of a secret")
+    slack_bot_token: str = Field("", description="Local only: bot token (with slack_channel)")
+    slack_channel: str = Field("", description="Local only: channel for slack_bot_token")
+    slack_api_base_url: str = Field("", description="Slack Web API base URL; empty means https://slack.com/api/")
     openai_secret_arn: str = Field("", description='Secret JSON: {"api_key"}')
     milvus_secret_arn: str = Field("", description='Secret JSON: {"uri", "token"}')
     milvus_uri: str = Field("./.cali/milvus.db", description="Local only: Milvus Lite file or server URI")

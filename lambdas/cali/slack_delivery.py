@@ -1,0 +1,478 @@
+"""Post incident messages to Slack: incoming webhook or bot token, with retries and threads.
+
+Both modes go through slack_sdk with our own retry handlers (subclasses of slack_sdk's
+``RetryHandler``): 429 waits for ``Retry-After``, 5xx and connection errors back off
+exponentially, both a bounded number of times and with an injectable ``sleep`` so tests
+do not wait. Other 4xx answers (``invalid_blocks``, ``no_text``, ``invalid_auth``) are our
+fault or the configuration's and are not retried. When delivery finally fails the caller
+gets :class:`SlackDeliveryError`; the analyzer then reports the SQS message as a batch
+item failure, so SQS redelivers it and finally moves it to the DLQ: no alert is lost
+without a trace.
+
+Bot mode threads: the first message for a ``thread_key`` (the fingerprint) is posted to
+the channel and its ``ts`` stored in a :class:`ThreadStore`; later messages for the same
+key become replies in that thread. Webhooks cannot thread, so there every message is a
+new post.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.error import URLError
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web import WebClient
+from slack_sdk.webhook import WebhookClient
+
+from cali.slack_message import SlackMessage
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+    from cali.settings import AnalyzerSettings
+
+logger = logging.getLogger(__name__)
+
+Sleep = Callable[[float], None]
+SecretFetcher = Callable[[str], "Mapping[str, Any] | str"]
+
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_BACKOFF_BASE_SECONDS = 0.5
+DEFAULT_BACKOFF_MAX_SECONDS = 8.0
+# A Retry-After longer than this is not waited out inside a Lambda invocation: the
+# message goes back to SQS and its visibility timeout does the waiting.
+DEFAULT_MAX_RETRY_AFTER_SECONDS = 30.0
+THREAD_TTL_SECONDS = 14 * 86_400
+
+
+class SlackDeliveryError(Exception):
+    """The message was not delivered; ``retryable`` says whether a later redelivery may succeed."""
+
+    def __init__(
+        self, message: str, *, error: str, status: int | None, attempts: int, retryable: bool
+    ) -> None:
+        super().__init__(message)
+        self.error = error
+        self.status = status
+        self.attempts = attempts
+        self.retryable = retryable
+
+
+class SlackConfigurationError(ValueError):
+    """Neither a webhook nor a bot token/channel is configured, or the secret is malformed."""
+
+
+@dataclass(frozen=True)
+class SlackPostResult:
+    ts: str | None
+    channel: str | None
+    thread_ts: str | None
+    attempts: int
+
+
+class SlackNotifier(Protocol):
+    def post(self, message: SlackMessage, *, thread_key: str | None = None) -> SlackPostResult: ...
+
+
+# ---------------------------------------------------------------------------------------
+# Retries
+# ---------------------------------------------------------------------------------------
+
+
+class RetryPolicy:
+    """Shared by the three handlers: bounded attempts, capped backoff, injectable sleep.
+
+    It also counts the retries of the current post, which slack_sdk does not expose.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        backoff_base: float = DEFAULT_BACKOFF_BASE_SECONDS,
+        backoff_max: float = DEFAULT_BACKOFF_MAX_SECONDS,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER_SECONDS,
+        sleep: Sleep = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_retry_after = max_retry_after
+        self.sleep = sleep
+        self.jitter = jitter
+        self.retries = 0
+
+    def backoff(self, attempt: int) -> float:
+        """Full-jitter exponential backoff: uniform in [base*2^n / 2, base*2^n], capped."""
+        ceiling = min(self.backoff_max, self.backoff_base * (2**attempt))
+        return float(ceiling / 2 + ceiling / 2 * self.jitter())
+
+    def wait(self, seconds: float, state: RetryState) -> None:
+        self.retries += 1
+        self.sleep(seconds)
+        state.increment_current_attempt()
+        state.next_attempt_requested = True
+
+    def handlers(self) -> list[RetryHandler]:
+        return [_RateLimitRetry(self), _ServerErrorRetry(self), _ConnectionRetry(self)]
+
+
+def retry_after_seconds(response: HttpResponse | None) -> float | None:
+    if response is None:
+        return None
+    for name, values in response.headers.items():
+        if name.lower() == "retry-after":
+            raw = values[0] if isinstance(values, list) else values
+            try:
+                return max(float(raw), 0.0)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+class _PolicyRetry(RetryHandler):
+    def __init__(self, policy: RetryPolicy) -> None:
+        super().__init__(max_retry_count=policy.max_retries)
+        self.policy = policy
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        self.policy.wait(self.policy.backoff(state.current_attempt), state)
+
+
+class _RateLimitRetry(_PolicyRetry):
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        delay = retry_after_seconds(response)
+        return delay is None or delay <= self.policy.max_retry_after
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        delay = retry_after_seconds(response)
+        self.policy.wait(delay if delay is not None else self.policy.backoff(state.current_attempt), state)
+
+
+class _ServerErrorRetry(_PolicyRetry):
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return response is not None and 500 <= response.status_code <= 599
+
+
+class _ConnectionRetry(_PolicyRetry):
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is not None or error is None:
+            return False
+        return isinstance(error, URLError | ConnectionError | TimeoutError)
+
+
+def _is_retryable_status(status: int | None) -> bool:
+    return status is None or status == 429 or status >= 500
+
+
+# ---------------------------------------------------------------------------------------
+# Thread store
+# ---------------------------------------------------------------------------------------
+
+
+class ThreadStore(Protocol):
+    """Remembers the ``ts`` of the first message per (thread key, channel)."""
+
+    def get(self, key: str, channel: str) -> str | None: ...
+
+    def put(self, key: str, channel: str, ts: str) -> None: ...
+
+
+class InMemoryThreadStore:
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, str], str] = {}
+
+    def get(self, key: str, channel: str) -> str | None:
+        return self._items.get((key, channel))
+
+    def put(self, key: str, channel: str, ts: str) -> None:
+        self._items.setdefault((key, channel), ts)
+
+
+class DynamoDbThreadStore:
+    """Thread roots in the state table: ``pk = slackthread#<key>``, ``sk = <channel>``, TTL.
+
+    The first writer wins (conditional put), so two analyzers racing on one fingerprint
+    still agree on a single thread.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        client: DynamoDBClient | None = None,
+        ttl_seconds: int = THREAD_TTL_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("dynamodb")
+        self.table_name = table_name
+        self.client = client
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
+
+    @staticmethod
+    def _key(key: str, channel: str) -> dict[str, Any]:
+        return {"pk": {"S": f"slackthread#{key}"}, "sk": {"S": channel}}
+
+    def get(self, key: str, channel: str) -> str | None:
+        item = self.client.get_item(
+            TableName=self.table_name, Key=self._key(key, channel), ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return None
+        # DynamoDB deletes expired items lazily (up to days later): check the TTL ourselves.
+        expires_at = int(item.get("expires_at", {}).get("N", "0"))
+        if expires_at and expires_at < self.clock():
+            return None
+        return item["ts"]["S"]
+
+    def put(self, key: str, channel: str, ts: str) -> None:
+        now = self.clock()
+        item = {
+            **self._key(key, channel),
+            "ts": {"S": ts},
+            "expires_at": {"N": str(int(now + self.ttl_seconds))},
+        }
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
+                ExpressionAttributeValues={":now": {"N": str(int(now))}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            logger.info("thread root for %s already stored by another invocation", key)
+
+
+# ---------------------------------------------------------------------------------------
+# Notifiers
+# ---------------------------------------------------------------------------------------
+
+
+class WebhookNotifier:
+    """Incoming webhook: one channel fixed by the webhook, no threads, no ``ts`` back."""
+
+    def __init__(self, url: str, *, policy: RetryPolicy | None = None, timeout: int = 10) -> None:
+        self.policy = policy or RetryPolicy()
+        self.client = WebhookClient(url, timeout=timeout, retry_handlers=self.policy.handlers())
+
+    def post(self, message: SlackMessage, *, thread_key: str | None = None) -> SlackPostResult:
+        self.policy.retries = 0
+        try:
+            response = self.client.send(text=message.text, blocks=message.blocks)
+        except Exception as exc:  # connection errors after the retries
+            attempts = self.policy.retries + 1
+            raise SlackDeliveryError(
+                f"Slack webhook unreachable after {attempts} attempts: {exc}",
+                error="connection_error",
+                status=None,
+                attempts=attempts,
+                retryable=True,
+            ) from exc
+        attempts = self.policy.retries + 1
+        if response.status_code != 200:
+            raise SlackDeliveryError(
+                f"Slack webhook answered {response.status_code} {response.body!r} after {attempts} attempts",
+                error=str(response.body or response.status_code),
+                status=response.status_code,
+                attempts=attempts,
+                retryable=_is_retryable_status(response.status_code),
+            )
+        return SlackPostResult(ts=None, channel=None, thread_ts=None, attempts=attempts)
+
+
+class BotNotifier:
+    """``chat.postMessage`` with a bot token; messages sharing a ``thread_key`` form a thread."""
+
+    def __init__(
+        self,
+        token: str,
+        channel: str,
+        thread_store: ThreadStore,
+        *,
+        base_url: str | None = None,
+        policy: RetryPolicy | None = None,
+        timeout: int = 10,
+    ) -> None:
+        self.policy = policy or RetryPolicy()
+        self.channel = channel
+        self.thread_store = thread_store
+        kwargs: dict[str, Any] = {
+            "token": token,
+            "timeout": timeout,
+            "retry_handlers": self.policy.handlers(),
+        }
+        if base_url:
+            kwargs["base_url"] = base_url if base_url.endswith("/") else base_url + "/"
+        self.client = WebClient(**kwargs)
+
+    def post(self, message: SlackMessage, *, thread_key: str | None = None) -> SlackPostResult:
+        self.policy.retries = 0
+        thread_ts = self.thread_store.get(thread_key, self.channel) if thread_key else None
+        try:
+            data = self._post(message, thread_ts)
+        except SlackDeliveryError as exc:
+            if thread_ts is None or exc.error != "thread_not_found":
+                raise
+            # The thread root was deleted: start a new thread rather than lose the alert.
+            thread_ts = None
+            data = self._post(message, None)
+        ts = str(data["ts"])
+        channel = str(data.get("channel") or self.channel)
+        if thread_key and thread_ts is None:
+            self.thread_store.put(thread_key, self.channel, ts)
+        return SlackPostResult(ts=ts, channel=channel, thread_ts=thread_ts, attempts=self.policy.retries + 1)
+
+    def _post(self, message: SlackMessage, thread_ts: str | None) -> dict[str, Any]:
+        try:
+            response = self.client.chat_postMessage(
+                channel=self.channel,
+                text=message.text,
+                blocks=message.blocks,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            error = _api_error(exc.response.data)
+            attempts = self.policy.retries + 1
+            raise SlackDeliveryError(
+                f"chat.postMessage failed: HTTP {status} {error} after {attempts} attempts",
+                error=error,
+                status=status,
+                attempts=attempts,
+                retryable=_is_retryable_status(status),
+            ) from exc
+        except Exception as exc:  # connection errors after the retries
+            attempts = self.policy.retries + 1
+            raise SlackDeliveryError(
+                f"Slack API unreachable after {attempts} attempts: {exc}",
+                error="connection_error",
+                status=None,
+                attempts=attempts,
+                retryable=True,
+            ) from exc
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+
+def _api_error(data: Any) -> str:
+    if isinstance(data, dict):
+        return str(data.get("error", "unknown_error"))
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", "replace")
+    return str(data)[:200] or "unknown_error"
+
+
+# ---------------------------------------------------------------------------------------
+# Construction from settings
+# ---------------------------------------------------------------------------------------
+
+
+def powertools_secret_fetcher(secret_id: str) -> Mapping[str, Any] | str:
+    """Secrets Manager through Powertools Parameters (cached for 5 minutes per container)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_secret(secret_id, max_age=300)
+    return value if isinstance(value, str) else bytes(value).decode("utf-8")
+
+
+def _secret_mapping(raw: Mapping[str, Any] | str, secret_id: str) -> Mapping[str, Any]:
+    if isinstance(raw, str):
+        try:
+            parsed = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise SlackConfigurationError(f"Slack secret {secret_id} is not JSON") from exc
+        if not isinstance(parsed, dict):
+            raise SlackConfigurationError(f"Slack secret {secret_id} must be a JSON object")
+        return parsed
+    return raw
+
+
+def make_notifier(
+    settings: AnalyzerSettings,
+    secret_fetcher: SecretFetcher = powertools_secret_fetcher,
+    *,
+    thread_store: ThreadStore | None = None,
+    policy: RetryPolicy | None = None,
+) -> SlackNotifier:
+    """The notifier the settings ask for.
+
+    Locally ``slack_webhook_url`` (or ``slack_bot_token`` + ``slack_channel``) point at the
+    local sink; in AWS ``slack_secret_arn`` names a secret holding ``{"webhook_url"}`` or
+    ``{"bot_token", "channel"}``. Bot mode keeps thread roots in the state table.
+    """
+    base_url = settings.slack_api_base_url or None
+    if settings.slack_webhook_url:
+        return WebhookNotifier(settings.slack_webhook_url, policy=policy)
+    if settings.slack_bot_token and settings.slack_channel:
+        store = thread_store or DynamoDbThreadStore(settings.state_table_name)
+        return BotNotifier(
+            settings.slack_bot_token, settings.slack_channel, store, base_url=base_url, policy=policy
+        )
+    if not settings.slack_secret_arn:
+        raise SlackConfigurationError(
+            "Slack is not configured: set SLACK_SECRET_ARN (AWS) or SLACK_WEBHOOK_URL (local)"
+        )
+    secret = _secret_mapping(secret_fetcher(settings.slack_secret_arn), settings.slack_secret_arn)
+    if secret.get("webhook_url"):
+        return WebhookNotifier(str(secret["webhook_url"]), policy=policy)
+    if secret.get("bot_token") and secret.get("channel"):
+        store = thread_store or DynamoDbThreadStore(settings.state_table_name)
+        return BotNotifier(
+            str(secret["bot_token"]), str(secret["channel"]), store, base_url=base_url, policy=policy
+        )
+    raise SlackConfigurationError(
+        f"Slack secret {settings.slack_secret_arn} needs either webhook_url or bot_token and channel"
+    )
