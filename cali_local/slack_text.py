@@ -43,7 +43,8 @@ def render(blocks: Sequence[Mapping[str, Any]], fallback: str = "", width: int =
             if accessory and accessory.get("type") == "button":
                 lines.append(f"  [{_text_of(accessory.get('text'))}] {accessory.get('url', '')}")
         elif kind == "context":
-            parts = [_text_of(e) for e in block.get("elements", []) if e.get("type") in ("mrkdwn", "plain_text")]
+            elements = block.get("elements", [])
+            parts = [_text_of(e) for e in elements if e.get("type") in ("mrkdwn", "plain_text")]
             lines += _wrap(" | ".join(parts), width, indent="  ")
         elif kind == "actions":
             buttons = [

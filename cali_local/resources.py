@@ -1,0 +1,113 @@
+"""The AWS resources of one environment, created on a local endpoint (moto or LocalStack).
+
+The shapes follow the stacks: a Kinesis stream, the archive bucket with its raw/, dlq/
+and opensearch-failed/ prefixes, the incidents queue with its redrive DLQ, the consumer's
+on-failure queue and the DynamoDB state table (pk/sk, TTL ``expires_at``). Names are
+``cali-<env>-<purpose>``; the deployed stacks let CloudFormation name them and pass the
+names to the functions in environment variables, exactly as ``handler_environment`` does
+here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+INCIDENT_MAX_RECEIVES = 3
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    environment: str
+
+    @property
+    def stream(self) -> str:
+        return f"cali-{self.environment}-logs"
+
+    @property
+    def bucket(self) -> str:
+        return f"cali-{self.environment}-archive"
+
+    @property
+    def incidents_queue(self) -> str:
+        return f"cali-{self.environment}-incidents"
+
+    @property
+    def incidents_dlq(self) -> str:
+        return f"cali-{self.environment}-incidents-dlq"
+
+    @property
+    def consumer_failures_queue(self) -> str:
+        return f"cali-{self.environment}-consumer-failures"
+
+    @property
+    def state_table(self) -> str:
+        return f"cali-{self.environment}-state"
+
+
+@dataclass(frozen=True)
+class LocalResources:
+    names: ResourceNames
+    stream_arn: str
+    incidents_queue_url: str
+    incidents_dlq_url: str
+    consumer_failures_queue_url: str
+
+
+def create_resources(clients: Any, names: ResourceNames, *, shards: int = 2) -> LocalResources:
+    """Create (or reuse) every resource; idempotent so a second demo run starts cleanly."""
+    kinesis, s3, sqs, dynamodb = clients.kinesis, clients.s3, clients.sqs, clients.dynamodb
+    try:
+        kinesis.create_stream(StreamName=names.stream, ShardCount=shards)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+    kinesis.get_waiter("stream_exists").wait(StreamName=names.stream, WaiterConfig={"Delay": 0.1})
+    stream_arn = kinesis.describe_stream_summary(StreamName=names.stream)["StreamDescriptionSummary"]["StreamARN"]
+
+    try:
+        region = s3.meta.region_name
+        config = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=names.bucket, **config)
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+
+    dlq_url = sqs.create_queue(QueueName=names.incidents_dlq)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName=names.incidents_queue,
+        Attributes={
+            "VisibilityTimeout": "60",
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(INCIDENT_MAX_RECEIVES)}
+            ),
+        },
+    )["QueueUrl"]
+    failures_url = sqs.create_queue(QueueName=names.consumer_failures_queue)["QueueUrl"]
+
+    try:
+        dynamodb.create_table(
+            TableName=names.state_table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+        )
+        dynamodb.get_waiter("table_exists").wait(TableName=names.state_table, WaiterConfig={"Delay": 0.1})
+        dynamodb.update_time_to_live(
+            TableName=names.state_table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+    return LocalResources(names, stream_arn, queue_url, dlq_url, failures_url)
