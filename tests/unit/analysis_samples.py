@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cali.analysis_result import SimilarIncident
+from cali.embeddings import Embedder
 from cali.incident import IncidentMessage, SampleLine
+from cali.knowledge_base import default_knowledge_dir, load_knowledge_base
+from cali.knowledge_store import KnowledgeStore
 from cali.levels import Level
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -96,3 +100,25 @@ def good_answer(**overrides: Any) -> dict[str, Any]:
     }
     answer.update(overrides)
     return answer
+
+
+# ------------------------------------------------------------- a small real knowledge base
+
+KB_SUBSET = (
+    "rb-db-connection-pool-exhaustion",
+    "rb-upstream-timeout-504",
+    "rb-java-heap-outofmemory",
+    "rb-tls-certificate-expiry",
+    "rb-rate-limit-429-throttling",
+    "inc-2025-04-orders-hikari-pool",
+)
+
+
+def knowledge_store(directory: Path, embedder: Embedder, ids: tuple[str, ...] = KB_SUBSET) -> KnowledgeStore:
+    """Milvus Lite with a few real knowledge-base entries (all 34 take ~4 s to embed)."""
+    entries = [e for e in load_knowledge_base(default_knowledge_dir()) if e.id in ids]
+    assert len(entries) == len(ids), "knowledge-base ids used by the tests changed"
+    store = KnowledgeStore.connect(str(directory / "milvus.db"), collection="cali_test", dim=embedder.dim)
+    store.ensure_collection()
+    store.upsert(entries, embedder)
+    return store
