@@ -69,6 +69,12 @@ class AnalyzerSettings(CommonSettings):
     llm_max_tokens: int = Field(800, gt=0)
     llm_daily_token_budget: int = Field(2_000_000, ge=0)
     llm_cache_ttl_seconds: int = Field(86_400, gt=0)
+    llm_max_retries: int = Field(2, ge=0, le=6, description="SDK retries on timeout, 429, 5xx")
+    llm_prompt_max_tokens: int = Field(3_000, ge=500, description="Cap of the incident part of the prompt")
+    llm_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description='JSON, model -> [USD per 1M input tokens, per 1M output tokens]; over the built-in table',
+    )
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_dim: int = Field(384, gt=0)
@@ -83,6 +89,9 @@ class AnalyzerSettings(CommonSettings):
     opensearch_dashboards_url: HttpUrl | None = None
     grafana_url: HttpUrl | None = None
     incidents_stream_name: str = Field("", description="Firehose stream that indexes incidents in OpenSearch")
+    incidents_opensearch_url: str = Field(
+        "", description="Local only: OpenSearch for incident documents when no stream is set"
+    )
 
 
 class KnowledgeSyncSettings(AnalyzerSettings):
