@@ -31,7 +31,8 @@ from cali.embeddings import Embedder
 from cali.incident import IncidentMessage
 from cali.incident_sink import IncidentDocument, IncidentSink, SlackStatus, build_incident_document
 from cali.redaction import Redactor, redact_incident
-from cali.slack_message import IncidentLinks, SlackMessage, build_incident_message
+from cali.slack_delivery import SlackNotifier, SlackPostResult
+from cali.slack_message import IncidentLinks, build_incident_message
 
 logger = logging.getLogger(__name__)
 
@@ -54,12 +55,6 @@ class KnowledgeSearch(Protocol):
 
 class IncidentLlm(Protocol):
     def analyze(self, incident: IncidentMessage, similar: Sequence[SimilarIncident]) -> AnalysisResult: ...
-
-
-class SlackPoster(Protocol):
-    """``cali.slack_delivery.SlackNotifier``: raises after its own retries are exhausted."""
-
-    def post(self, message: SlackMessage, *, thread_key: str | None = None) -> object: ...
 
 
 LinksFor = Callable[[IncidentMessage], IncidentLinks]
@@ -117,7 +112,7 @@ class IncidentAnalysis:
         embedder: Embedder,
         knowledge: KnowledgeSearch,
         llm: IncidentLlm,
-        notifier: SlackPoster,
+        notifier: SlackNotifier,
         sink: IncidentSink,
         state: AlertState,
         environment: str,
@@ -167,7 +162,7 @@ class IncidentAnalysis:
 
         try:
             posted = self.notifier.post(message, thread_key=incident.incident_id)
-        except Exception as exc:
+        except Exception as exc:  # SlackDeliveryError after its retries, or anything unexpected
             document = self._document(redacted, result, latency_ms, "failed")
             outcome = AnalysisOutcome(incident.incident_id, "failed", result, document, latency_ms)
             # Best effort: a failed alert is worth seeing in Grafana, but the redelivery is
@@ -240,9 +235,5 @@ class IncidentAnalysis:
             logger.exception("could not remember that the document was recorded")
 
 
-def _slack_ts(posted: object) -> str | None:
-    """The notifier returns the message ``ts`` (bot mode) or nothing useful (webhooks)."""
-    if isinstance(posted, str):
-        return posted or None
-    ts = getattr(posted, "ts", None)
-    return str(ts) if ts else None
+def _slack_ts(posted: SlackPostResult) -> str | None:
+    return posted.ts or None  # webhooks do not tell the ts

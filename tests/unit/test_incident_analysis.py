@@ -1,6 +1,6 @@
 """The analysis path end to end in-process: real redactor, local embedder, Milvus Lite, the
-LLM through the OpenAI-compatible stub over HTTP. Only Slack is a test double here (the
-handler tests drive the real Slack client against a local webhook server)."""
+LLM through the OpenAI-compatible stub over HTTP. Only the Slack notifier is a test double
+here; the handler tests drive the real notifier against the local Slack server."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from cali.knowledge_store import KnowledgeStore
 from cali.llm_analysis import LlmAnalyzer, LlmConfig
 from cali.llm_cache import InMemoryLlmCache
 from cali.redaction import Redactor
+from cali.slack_delivery import SlackDeliveryError, SlackPostResult
 from cali.slack_message import IncidentLinks, SlackMessage
 from cali.token_budget import InMemoryTokenBudget
 from cali_local.openai_stub import OpenAiStub, StubReply
@@ -43,10 +44,6 @@ SECRET_LINE = (
 )
 
 
-class SlackDown(Exception):
-    """What the notifier raises once its retries are exhausted."""
-
-
 class RecordingNotifier:
     """Stands in for Slack (a boundary): keeps what was posted, can refuse."""
 
@@ -54,12 +51,20 @@ class RecordingNotifier:
         self.posted: list[tuple[SlackMessage, str | None]] = []
         self.fail_next = 0
 
-    def post(self, message: SlackMessage, *, thread_key: str | None = None) -> str:
+    def post(self, message: SlackMessage, *, thread_key: str | None = None) -> SlackPostResult:
         if self.fail_next:
             self.fail_next -= 1
-            raise SlackDown("Slack returned 503 after 3 attempts")
+            raise SlackDeliveryError(
+                "Slack answered 503 after 4 attempts",
+                error="http_503",
+                status=503,
+                attempts=4,
+                retryable=True,
+            )
         self.posted.append((message, thread_key))
-        return f"1732352400.{len(self.posted):06d}"
+        return SlackPostResult(
+            ts=f"1732352400.{len(self.posted):06d}", channel="C1", thread_ts=None, attempts=1
+        )
 
 
 class FlakySink(InMemoryIncidentSink):
