@@ -121,6 +121,15 @@ def _histogram(agg_id: str, interval: str = "auto") -> es.DateHistogram:
     )
 
 
+def _distinct_rows(datasource: dm.DataSourceRef, lucene: str, field: str) -> es.Dataquery:
+    """One table row per distinct value; a stat panel counts the rows.
+
+    A cardinality metric without a bucket aggregation is what one would write, but the
+    OpenSearch plugin rejects metric queries that have no bucket aggregation.
+    """
+    return _os_query("A", datasource, lucene, [es.Count().id("1")], [_terms("2", field, size=500)])
+
+
 def _terms(agg_id: str, field: str, size: int = 10, order_by: str = "_count") -> es.Terms:
     return (
         es.Terms()
@@ -298,12 +307,12 @@ def operations() -> dash.Dashboard:
         .with_panel(
             stat.Panel()
             .title("Distinct error fingerprints")
-            .description("How many different error templates occurred: a new one is often a new bug.")
-            .datasource(LOGS_DS)
-            .with_target(
-                _os_query("A", LOGS_DS, OPERATIONS_ERRORS, [es.UniqueCount().id("1").field("fingerprint")])
+            .description(
+                "How many different error templates occurred (up to 500): a new one is often a new bug."
             )
-            .reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]))
+            .datasource(LOGS_DS)
+            .with_target(_distinct_rows(LOGS_DS, OPERATIONS_ERRORS, "fingerprint"))
+            .reduce_options(cb.ReduceDataOptions().calcs(["count"]))
             .unit("short")
             .grid_pos(grid.next(6, 4))
         )
@@ -311,10 +320,8 @@ def operations() -> dash.Dashboard:
             stat.Panel()
             .title("Services logging")
             .datasource(LOGS_DS)
-            .with_target(
-                _os_query("A", LOGS_DS, OPERATIONS_FILTER, [es.UniqueCount().id("1").field("service")])
-            )
-            .reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]))
+            .with_target(_distinct_rows(LOGS_DS, OPERATIONS_FILTER, "service"))
+            .reduce_options(cb.ReduceDataOptions().calcs(["count"]))
             .unit("short")
             .grid_pos(grid.next(6, 4))
         )
@@ -432,6 +439,9 @@ def operations() -> dash.Dashboard:
                     LOGS_DS,
                     OPERATIONS_ERRORS,
                     [es.Logs().id("1").settings(es.ElasticsearchLogsSettings().limit("100"))],
+                    # The plugin rejects a non-document query without bucket aggregations; for
+                    # logs it then draws its own volume histogram.
+                    [_histogram("2")],
                 )
             )
             .show_time(True)
@@ -1211,6 +1221,11 @@ _HEADER = (
 def dashboard_json(name: str) -> dict[str, Any]:
     built = DASHBOARDS[name]().build()
     data: dict[str, Any] = json.loads(json.dumps(built, cls=JSONEncoder))
+    for panel in data.get("panels", []):
+        for inner in panel.get("panels", [panel]):
+            for target in inner.get("targets", []):
+                if target.get("datasource", {}).get("type") == OPENSEARCH_TYPE:
+                    _opensearch_dialect(target)
     for variable in data.get("templating", {}).get("list", []):
         # The SDK sets interval-variable defaults on every variable; Grafana's schema has no
         # such keys for query variables, so they are dropped rather than shipped as noise.
@@ -1218,6 +1233,20 @@ def dashboard_json(name: str) -> dict[str, Any]:
             for key in ("auto", "auto_min", "auto_count"):
                 variable.pop(key, None)
     return data
+
+
+def _opensearch_dialect(target: dict[str, Any]) -> None:
+    """Settings the OpenSearch plugin reads differently from the Elasticsearch model.
+
+    Its backend takes the logs line count from ``settings.size`` (Elasticsearch: ``limit``)
+    and sorts raw data by ``settings.order``, which the Elasticsearch builder cannot set.
+    """
+    for metric in target.get("metrics", []):
+        if metric["type"] == "logs":
+            settings = metric.setdefault("settings", {})
+            settings["size"] = settings.pop("limit", "500")
+        elif metric["type"] in ("raw_data", "raw_document"):
+            metric.setdefault("settings", {}).setdefault("order", "desc")
 
 
 def render_all() -> dict[Path, str]:

@@ -954,7 +954,8 @@ export const incidents = {
               "type": "raw_data",
               "id": "1",
               "settings": {
-                "size": "50"
+                "size": "50",
+                "order": "desc"
               }
             }
           ],

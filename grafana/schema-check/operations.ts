@@ -258,12 +258,23 @@ export const operations = {
           "refId": "A",
           "query": "environment:$environment AND service:$service AND level:(ERROR OR FATAL)",
           "timeField": "@timestamp",
-          "bucketAggs": [],
+          "bucketAggs": [
+            {
+              "id": "2",
+              "type": "terms",
+              "field": "fingerprint",
+              "settings": {
+                "order": "desc",
+                "size": "500",
+                "min_doc_count": "1",
+                "orderBy": "_count"
+              }
+            }
+          ],
           "metrics": [
             {
-              "type": "cardinality",
-              "id": "1",
-              "field": "fingerprint"
+              "type": "count",
+              "id": "1"
             }
           ],
           "queryType": "lucene",
@@ -274,7 +285,7 @@ export const operations = {
         }
       ],
       "title": "Distinct error fingerprints",
-      "description": "How many different error templates occurred: a new one is often a new bug.",
+      "description": "How many different error templates occurred (up to 500): a new one is often a new bug.",
       "transparent": false,
       "datasource": {
         "type": "grafana-opensearch-datasource",
@@ -296,7 +307,7 @@ export const operations = {
         "showPercentChange": false,
         "reduceOptions": {
           "calcs": [
-            "lastNotNull"
+            "count"
           ]
         },
         "percentChangeColorMode": "standard",
@@ -316,12 +327,23 @@ export const operations = {
           "refId": "A",
           "query": "environment:$environment AND service:$service AND level:$level",
           "timeField": "@timestamp",
-          "bucketAggs": [],
+          "bucketAggs": [
+            {
+              "id": "2",
+              "type": "terms",
+              "field": "service",
+              "settings": {
+                "order": "desc",
+                "size": "500",
+                "min_doc_count": "1",
+                "orderBy": "_count"
+              }
+            }
+          ],
           "metrics": [
             {
-              "type": "cardinality",
-              "id": "1",
-              "field": "service"
+              "type": "count",
+              "id": "1"
             }
           ],
           "queryType": "lucene",
@@ -353,7 +375,7 @@ export const operations = {
         "showPercentChange": false,
         "reduceOptions": {
           "calcs": [
-            "lastNotNull"
+            "count"
           ]
         },
         "percentChangeColorMode": "standard",
@@ -768,13 +790,23 @@ export const operations = {
           "refId": "A",
           "query": "environment:$environment AND service:$service AND level:(ERROR OR FATAL)",
           "timeField": "@timestamp",
-          "bucketAggs": [],
+          "bucketAggs": [
+            {
+              "id": "2",
+              "type": "date_histogram",
+              "field": "@timestamp",
+              "settings": {
+                "interval": "auto",
+                "min_doc_count": "0"
+              }
+            }
+          ],
           "metrics": [
             {
               "type": "logs",
               "id": "1",
               "settings": {
-                "limit": "100"
+                "size": "100"
               }
             }
           ],

@@ -252,7 +252,11 @@ def _bucket_agg(agg: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_request(target: dict[str, Any], variables: dict[str, list[str]]) -> dict[str, Any]:
-    """The search body the OpenSearch datasource sends for one panel target."""
+    """The search body the OpenSearch datasource's backend builds for one panel target.
+
+    Mirrors grafana/opensearch-datasource pkg/opensearch/lucene_handler.go, including its
+    validation: only raw data/document queries may have no bucket aggregation.
+    """
     query = interpolate(target.get("query") or "*", variables)
     body: dict[str, Any] = {
         "size": 0,
@@ -261,29 +265,34 @@ def build_request(target: dict[str, Any], variables: dict[str, list[str]]) -> di
         },
     }
     metrics = target["metrics"]
-    if metrics[0]["type"] in ("logs", "raw_data"):
-        settings = metrics[0].get("settings", {})
-        body["size"] = int(settings.get("limit") or settings.get("size") or 500)
-        body["sort"] = [{"@timestamp": {"order": "desc", "unmapped_type": "boolean"}}]
-        if metrics[0]["type"] == "logs":  # the logs volume histogram Grafana shows above the lines
-            body["aggs"] = {
-                "2": _bucket_agg({"type": "date_histogram", "field": "@timestamp", "settings": {}})
-            }
+    first = metrics[0]["type"]
+    if not target["bucketAggs"] and first not in ("raw_data", "raw_document"):
+        raise AssertionError("the plugin rejects this: invalid query, missing metrics and aggregations")
+    settings = metrics[0].get("settings", {})
+    if first in ("raw_data", "raw_document"):
+        assert settings.get("order") in ("asc", "desc"), "raw data needs settings.order"
+        body["size"] = int(settings.get("size", 500))
+        body["sort"] = [
+            {"@timestamp": {"order": settings["order"], "unmapped_type": "boolean"}},
+            {"_doc": {"order": settings["order"]}},
+        ]
         return body
-    leaf = _metric_aggs(metrics)
+    if first == "logs":
+        body["size"] = int(settings.get("size", 500))  # the plugin reads size, not limit
+        body["sort"] = [
+            {"@timestamp": {"order": "desc", "unmapped_type": "boolean"}},
+            {"_doc": {"order": "desc"}},
+        ]
+        body["aggs"] = {"1": _bucket_agg({"type": "date_histogram", "field": "@timestamp", "settings": {}})}
+        return body
     aggs: dict[str, Any] = {}
     cursor = aggs
     for agg in target["bucketAggs"]:
         cursor[agg["id"]] = _bucket_agg(agg)
         cursor[agg["id"]]["aggs"] = {}
         cursor = cursor[agg["id"]]["aggs"]
-    cursor.update(leaf)
-    if target["bucketAggs"]:
-        body["aggs"] = aggs
-    else:
-        body["aggs"] = leaf
-        if not leaf:  # a bare count: Grafana reads hits.total
-            body["track_total_hits"] = True
+    cursor.update(_metric_aggs(metrics))
+    body["aggs"] = aggs
     return body
 
 
@@ -321,14 +330,15 @@ def run_target(client: OpenSearch, target: dict[str, Any], variables: dict[str, 
     body = build_request(target, variables)
     result = msearch(client, INDEX_OF_DATASOURCE[target["datasource"]["uid"]], body)
     metric_ids = {m["id"] for m in target["metrics"] if m["type"] not in ("count", "logs", "raw_data")}
-    if target["metrics"][0]["type"] in ("logs", "raw_data"):
-        assert result["hits"]["hits"], "no documents"
-    elif target["bucketAggs"]:
-        assert _has_values(result["aggregations"], metric_ids), json.dumps(result)[:2000]
-    elif metric_ids:
-        assert all(_metric_value(result["aggregations"][m]) for m in metric_ids), result["aggregations"]
+    first = target["metrics"][0]["type"]
+    if first in ("logs", "raw_data"):
+        hits = result["hits"]["hits"]
+        assert hits, "no documents"
+        assert len(hits) <= int(target["metrics"][0]["settings"]["size"])
+        times = [hit["_source"]["@timestamp"] for hit in hits]
+        assert times == sorted(times, reverse=True), "newest first"
     else:
-        assert result["hits"]["total"]["value"] > 0
+        assert _has_values(result["aggregations"], metric_ids), json.dumps(result)[:2000]
     return result
 
 
@@ -408,6 +418,17 @@ def test_variable_queries_and_panels_with_selected_values(client: OpenSearch, na
             run_target(client, target, variables)
         except AssertionError as error:
             raise AssertionError(f"{name}: panel {title} with {variables}: {error}") from error
+
+
+def test_translation_rejects_what_the_plugin_rejects(client: OpenSearch) -> None:
+    target = {
+        "datasource": {"uid": "cali-opensearch-logs"},
+        "query": "level:ERROR",
+        "metrics": [{"id": "1", "type": "cardinality", "field": "service"}],
+        "bucketAggs": [],
+    }
+    with pytest.raises(AssertionError, match="missing metrics and aggregations"):
+        run_target(client, target, {})
 
 
 def test_translation_catches_a_wrong_field(client: OpenSearch) -> None:
