@@ -2,18 +2,27 @@
 
 ``fingerprint("Connection to 10.0.0.7:5432 timed out after 30000 ms")`` and the same line
 with another address and delay get the same id, because the variable parts are masked
-before hashing: ``Connection to <*> timed out after <*> ms``.
+before hashing: ``Connection to <*> timed out after <*>``.
 
 Why a stateless masker and not a learning parser such as Drain: the log consumer runs in
 many Lambda containers at once, on many shards, across deploys. A parser that learns
 templates from the lines it has seen gives the same line different ids in different
 containers (and after every cold start), which breaks throttling and incident grouping.
 Here the id is a pure function of the text: the same event gets the same id everywhere,
-forever, unless the algorithm version below is changed on purpose.
+forever, unless ``ALGORITHM_VERSION`` is changed on purpose.
 
 Variables are recognised by their shape, never by words of a particular log source:
-URLs, e-mails, UUIDs, timestamps, IPs with ports, paths, quoted values, ``key=value``
-values, hex and any token that carries a digit. See ``docs/fingerprinting.md``.
+URLs, quoted values, ``key=value`` values, IPv6, month-name dates, MAC addresses, paths,
+e-mails, host names and any token that carries a digit (numbers, ids, hex, IPv4 with
+ports, UUIDs, timestamps, versions, sizes and durations). Tokens end at whitespace and
+at ``= : , ; ( ) [ ] { } " ' < > |``, which stay in the template. One lexical rule is
+added: the word after "user" is an account name. Stack traces are grouped by exception
+type and top application frames (``cali.fingerprint_stack``). See
+``docs/fingerprinting.md`` for the design and the benchmark.
+
+This runs once per kept record in the log consumer, so it is written for speed: the
+regular expressions are compiled once, the expensive passes are skipped by plain
+substring tests, and the main pass only does work at token boundaries.
 """
 
 from __future__ import annotations
@@ -30,63 +39,88 @@ from cali.fingerprint_stack import DEFAULT_FRAMEWORK_MARKERS, parse_exception_he
 ALGORITHM_VERSION = "cali-fp-1"
 WILDCARD = "<*>"
 
-# Characters that end a token. Splitting on them (and keeping them in the template) is
+# Characters that end a token. Splitting on them and keeping them in the template is
 # what lets "uid=0", "(pid 42)" and "host:port" keep their constant part.
 _DELIMS = r"\s=:,;()\[\]{}\"'<>|"
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 _WEEKDAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+# Units whose choice follows the magnitude ("512 B" / "1.2 KB", "30 ms" / "2 s").
 _UNIT = (r"(?:[KMGTPE]i?B|[KMGTPE]|B|bytes?|ns|us|µs|ms|s|secs?|seconds?|m|mins?|minutes?"
          r"|h|hours?|d|days?|%)")
-_TLD = r"(?:com|net|org|edu|gov|mil|int|io|co|us|uk|de|fr|jp|cn|ru|br|in|au|ca|nl|info|biz|local|internal|lan|cloud|dev|app)"
+# Host names without digits are recognised by a well-known top-level domain.
+_TLDS = ("com", "net", "org", "edu", "gov", "mil", "int", "biz", "lan", "dev", "app", "io", "co",
+         "us", "uk", "de", "fr", "jp", "cn", "ru", "br", "in", "au", "ca", "nl", "eu", "info", "arpa",
+         "local", "cloud", "internal")
 
-# Multi-word variables first, each behind a cheap substring test in ``template``.
-_QUOTED = re.compile(r"\"[^\"\n]*\"|(?<![\w'])'[^'\n]*'(?![\w'])")
+# --- passes over the whole message, each behind a cheap substring test ---------------
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+")
+# A quote at a word boundary, so that apostrophes ("can't") are not quotes.
+_QUOTED = re.compile(r"\"[^\"\n]*\"|(?<![\w'])'[^'\n]*'(?![\w'])")
+# The value of key=value is variable whatever its shape (user=alice, state=RUNNING);
+# an empty value stays empty, it is often a different event ("rhost=" vs "rhost=x").
 _KEY_VALUE = re.compile(r"=(?:\"[^\"]*\"|'[^']*'|[^\s,;&)\]}\"'=][^\s,;&)\]}\"']*)")
-_IPV6_COMPRESSED = re.compile(r"(?<![\w:])[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4})*::[0-9a-fA-F:]*(?:%\w+)?")
-# A run of dots is a leader between a label and its value: "threshold......12".
-_DOT_LEADER = re.compile(r"\.{2,}(?=[^\s.])")
-# The one lexical rule: the word after "user" names an account ("session opened for
-# user alice", "Invalid user admin from ..."). Account names rarely carry digits, and
-# "user" is the entity auth, database and web logs all name this way.
-# Function words and verb forms after "user" are prose ("user is", "user created"), not
-# a name.
+# The word after "user" names an account ("session opened for user alice", "Invalid
+# user admin from ..."): the one lexical rule, because account names rarely carry
+# digits and auth, database and web servers all word it this way. Function words after
+# "user" are prose ("user is", "user not found"). The pattern starts with the literal
+# "ser" so that the engine can skip ahead to candidates quickly.
 _USER_NAME = re.compile(
-    r"\b([Uu]ser:? )(?!<\*>|(?:is|was|has|had|not|no|does|did|can|cannot|could|will|would|must|"
-    r"should|may|might|with|from|to|in|on|at|by|for|of|and|or|the|a|an)\b|[a-z]+(?:ed|ing)\b)"
+    r"ser(?<=(?<!\w)[Uu]ser)(:? )(?!<\*>|(?:is|was|has|had|not|no|does|did|can|cannot|could|will|"
+    r"would|must|should|may|might|with|from|to|in|on|at|by|for|of|and|or|the|a|an)\b)"
     rf"[^{_DELIMS}]+"
 )
+# A run of dots is a leader between a label and its value: "threshold......12".
+_DOT_LEADER = re.compile(r"\.{2,}(?=[^\s.])")
+# Compressed IPv6 ("fe80::1%eth0", "::1"); full forms are digit-bearing tokens anyway.
+_IPV6_COMPRESSED = re.compile(r"(?<![\w:])[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4})*::[0-9a-fA-F:]*(?:%\w+)?")
+# An empty pair is a variable that happened to be empty: "from 1.2.3.4 ()".
 _EMPTY_PAIRS = (("()", "(<*>)"), ("[]", "[<*>]"), ("{}", "{<*>}"))
+_HAS_TLD = re.compile(rf"\.(?:{'|'.join(_TLDS)})(?![\w.-])")
+# Look-behinds need a fixed width, hence one per length of top-level domain.
+_TLD_END = "(?:" + "|".join(
+    rf"(?<=[\w-]\.(?:{'|'.join(t for t in _TLDS if len(t) == n)}))"
+    for n in sorted({len(t) for t in _TLDS})
+) + ")"
 
-# One pass over the text that only starts at token boundaries (the look-behind), so it
-# costs a few character tests per token. At a token start the first branch that
-# matches wins, most specific first. Possessive quantifiers avoid backtracking.
-_TOKEN_VARIABLE = re.compile(
-    rf"(?<![^{_DELIMS}])(?:"
-    # month-name dates: "Sun Dec 04 04:47:44 2005", "Jul 24 02:38:22"
-    rf"(?:{_WEEKDAY}\s+)?{_MONTH}\s+\d{{1,2}}(?:\s+\d{{1,2}}:\d{{2}}(?::\d{{2}})?)?"
-    r"(?:\s+[A-Z]{3,4}(?=\s+\d{4}))?(?:\s+\d{4})?(?![\w])"
-    # MAC addresses and other colon-separated hex pairs, digits or not: "FF:F2:9C:DC"
-    r"|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){2,}(?![\w:])"
-    # a number with a unit of size or duration: "512 KB", "1.5s", "30 ms", "99.9%"
-    rf"|[-+]?\d+(?:\.\d+)?\s?{_UNIT}(?![\w])"
-    # absolute or relative paths, including ones without digits
-    rf"|(?:~|\.{{1,2}})?/[^{_DELIMS}]*+"
-    # e-mail addresses and host names with a well-known top-level domain
-    rf"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
-    rf"|(?:[A-Za-z0-9-]+\.)+{_TLD}(?![\w.-])"
-    # anything else that carries a digit: numbers, ids, hex, IPs, versions, timestamps
-    rf"|[^{_DELIMS}\d]*+\d[^{_DELIMS}]*+"
-    r")"
-)
-# Consecutive wildcards (lists, "ip:port", dates) are one variable of varying length.
-_WILDCARD_RUNS = re.compile(r"<\*>(?:[\s,.:;/_+-]*<\*>)+")
-_SPACES = re.compile(r"\s+")
+
+def _token_variables(*, host_names: bool) -> re.Pattern[str]:
+    """The main pass: one regex that only starts at token boundaries (the look-behind).
+
+    At a token start the first branch that matches wins, most specific first;
+    possessive quantifiers keep it from backtracking, so a token costs a few tests.
+    """
+    host = f"|{_TLD_END}" if host_names else ""
+    return re.compile(
+        rf"(?<![^{_DELIMS}])(?:"
+        # month-name dates: "Sun Dec 04 04:47:44 2005", "Jul 24 02:38:22", "Jun 27 12:50:35 PDT 2005"
+        rf"(?=[A-Z][a-z][a-z]\s)(?:{_WEEKDAY}\s+)?{_MONTH}\s+\d{{1,2}}"
+        r"(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?(?:\s+[A-Z]{3,4}(?=\s+\d{4}))?(?:\s+\d{4})?(?!\w)"
+        # MAC addresses and other colon-separated hex pairs, digits or not: "FF:F2:9C:DC"
+        r"|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){2,}(?![\w:])"
+        # absolute, home and relative paths, digits or not
+        rf"|[~.]{{0,2}}/[^{_DELIMS}]*+"
+        # One scan of the token decides the rest: it is a variable when it carries a
+        # digit (numbers, ids, hex, IPv4:port, UUIDs, timestamps, versions, "1.5s"), an
+        # "@" inside (e-mail addresses, user@host) or ends in a top-level domain.
+        rf"|[^{_DELIMS}\d@]*+(?:\d[^{_DELIMS}]*+|(?<=[^{_DELIMS}])@[^{_DELIMS}]*+{host})"
+        r")"
+    )
+
+
+# Testing every token for a top-level domain costs a third of the masking time, so the
+# host-name branch only runs on lines where a quick search finds such a suffix at all.
+_TOKENS = _token_variables(host_names=False)
+_TOKENS_AND_HOSTS = _token_variables(host_names=True)
+
+# Consecutive wildcards (lists, "ip:port", split dates) are one variable of varying
+# length, and a unit after a number goes with it: one pass from the literal "<*>".
+_MASKED = rf"<\*>(?:\s?(?=[KMGTPEBbnuµmshd%]){_UNIT}(?!\w))?"
+_WILDCARD_RUNS = re.compile(rf"{_MASKED}(?:[\s,.:;/_+-]*{_MASKED})*")
 
 
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
-    """The template of a log event and its stable id."""
+    """The template of a log event and its stable id (16 lowercase hex characters)."""
 
     id: str
     template: str
@@ -96,8 +130,9 @@ class Fingerprint:
 class Fingerprinter:
     """Masks variables, parses stack traces and hashes the result.
 
-    The defaults are the one generic configuration used everywhere; the knobs exist for
-    experiments and for the benchmark, not for per-source tuning.
+    The defaults are the one generic configuration used everywhere. The knobs exist for
+    experiments and the benchmark, not for tuning per log source; ids are comparable only
+    between fingerprinters with the same settings.
     """
 
     def __init__(
@@ -106,73 +141,88 @@ class Fingerprinter:
         max_frames: int = 3,
         framework_markers: Sequence[str] = DEFAULT_FRAMEWORK_MARKERS,
         max_message_chars: int = 2048,
+        mask_user_names: bool = True,
     ) -> None:
+        if max_frames < 0 or max_message_chars < 1:
+            raise ValueError("max_frames must be >= 0 and max_message_chars >= 1")
         self._max_frames = max_frames
         self._framework_markers = tuple(framework_markers)
+        # Bounds the cost of one pathological record (a whole file logged as one line).
         self._max_message_chars = max_message_chars
+        self._mask_user_names = mask_user_names
 
     def template(self, message: str) -> str:
-        """The message with every variable replaced by ``<*>``."""
+        """The first line of ``message`` with every variable replaced by ``<*>``."""
         text = message[: self._max_message_chars]
-        # The substring tests are ~50x cheaper than a regex pass that finds nothing.
+        # Substring tests are ~50x cheaper than a regex pass that finds nothing.
         if "://" in text:
             text = _URL.sub(WILDCARD, text)
         if '"' in text or "'" in text:
-            text = _QUOTED.sub(_keep_quotes, text)
+            text = _QUOTED.sub(_quoted_wildcard, text)
         if "=" in text:
             text = _KEY_VALUE.sub("=<*>", text)
-        if "ser " in text:
-            text = _USER_NAME.sub(r"\1<*>", text)
+        if self._mask_user_names and "ser" in text:
+            text = _USER_NAME.sub(r"ser\1<*>", text)
         if ".." in text:
             text = _DOT_LEADER.sub(r"\g<0> ", text)
         if "::" in text:
             text = _IPV6_COMPRESSED.sub(WILDCARD, text)
         for empty, masked in _EMPTY_PAIRS:
             if empty in text:
-                # An empty pair is a variable that happened to be empty: "from 1.2.3.4 ()".
                 text = text.replace(empty, masked)
-        text = _TOKEN_VARIABLE.sub(WILDCARD, text)
-        if "<*>" in text:
+        tokens = _TOKENS_AND_HOSTS if _HAS_TLD.search(text) else _TOKENS
+        text = tokens.sub(WILDCARD, text)
+        if WILDCARD in text:
             text = _WILDCARD_RUNS.sub(WILDCARD, text)
         return " ".join(text.split())
 
     def fingerprint(self, message: str, stack_trace: str | None = None) -> Fingerprint:
-        """Fingerprint one event; a multi-line message without ``stack_trace`` is split."""
+        """Fingerprint one event.
+
+        A multi-line ``message`` without ``stack_trace`` is split the way Fluent Bit's
+        multiline parsers join events: first line the message, the rest the trace.
+        """
         if stack_trace is None and "\n" in message:
             message, _, stack_trace = message.partition("\n")
         template = self.template(message)
-        if not stack_trace or not stack_trace.strip():
+        if not stack_trace or stack_trace.isspace():
             return Fingerprint(_digest(template), template, None)
+
         trace = parse_trace(stack_trace, max_frames=self._max_frames,
                             framework_markers=self._framework_markers)
         exc_type, exc_message = trace.exception_type, trace.exception_message
         if exc_type is None:
             header = parse_exception_header(message)
             if header is not None:
-                # The first line is the exception itself: its text is not the template.
+                # The first line is the exception itself ("java.lang.X: detail" followed
+                # by frames): its detail varies, so it is shown but not the template.
                 exc_type, exc_message = header
                 template = ""
         if exc_type is None and not trace.frames:
-            # Continuation lines that are not a trace we know: keep the first line only.
+            # Continuation lines that are no trace we know: the first line decides.
             return Fingerprint(_digest(template), template, None)
-        frames = "\x1f".join(trace.frames)
-        key = "\x1e".join((template, exc_type or "", frames))
+
+        # The exception message is left out of the key: it carries values that no
+        # masking catches ("Duplicate entry 'x' for key 'y'") and the type plus the
+        # frames already say which failure this is.
+        key = "\x1e".join((template, exc_type or "", "\x1f".join(trace.frames)))
         shown = template
         if exc_type:
             detail = self.template(exc_message or "")
             label = f"{exc_type}: {detail}" if detail else exc_type
             shown = f"{shown} [{label}]" if shown else label
         if trace.frames:
-            shown += " at " + " < ".join(trace.frames)
+            shown = f"{shown} at {' < '.join(trace.frames)}"
         return Fingerprint(_digest(key), shown, exc_type)
 
 
-def _keep_quotes(match: re.Match[str]) -> str:
+def _quoted_wildcard(match: re.Match[str]) -> str:
     quote = match.group(0)[0]
     return f"{quote}{WILDCARD}{quote}"
 
 
 def _digest(key: str) -> str:
+    # blake2b, not hash(): Python salts str hashes per process (PYTHONHASHSEED).
     material = f"{ALGORITHM_VERSION}\x00{key}".encode()
     return hashlib.blake2b(material, digest_size=8).hexdigest()
 
