@@ -184,7 +184,8 @@ def _terms_variable(
         dash.QueryVariable(name)
         .label(label)
         .datasource(datasource)
-        .query(query)
+        # A JSON *string*: the plugin's metricFindQuery runs JSON.parse on it.
+        .query(json.dumps(query))
         .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(dm.VariableSort.ALPHABETICAL_ASC)
         .multi(True)

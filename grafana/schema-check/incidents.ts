@@ -10,11 +10,7 @@ export const incidents = {
         "name": "environment",
         "label": "Environment",
         "skipUrlSync": false,
-        "query": {
-          "find": "terms",
-          "field": "environment",
-          "size": 500
-        },
+        "query": "{\"find\": \"terms\", \"field\": \"environment\", \"size\": 500}",
         "datasource": {
           "type": "grafana-opensearch-datasource",
           "uid": "cali-opensearch-incidents"
@@ -36,12 +32,7 @@ export const incidents = {
         "name": "service",
         "label": "Service",
         "skipUrlSync": false,
-        "query": {
-          "find": "terms",
-          "field": "services",
-          "size": 500,
-          "query": "environment:$environment"
-        },
+        "query": "{\"find\": \"terms\", \"field\": \"services\", \"size\": 500, \"query\": \"environment:$environment\"}",
         "datasource": {
           "type": "grafana-opensearch-datasource",
           "uid": "cali-opensearch-incidents"

@@ -10,11 +10,7 @@ export const operations = {
         "name": "environment",
         "label": "Environment",
         "skipUrlSync": false,
-        "query": {
-          "find": "terms",
-          "field": "environment",
-          "size": 500
-        },
+        "query": "{\"find\": \"terms\", \"field\": \"environment\", \"size\": 500}",
         "datasource": {
           "type": "grafana-opensearch-datasource",
           "uid": "cali-opensearch-logs"
@@ -36,12 +32,7 @@ export const operations = {
         "name": "service",
         "label": "Service",
         "skipUrlSync": false,
-        "query": {
-          "find": "terms",
-          "field": "service",
-          "size": 500,
-          "query": "environment:$environment"
-        },
+        "query": "{\"find\": \"terms\", \"field\": \"service\", \"size\": 500, \"query\": \"environment:$environment\"}",
         "datasource": {
           "type": "grafana-opensearch-datasource",
           "uid": "cali-opensearch-logs"
@@ -63,12 +54,7 @@ export const operations = {
         "name": "level",
         "label": "Level",
         "skipUrlSync": false,
-        "query": {
-          "find": "terms",
-          "field": "level",
-          "size": 500,
-          "query": "environment:$environment AND service:$service"
-        },
+        "query": "{\"find\": \"terms\", \"field\": \"level\", \"size\": 500, \"query\": \"environment:$environment AND service:$service\"}",
         "datasource": {
           "type": "grafana-opensearch-datasource",
           "uid": "cali-opensearch-logs"

@@ -346,7 +346,7 @@ def variable_values(
     client: OpenSearch, variable: dict[str, Any], variables: dict[str, list[str]]
 ) -> list[str]:
     """The values a {"find": "terms"} variable query lists (terms aggregation over the time range)."""
-    query = variable["query"]
+    query = json.loads(variable["query"])  # the plugin JSON.parses the variable query
     body = {
         "size": 0,
         "query": {
