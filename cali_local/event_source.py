@@ -120,9 +120,12 @@ class KinesisEventSource:
         """Read each shard once (up to ``batch_size`` records) and deliver; returns records read."""
         total = 0
         for shard_id in self._shards():
-            iterator = self._iterators.get(shard_id) or self.kinesis.get_shard_iterator(
-                StreamName=self.stream_name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
+            iterator = (
+                self._iterators.get(shard_id)
+                or self.kinesis.get_shard_iterator(
+                    StreamName=self.stream_name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+            )
             response = self.kinesis.get_records(ShardIterator=iterator, Limit=self.batch_size)
             self._iterators[shard_id] = response["NextShardIterator"]
             records = response["Records"]

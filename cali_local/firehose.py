@@ -62,9 +62,12 @@ class FirehoseStandIn:
         total = 0
         for shard in description["Shards"]:
             shard_id = shard["ShardId"]
-            iterator = self._iterators.get(shard_id) or self.kinesis.get_shard_iterator(
-                StreamName=self.stream_name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
+            iterator = (
+                self._iterators.get(shard_id)
+                or self.kinesis.get_shard_iterator(
+                    StreamName=self.stream_name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+            )
             response = self.kinesis.get_records(ShardIterator=iterator, Limit=self.batch_size)
             self._iterators[shard_id] = response["NextShardIterator"]
             records = response["Records"]

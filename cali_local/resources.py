@@ -66,18 +66,24 @@ def create_resources(clients: Any, names: ResourceNames, *, shards: int = 2) -> 
         if error.response["Error"]["Code"] != "ResourceInUseException":
             raise
     kinesis.get_waiter("stream_exists").wait(StreamName=names.stream, WaiterConfig={"Delay": 0.1})
-    stream_arn = kinesis.describe_stream_summary(StreamName=names.stream)["StreamDescriptionSummary"]["StreamARN"]
+    stream_arn = kinesis.describe_stream_summary(StreamName=names.stream)["StreamDescriptionSummary"][
+        "StreamARN"
+    ]
 
     try:
         region = s3.meta.region_name
-        config = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        config = (
+            {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        )
         s3.create_bucket(Bucket=names.bucket, **config)
     except ClientError as error:
         if error.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
 
     dlq_url = sqs.create_queue(QueueName=names.incidents_dlq)["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     queue_url = sqs.create_queue(
         QueueName=names.incidents_queue,
         Attributes={
