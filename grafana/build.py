@@ -403,13 +403,16 @@ def operations() -> dash.Dashboard:
                     [_terms("2", "fingerprint", size=20), _terms("3", "template.keyword", size=1)],
                 )
             )
-            .override_by_name("Max @timestamp", [dm.DynamicConfigValue(id_val="unit", value="dateTimeAsIso")])
+            # Column names as the plugin's table parser gives them: the metric type alone
+            # while each type appears once ("Max", not "Max @timestamp").
             .override_by_name(
-                "Max @timestamp", [dm.DynamicConfigValue(id_val="displayName", value="Last seen")]
+                "Max",
+                [
+                    dm.DynamicConfigValue(id_val="unit", value="dateTimeAsIso"),
+                    dm.DynamicConfigValue(id_val="displayName", value="Last seen"),
+                ],
             )
-            .override_by_name(
-                "Unique Count service", [dm.DynamicConfigValue(id_val="displayName", value="Services")]
-            )
+            .override_by_name("Unique Count", [dm.DynamicConfigValue(id_val="displayName", value="Services")])
             .override_by_name(
                 "template.keyword", [dm.DynamicConfigValue(id_val="displayName", value="Template")]
             )

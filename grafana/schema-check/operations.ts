@@ -651,21 +651,13 @@ export const operations = {
           {
             "matcher": {
               "id": "byName",
-              "options": "Max @timestamp"
+              "options": "Max"
             },
             "properties": [
               {
                 "id": "unit",
                 "value": "dateTimeAsIso"
-              }
-            ]
-          },
-          {
-            "matcher": {
-              "id": "byName",
-              "options": "Max @timestamp"
-            },
-            "properties": [
+              },
               {
                 "id": "displayName",
                 "value": "Last seen"
@@ -675,7 +667,7 @@ export const operations = {
           {
             "matcher": {
               "id": "byName",
-              "options": "Unique Count service"
+              "options": "Unique Count"
             },
             "properties": [
               {

@@ -264,3 +264,45 @@ def test_dashboard_provider_points_at_a_folder(dashboards: dict[str, dict[str, A
     data = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "cali.yaml").read_text())
     (provider,) = data["providers"]
     assert provider["type"] == "file" and provider["options"]["path"]
+
+
+# The OpenSearch plugin's names for metric columns (pkg/opensearch/response_parser.go).
+PLUGIN_METRIC_NAMES = {
+    "count": "Count",
+    "avg": "Average",
+    "sum": "Sum",
+    "max": "Max",
+    "min": "Min",
+    "cardinality": "Unique Count",
+    "percentiles": "Percentiles",
+}
+
+
+def table_columns(target: dict[str, Any]) -> set[str]:
+    """Columns of a table (no date histogram) query: bucket fields, then metrics named by
+    type, with the field appended only when a type appears more than once."""
+    columns = {agg["field"] for agg in target["bucketAggs"]}
+    types = [m["type"] for m in target["metrics"]]
+    for metric in target["metrics"]:
+        name = PLUGIN_METRIC_NAMES[metric["type"]]
+        columns.add(f"{name} {metric['field']}" if types.count(metric["type"]) > 1 else name)
+    return columns
+
+
+def test_table_overrides_and_sorting_name_real_columns(dashboards: dict[str, dict[str, Any]]) -> None:
+    checked = 0
+    for board in dashboards.values():
+        for panel in panels(board):
+            targets = [t for t in panel["targets"] if t["datasource"]["uid"] in INDEX_OF_DATASOURCE]
+            if panel["type"] != "table" or not targets or not targets[0]["bucketAggs"]:
+                continue
+            columns = table_columns(targets[0])
+            names = {
+                o["matcher"]["options"]
+                for o in panel["fieldConfig"]["overrides"]
+                if o["matcher"]["id"] == "byName"
+            }
+            names |= {s["displayName"] for s in panel["options"].get("sortBy", [])}
+            assert names <= columns, (panel["title"], names - columns)
+            checked += 1
+    assert checked, "no table panel was checked"
