@@ -249,6 +249,15 @@ def test_alert_rules_reference_existing_datasources_and_dashboards(
         assert rule["condition"] in refs
         for query in rule["data"]:
             assert query["datasourceUid"] in set(datasources) | {"__expr__"}
+            if query["datasourceUid"] == "__expr__":
+                # Expressions may only reference queries of the same rule ($$X in math).
+                expression = query["model"]["expression"]
+                used = (
+                    set(re.findall(r"\$\$([A-Z])", expression))
+                    if query["model"]["type"] == "math"
+                    else {expression}
+                )
+                assert used and used <= refs - {query["refId"]}, (rule["uid"], expression)
             if query["datasourceUid"] != "__expr__":
                 assert query["relativeTimeRange"]["from"] > query["relativeTimeRange"]["to"]
         assert rule["annotations"]["__dashboardUid__"] in uids
