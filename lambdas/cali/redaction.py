@@ -15,6 +15,8 @@ Decisions about ambiguous shapes (tested by the labelled corpus in
 
 - a dotted quad of octets (``10.1.2.3``) is an IPv4 address even when it could be a
   four-part version; ``v1.2.3.4``, three-part semver and five-part OIDs are not;
+- wildcard and loopback addresses (``0.0.0.0``, ``127.0.0.1``, ``::``, ``::1``) stay: they
+  identify nobody and tell the reader "bind address" or "sidecar";
 - ``10:30:00``, MAC addresses and ``Foo::Bar`` are not IPv6 (the candidate must parse with
   :mod:`ipaddress` and contain a digit);
 - card numbers need 13-19 digits, a known network prefix (Visa, Mastercard, Amex,
@@ -91,8 +93,9 @@ _AUTH_SCHEME = re.compile(
 
 # scheme://user:password@host and scheme://:password@host (redis). The user stays: it
 # names a service account, which helps the reader; the password goes. The password runs
-# to the last "@" of the authority because people do paste unescaped "@" in passwords.
-_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{1,20}://)([^\s:/@?#]*):([^\s/?#]+)@")
+# to the last "@" of the authority because people do paste unescaped "@", "#" or "?" in
+# passwords.
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{1,20}://)([^\s:/@?#]*):([^\s/]+)@")
 
 _AWS_ACCESS_KEY = re.compile(
     r"(?<![A-Za-z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])"
@@ -191,10 +194,15 @@ def _is_ipv6(candidate: str) -> bool:
     if candidate.count(":") < 2 or not any(c.isdigit() for c in candidate):
         return False
     try:
-        ipaddress.IPv6Address(candidate)
+        address = ipaddress.IPv6Address(candidate)
     except ValueError:
         return False
-    return True
+    return not (address.is_unspecified or address.is_loopback)
+
+
+def _is_ipv4(candidate: str) -> bool:
+    address = ipaddress.IPv4Address(candidate)
+    return not (address.is_unspecified or address.is_loopback)
 
 
 def _phone_digits_ok(candidate: str) -> bool:
@@ -281,7 +289,7 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     Detector("SECRET", _KV_COLON, _kv_colon),
     Detector("EMAIL", _EMAIL, _whole("EMAIL")),
     Detector("IPV6", _IPV6_CANDIDATE, _ipv6),
-    Detector("IPV4", _IPV4, _whole("IPV4")),
+    Detector("IPV4", _IPV4, _whole("IPV4", _is_ipv4)),
     Detector("CARD", _CARD_CANDIDATE, _whole("CARD", _is_card)),
     Detector("KR_RRN", _KR_RRN, _whole("KR_RRN")),
     Detector("PHONE", _PHONE, _whole("PHONE", _phone_digits_ok)),
