@@ -168,9 +168,14 @@ def client() -> Iterator[OpenSearch]:
             search_index.apply(os_client, retention_days=14)
         rng = random.Random(20261123)
         actions: list[dict[str, Any]] = []
+        templates = search_index.index_templates()
+        log_fields = set(templates["cali-logs"]["template"]["mappings"]["properties"])
+        incident_fields = set(templates["cali-incidents"]["template"]["mappings"]["properties"])
         for doc in log_documents(3000, rng):
+            assert set(doc) == log_fields  # the generator follows the document contract exactly
             actions.append({"_index": search_index.log_index_name(doc["@timestamp"]), "_source": doc})
         for doc in incident_documents(200, rng):
+            assert set(doc) == incident_fields
             actions.append({"_index": search_index.incident_index_name(doc["@timestamp"]), "_source": doc})
         indexed, errors = helpers.bulk(os_client, actions, refresh=True, raise_on_error=False)
         assert indexed == len(actions) and not errors
