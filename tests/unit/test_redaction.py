@@ -117,7 +117,7 @@ def gen_ipv6(rng: random.Random) -> Iterator[tuple[str, str]]:
         address = ipaddress.IPv6Address(":".join(f"{g:x}" for g in groups))
         value = address.compressed if i % 2 else address.exploded
         if i % 7 == 0:
-            value = f"::ffff:{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+            value = "::ffff:" + ".".join(str(rng.randint(1, 223)) for _ in range(4))
         if i % 5 == 0:
             value = f"fe80::{rng.randint(1, 0xFFFF):x}:{rng.randint(1, 0xFFFF):x}"
         yield value, rng.choice([*CONTEXTS, "peer [{v}]:8443 timeout", "src={v} dst=2001:db8::1"])
@@ -275,7 +275,7 @@ def recall_by_class(redactor: Redactor, cases: list[Case]) -> tuple[dict[str, fl
 
 
 def test_corpus_is_big_enough() -> None:
-    positives, negatives = load_corpus()
+    _, negatives = load_corpus()
     assert len(negatives) >= 150
     counts: dict[str, int] = defaultdict(int)
     for _, expect in all_positive_cases():
