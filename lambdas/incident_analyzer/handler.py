@@ -1,0 +1,240 @@
+"""Incident analyzer Lambda: SQS batch of incidents → analysis → Slack → incident document.
+
+Thin on purpose: Powertools parses each record into ``IncidentMessage`` and reports
+partial batch failures; ``cali.incident_analysis.IncidentAnalysis`` does the work. A
+record fails only when its alert could not be delivered (Slack after retries, or the
+incident document after Slack succeeded): SQS then redelivers it and, after the queue's
+``maxReceiveCount``, moves it to the DLQ. A message that does not parse fails the same
+way and ends in the DLQ with the parse error in the logs.
+
+Settings are read once per execution environment; AWS clients, the embedder, the Milvus
+connection and the OpenAI client are created on first use and reused. The embedder and
+Milvus are built lazily *per call* too: when they cannot be built (Milvus unreachable at
+cold start) the alert degrades and a later invocation tries again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from functools import cache
+from typing import Any, Generic, TypeVar
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Json
+
+from cali.alert_state import DynamoDbAlertState
+from cali.analysis_result import SimilarIncident
+from cali.embeddings import Embedder, make_embedder
+from cali.incident import IncidentMessage
+from cali.incident_analysis import AlertNotPostedError, AnalysisOutcome, IncidentAnalysis
+from cali.incident_sink import FirehoseIncidentSink, IncidentSink, OpenSearchIncidentSink
+from cali.knowledge_store import KnowledgeStore
+from cali.llm_analysis import DEFAULT_PRICES, LlmAnalyzer, LlmConfig, ModelPrice
+from cali.llm_cache import DynamoDbLlmCache
+from cali.redaction import Redactor
+from cali.settings import AnalyzerSettings, analyzer_settings
+from cali.slack_delivery import make_notifier
+from cali.slack_message import IncidentLinks, build_incident_links
+from cali.token_budget import DynamoDbTokenBudget
+
+SERVICE = "incident_analyzer"
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace="CALI", service=SERVICE)
+
+
+class IncidentRecord(SqsRecordModel):
+    body: Json[IncidentMessage]  # the JSON string body, parsed and validated
+
+
+processor = BatchProcessor(event_type=EventType.SQS, model=IncidentRecord)
+
+
+# ------------------------------------------------------------------------------- wiring
+
+T = TypeVar("T")
+
+
+class _Lazy(Generic[T]):
+    """Build on first use; a failed build is retried at the next use, not cached."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._value: T | None = None
+
+    def get(self) -> T:
+        if self._value is None:
+            self._value = self._factory()
+        return self._value
+
+
+class LazyEmbedder:
+    def __init__(self, factory: Callable[[], Embedder], *, model_name: str, dim: int) -> None:
+        self._lazy = _Lazy(factory)
+        self.model_name = model_name
+        self.dim = dim
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return self._lazy.get().embed(texts)
+
+
+class LazyKnowledgeStore:
+    def __init__(self, factory: Callable[[], KnowledgeStore]) -> None:
+        self._lazy = _Lazy(factory)
+
+    def search(
+        self,
+        vector: Sequence[float],
+        *,
+        top_k: int,
+        min_score: float,
+        service: str | None = None,
+        source: str | None = None,
+        fingerprint: str | None = None,
+    ) -> list[SimilarIncident]:
+        return self._lazy.get().search(
+            vector, top_k=top_k, min_score=min_score, service=service, source=source, fingerprint=fingerprint
+        )
+
+
+def openai_api_key(settings: AnalyzerSettings) -> str | None:
+    """From Secrets Manager in AWS; locally the usual ``OPENAI_API_KEY`` variable."""
+    if not settings.openai_secret_arn:
+        return os.environ.get("OPENAI_API_KEY") or None
+    from aws_lambda_powertools.utilities import parameters
+
+    secret = parameters.get_secret(settings.openai_secret_arn, transform="json", max_age=300)
+    if not isinstance(secret, dict) or not secret.get("api_key"):
+        logger.error("the OpenAI secret must be JSON with 'api_key'; LLM analysis disabled")
+        return None
+    return str(secret["api_key"])
+
+
+def llm_config(settings: AnalyzerSettings) -> LlmConfig:
+    prices = dict(DEFAULT_PRICES)
+    prices.update({model: ModelPrice(*price) for model, price in settings.llm_prices.items()})
+    return LlmConfig(
+        model=settings.llm_model,
+        max_tokens=settings.llm_max_tokens,
+        prompt_max_tokens=settings.llm_prompt_max_tokens,
+        timeout_seconds=settings.llm_timeout_seconds,
+        max_retries=settings.llm_max_retries,
+        cache_ttl_seconds=settings.llm_cache_ttl_seconds,
+        prices=prices,
+    )
+
+
+def incident_sink(settings: AnalyzerSettings) -> IncidentSink:
+    if settings.incidents_stream_name:
+        return FirehoseIncidentSink(settings.incidents_stream_name, client=boto3.client("firehose"))
+    if settings.incidents_opensearch_url:
+        return OpenSearchIncidentSink.connect(settings.incidents_opensearch_url)
+    raise ValueError(
+        "nowhere to record incidents: set INCIDENTS_STREAM_NAME (AWS) or INCIDENTS_OPENSEARCH_URL"
+    )
+
+
+def links_builder(settings: AnalyzerSettings) -> Callable[[IncidentMessage], IncidentLinks]:
+    dashboards = str(settings.opensearch_dashboards_url) if settings.opensearch_dashboards_url else None
+    grafana = str(settings.grafana_url) if settings.grafana_url else None
+    return lambda incident: build_incident_links(
+        incident, opensearch_dashboards_url=dashboards, grafana_url=grafana
+    )
+
+
+def build_analysis(settings: AnalyzerSettings) -> IncidentAnalysis:
+    api_key = openai_api_key(settings)
+    dynamodb = boto3.client("dynamodb")
+    table = settings.state_table_name
+    cfg = llm_config(settings)
+    llm = LlmAnalyzer(
+        LlmAnalyzer.create_client(cfg, api_key=api_key, base_url=settings.llm_base_url),
+        cfg,
+        budget=DynamoDbTokenBudget(table, settings.llm_daily_token_budget, client=dynamodb),
+        cache=DynamoDbLlmCache(table, client=dynamodb),
+    )
+    return IncidentAnalysis(
+        redactor=Redactor(settings.redaction_extra_patterns),
+        embedder=LazyEmbedder(
+            lambda: make_embedder(settings, api_key),
+            model_name=settings.embedding_model,
+            dim=settings.embedding_dim,
+        ),
+        knowledge=LazyKnowledgeStore(lambda: KnowledgeStore.from_settings(settings)),
+        llm=llm,
+        notifier=make_notifier(settings),
+        sink=incident_sink(settings),
+        state=DynamoDbAlertState(table, client=dynamodb),
+        environment=settings.cali_env,
+        links_for=links_builder(settings),
+        top_k=settings.retrieval_top_k,
+        min_score=settings.retrieval_min_score,
+    )
+
+
+@cache
+def analysis() -> IncidentAnalysis:
+    """One per execution environment (a failed build, e.g. no Slack config, is retried)."""
+    return build_analysis(analyzer_settings())
+
+
+# ------------------------------------------------------------------------------ handler
+
+
+def emit_metrics(outcome: AnalysisOutcome) -> None:
+    result = outcome.result
+    if result is None:  # resumed or duplicate delivery: nothing was analysed this time
+        return
+    metrics.add_metric("IncidentsAnalyzed", MetricUnit.Count, 1)
+    metrics.add_metric("AnalysisLatencyMs", MetricUnit.Milliseconds, outcome.analysis_latency_ms)
+    if result.degraded:
+        metrics.add_metric("AnalysisDegraded", MetricUnit.Count, 1)
+    usage = result.usage
+    if usage is not None and not usage.cached:
+        metrics.add_metric("LlmTokens", MetricUnit.Count, usage.prompt_tokens + usage.completion_tokens)
+        metrics.add_metric("LlmCostUsd", MetricUnit.NoUnit, usage.cost_usd)
+        metrics.add_metric("LlmLatencyMs", MetricUnit.Milliseconds, usage.latency_ms)
+    metrics.add_metric(
+        "SlackPosted" if outcome.disposition == "posted" else "SlackFailed", MetricUnit.Count, 1
+    )
+
+
+def record_handler(record: IncidentRecord) -> None:
+    incident: IncidentMessage = record.body
+    logger.append_keys(incident_id=incident.incident_id, fingerprint=incident.fingerprint, kind=incident.kind)
+    try:
+        try:
+            outcome = analysis().process(incident)
+        except AlertNotPostedError as exc:
+            emit_metrics(exc.outcome)
+            logger.exception("alert not delivered to Slack; SQS will redeliver the message")
+            raise
+        except Exception:
+            logger.exception("incident not processed; SQS will redeliver the message")
+            raise
+        emit_metrics(outcome)
+        result = outcome.result
+        logger.info(
+            "incident processed",
+            extra={
+                "disposition": outcome.disposition,
+                "degraded_reason": result.degraded_reason if result else None,
+                "flags": result.flags if result else [],
+            },
+        )
+    finally:
+        logger.remove_keys(["incident_id", "fingerprint", "kind"])
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
