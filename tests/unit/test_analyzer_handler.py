@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
+from incident_analyzer import handler as analyzer
 from moto import mock_aws
 
 from cali.embeddings import LocalOnnxEmbedder
@@ -25,7 +26,6 @@ from cali.settings import analyzer_settings
 from cali_local.event_source import LambdaContext, SqsEventSource
 from cali_local.openai_stub import OpenAiStub, StubReply
 from cali_local.slack_sink import SlackSink
-from incident_analyzer import handler as analyzer
 from tests.unit.analysis_samples import incident, knowledge_store
 
 REGION = "us-east-1"
@@ -137,7 +137,7 @@ def sqs_event(*bodies: str) -> dict[str, Any]:
                     "ApproximateFirstReceiveTimestamp": str(1763888400100 + i),
                 },
                 "messageAttributes": {},
-                "md5OfBody": hashlib.md5(body.encode()).hexdigest(),  # noqa: S324 (what SQS uses)
+                "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
                 "eventSource": "aws:sqs",
                 "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:cali-dev-incidents",
                 "awsRegion": REGION,
