@@ -86,7 +86,7 @@ class LocalOnnxEmbedder:
         model_path: Path | None = None,
         tokenizer_path: Path = TOKENIZER_PATH,
         max_length: int = 256,
-        batch_size: int = 32,
+        batch_size: int = 16,
         threads: int = 1,
     ) -> None:
         self.model_name = LOCAL_MODEL_NAME
@@ -143,10 +143,13 @@ class LocalOnnxEmbedder:
             self._load()
         import numpy as np
 
-        vectors: list[list[float]] = []
-        for start in range(0, len(texts), self._batch_size):
-            batch = list(texts[start : start + self._batch_size])
-            encodings = self._tokenizer.encode_batch(batch)
+        # Batches of similar lengths waste less compute on padding; results are put back
+        # in input order (padding is masked out, so grouping does not change a vector).
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors: list[list[float]] = [[] for _ in texts]
+        for start in range(0, len(order), self._batch_size):
+            positions = order[start : start + self._batch_size]
+            encodings = self._tokenizer.encode_batch([texts[i] for i in positions])
             ids = np.array([e.ids for e in encodings], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
             feeds = {"input_ids": ids, "attention_mask": mask}
@@ -157,7 +160,8 @@ class LocalOnnxEmbedder:
             pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
             normalised = pooled / np.clip(norms, 1e-12, None)
-            vectors.extend(row.tolist() for row in normalised.astype(np.float32))
+            for position, row in zip(positions, normalised.astype(np.float32), strict=True):
+                vectors[position] = row.tolist()
         return vectors
 
 

@@ -172,6 +172,9 @@ class KnowledgeStore:
         self._client.load_collection(self.collection)
         self._ready = True
 
+    def has_collection(self) -> bool:
+        return bool(self._client.has_collection(self.collection))
+
     def drop_collection(self) -> None:
         if self._client.has_collection(self.collection):
             self._client.drop_collection(self.collection)

@@ -29,11 +29,13 @@ class ResolvedIncidentSource(Protocol):
         ...
 
 
-def _text(value: Any) -> str | None:
+def _text(value: Any, limit: int = 300) -> str | None:
     if value is None:
         return None
     text = str(value).strip()
-    return text or None
+    # Items are written by people and tools without our length limits: keep the start of
+    # an over-long text rather than losing the whole lesson.
+    return (text[: limit - 1] + "…" if len(text) > limit else text) or None
 
 
 def _created_at(item: Mapping[str, Any]) -> datetime:
@@ -53,7 +55,7 @@ def entry_from_item(item: Mapping[str, Any]) -> KnowledgeEntry:
     if not pk.startswith(INCIDENT_PREFIX):
         raise ValueError(f"pk {pk!r} is not an {INCIDENT_PREFIX} item")
     incident_id = pk.removeprefix(INCIDENT_PREFIX)
-    root_cause, resolution = _text(item.get("root_cause")), _text(item.get("resolution"))
+    root_cause, resolution = _text(item.get("root_cause"), 6000), _text(item.get("resolution"), 6000)
     if not root_cause or not resolution:
         raise ValueError("a resolved incident needs both root_cause and resolution")
     services = item.get("services")
@@ -62,7 +64,11 @@ def entry_from_item(item: Mapping[str, Any]) -> KnowledgeEntry:
     )
     symptoms = "\n".join(
         text
-        for text in (_text(item.get("symptoms")), _text(item.get("summary")), _text(item.get("template")))
+        for text in (
+            _text(item.get("symptoms"), 12_000),
+            _text(item.get("summary"), 4_000),
+            _text(item.get("template"), 2_000),
+        )
         if text
     )
     tags = item.get("tags") or ()
@@ -76,7 +82,7 @@ def entry_from_item(item: Mapping[str, Any]) -> KnowledgeEntry:
             symptoms=symptoms or root_cause,
             root_cause=root_cause,
             resolution=resolution,
-            runbook_url=_text(item.get("runbook_url")),
+            runbook_url=_text(item.get("runbook_url"), 500),
             tags=tuple(str(tag) for tag in tags) if isinstance(tags, list | set | tuple) else (str(tags),),
             created_at=_created_at(item),
         )
