@@ -186,7 +186,9 @@ class SlackSink:
         return f"{self.base_url}/api/"
 
     def start(self) -> SlackSink:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="slack-sink", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="slack-sink", daemon=True
+        )
         self._thread.start()
         return self
 

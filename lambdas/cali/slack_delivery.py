@@ -223,7 +223,9 @@ class ThreadStore(Protocol):
 
     def get(self, key: str, channel: str) -> str | None: ...
 
-    def put(self, key: str, channel: str, ts: str) -> None: ...
+    def put(self, key: str, channel: str, ts: str, *, replacing: str | None = None) -> None:
+        """Store the root unless one exists; ``replacing`` overwrites that (dead) root only."""
+        ...
 
 
 class InMemoryThreadStore:
@@ -233,8 +235,10 @@ class InMemoryThreadStore:
     def get(self, key: str, channel: str) -> str | None:
         return self._items.get((key, channel))
 
-    def put(self, key: str, channel: str, ts: str) -> None:
-        self._items.setdefault((key, channel), ts)
+    def put(self, key: str, channel: str, ts: str, *, replacing: str | None = None) -> None:
+        current = self._items.get((key, channel))
+        if current is None or current == replacing:
+            self._items[(key, channel)] = ts
 
 
 class DynamoDbThreadStore:
@@ -277,19 +281,24 @@ class DynamoDbThreadStore:
             return None
         return item["ts"]["S"]
 
-    def put(self, key: str, channel: str, ts: str) -> None:
+    def put(self, key: str, channel: str, ts: str, *, replacing: str | None = None) -> None:
         now = self.clock()
         item = {
             **self._key(key, channel),
             "ts": {"S": ts},
             "expires_at": {"N": str(int(now + self.ttl_seconds))},
         }
+        condition = "attribute_not_exists(pk) OR expires_at < :now"
+        values: dict[str, Any] = {":now": {"N": str(int(now))}}
+        if replacing is not None:
+            condition += " OR ts = :old"
+            values[":old"] = {"S": replacing}
         try:
             self.client.put_item(
                 TableName=self.table_name,
                 Item=item,
-                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
-                ExpressionAttributeValues={":now": {"N": str(int(now))}},
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             logger.info("thread root for %s already stored by another invocation", key)
@@ -360,18 +369,19 @@ class BotNotifier:
     def post(self, message: SlackMessage, *, thread_key: str | None = None) -> SlackPostResult:
         self.policy.retries = 0
         thread_ts = self.thread_store.get(thread_key, self.channel) if thread_key else None
+        dead_root: str | None = None
         try:
             data = self._post(message, thread_ts)
         except SlackDeliveryError as exc:
-            if thread_ts is None or exc.error != "thread_not_found":
+            if thread_ts is None or exc.error not in {"thread_not_found", "invalid_thread_ts"}:
                 raise
             # The thread root was deleted: start a new thread rather than lose the alert.
-            thread_ts = None
+            dead_root, thread_ts = thread_ts, None
             data = self._post(message, None)
         ts = str(data["ts"])
         channel = str(data.get("channel") or self.channel)
         if thread_key and thread_ts is None:
-            self.thread_store.put(thread_key, self.channel, ts)
+            self.thread_store.put(thread_key, self.channel, ts, replacing=dead_root)
         return SlackPostResult(ts=ts, channel=channel, thread_ts=thread_ts, attempts=self.policy.retries + 1)
 
     def _post(self, message: SlackMessage, thread_ts: str | None) -> dict[str, Any]:
