@@ -28,6 +28,10 @@ from cali_local.openai_stub import OpenAiStub, StubReply
 from cali_local.slack_sink import SlackSink
 from tests.unit.analysis_samples import incident, knowledge_store
 
+# One worker runs the whole module, so its module-scoped servers start once under -n 2.
+pytestmark = pytest.mark.xdist_group("test_analyzer_handler")
+
+
 REGION = "us-east-1"
 TABLE = "cali-test-state"
 STREAM = "cali-test-incidents"

@@ -38,6 +38,10 @@ from cali.token_budget import InMemoryTokenBudget
 from cali_local.openai_stub import OpenAiStub, StubReply
 from tests.unit.analysis_samples import POOL_MESSAGE, incident, knowledge_store
 
+# One worker runs the whole module, so its module-scoped servers start once under -n 2.
+pytestmark = pytest.mark.xdist_group("test_incident_analysis")
+
+
 SECRET_LINE = (
     "Order failed for alice.smith@example.com from 203.0.113.77 "
     "(db url postgres://app:S3cr3tPassw0rd@db.internal:5432/orders): " + POOL_MESSAGE

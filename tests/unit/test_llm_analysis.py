@@ -28,6 +28,9 @@ from cali.token_budget import DynamoDbTokenBudget, InMemoryTokenBudget
 from cali_local.openai_stub import OpenAiStub, StubReply
 from tests.unit.analysis_samples import POOL_MESSAGE, good_answer, incident, similar
 
+# One worker runs the whole module, so its module-scoped servers start once under -n 2.
+pytestmark = pytest.mark.xdist_group("test_llm_analysis")
+
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[OpenAiStub]:
