@@ -58,7 +58,8 @@ _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+")
 _QUOTED = re.compile(r"\"[^\"\n]*\"|(?<![\w'])'[^'\n]*'(?![\w'])")
 # The value of key=value is variable whatever its shape (user=alice, state=RUNNING);
 # an empty value stays empty, it is often a different event ("rhost=" vs "rhost=x").
-_KEY_VALUE = re.compile(r"=(?:\"[^\"]*\"|'[^']*'|[^\s,;&)\]}\"'=][^\s,;&)\]}\"']*)")
+# A bracketed value ("Key (id)=(42)") is left to the token pass, which keeps the brackets.
+_KEY_VALUE = re.compile(r"=(?:\"[^\"]*\"|'[^']*'|[^\s,;&()\[\]{}<>\"'=][^\s,;&)\]}\"']*)")
 # The word after "user" names an account ("session opened for user alice", "Invalid
 # user admin from ..."): the one lexical rule, because account names rarely carry
 # digits and auth, database and web servers all word it this way. Function words after
@@ -73,8 +74,9 @@ _USER_NAME = re.compile(
 _DOT_LEADER = re.compile(r"\.{2,}(?=[^\s.])")
 # Compressed IPv6 ("fe80::1%eth0", "::1"); full forms are digit-bearing tokens anyway.
 _IPV6_COMPRESSED = re.compile(r"(?<![\w:])[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4})*::[0-9a-fA-F:]*(?:%\w+)?")
-# An empty pair is a variable that happened to be empty: "from 1.2.3.4 ()".
-_EMPTY_PAIRS = (("()", "(<*>)"), ("[]", "[<*>]"), ("{}", "{<*>}"))
+# A free-standing empty pair is a variable that happened to be empty: "from 1.2.3.4 ()"
+# (not a call such as "init()", where the pair follows a word).
+_EMPTY_PAIRS = ((" ()", " (<*>)"), (" []", " [<*>]"), (" {}", " {<*>}"))
 _HAS_TLD = re.compile(rf"\.(?:{'|'.join(_TLDS)})(?![\w.-])")
 # Look-behinds need a fixed width, hence one per length of top-level domain.
 _TLD_END = "(?:" + "|".join(
@@ -95,10 +97,13 @@ def _token_variables(*, host_names: bool) -> re.Pattern[str]:
         # month-name dates: "Sun Dec 04 04:47:44 2005", "Jul 24 02:38:22", "Jun 27 12:50:35 PDT 2005"
         rf"(?=[A-Z][a-z][a-z]\s)(?:{_WEEKDAY}\s+)?{_MONTH}\s+\d{{1,2}}"
         r"(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?(?:\s+[A-Z]{3,4}(?=\s+\d{4}))?(?:\s+\d{4})?(?!\w)"
-        # MAC addresses and other colon-separated hex pairs, digits or not: "FF:F2:9C:DC"
-        r"|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){2,}(?![\w:])"
-        # absolute, home and relative paths, digits or not
-        rf"|[~.]{{0,2}}/[^{_DELIMS}]*+"
+        # MAC addresses and other colon-separated hex pairs, digits or not: "FF:F2:9C:DC";
+        # full IPv6 addresses ("2001:db8:0:0:0:0:2:fa", a digit somewhere). Not a time
+        # with a fraction ("12:30:45.123"), which the digit branch takes token by token.
+        r"|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){2,}(?![\w:]|\.\d)"
+        r"|(?=[0-9A-Fa-f:]*\d)[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){2,7}(?![\w:]|\.\d)"
+        # absolute, home and relative paths, digits or not; Windows and UNC paths
+        rf"|[~.]{{0,2}}/[^{_DELIMS}]*+|(?:[A-Za-z]:)?\\[^{_DELIMS}]*+"
         # One scan of the token decides the rest: it is a variable when it carries a
         # digit (numbers, ids, hex, IPv4:port, UUIDs, timestamps, versions, "1.5s"), an
         # "@" inside (e-mail addresses, user@host) or ends in a top-level domain.

@@ -33,6 +33,7 @@ DEFAULT_FRAMEWORK_MARKERS: tuple[str, ...] = (
     "node_modules/", "node:",
     # Python
     "site-packages/", "dist-packages/", "/lib/python3.", "/lib/python2.", "<frozen ",
+    "/var/runtime/", "awslambdaric/",  # the AWS Lambda runtime interface client
     # Go (the standard library is recognised by its import paths, see _is_go_stdlib)
     "runtime.",
 )
@@ -94,8 +95,9 @@ def parse_exception_header(line: str) -> tuple[str, str | None] | None:
         return _go_exception(panic)
     match = _JAVA_EXCEPTION.match(stripped)
     if match is None:
+        # "TypeError: x", "Error [ERR_HTTP_HEADERS_SENT]: x"; "a: 1" is no exception.
         match = _NODE_EXCEPTION.match(stripped)
-        if match is None or not match.group(1).endswith(("Error", "Exception")):
+        if match is None or not match.group(1).split(" [")[0].endswith(("Error", "Exception")):
             return None
     return match.group(1), match.group(2)
 
@@ -139,9 +141,9 @@ def _parse_at_style(lines: list[str], max_frames: int, markers: _Markers) -> Par
             # their frames follow the infrastructure, so the first block decides.
             break
         if exc_type is None and not every:
-            match = _JAVA_EXCEPTION.match(stripped) or _NODE_EXCEPTION.match(stripped)
-            if match:
-                exc_type, exc_message = match.group(1), match.group(2)
+            header = parse_exception_header(stripped)
+            if header:
+                exc_type, exc_message = header
     return ParsedTrace(exc_type, exc_message, _pick(app, every, max_frames))
 
 
