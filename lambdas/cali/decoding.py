@@ -1,0 +1,178 @@
+"""Turn the bytes of one Kinesis record into log events.
+
+What users put into the stream, all accepted:
+
+- Fluent Bit ``kinesis_streams``: one JSON object per record, or several newline-joined;
+- the same, gzip-compressed;
+- CloudWatch Logs subscription filters: gzip JSON envelopes whose ``logEvents`` carry the
+  lines (``CONTROL_MESSAGE`` envelopes are the service checking the destination: skipped
+  and counted, never an error).
+
+A payload that is not JSON is bad data (DLQ reason ``not_json``): Fluent Bit always sends
+JSON, so raw text means a misconfigured output, and guessing a format would hide that.
+CloudWatch Logs lines are the exception: their envelope is JSON and plain-text lines are
+the norm there (Lambda's default format), so they become ``{"message": line}`` events.
+
+Errors are reported per event so one bad line never takes its neighbours to the DLQ; each
+carries the smallest bytes that can be replayed on their own (the line, or a one-event
+envelope), so ``cali dlq replay`` never duplicates the good events.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+GZIP_MAGIC: Final = b"\x1f\x8b"
+_LEVEL_SNIFF = re.compile(
+    rb"^\W{0,2}(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|FATAL|CRITICAL|SEVERE)\b", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EventError:
+    """One event (or the whole record, ``index`` 0) that is bad data."""
+
+    index: int
+    reason: str
+    detail: str
+    raw: bytes | None  # None: the record's original bytes are the thing to replay
+
+
+@dataclass(slots=True)
+class DecodedPayload:
+    """Events of one record; ``raws[i]`` is None when the record holds just that event."""
+
+    events: list[Any] = field(default_factory=list)
+    raws: list[bytes | None] = field(default_factory=list)
+    errors: list[EventError] = field(default_factory=list)
+    control_messages: int = 0
+    # CloudWatch Logs: replayable bytes are built only for the events that need them.
+    envelope: dict[str, Any] | None = None
+    log_events: list[Any] = field(default_factory=list)
+
+    def raw_for(self, index: int) -> bytes | None:
+        """Bytes to keep in the DLQ for event ``index`` (None: the record's own bytes)."""
+        if self.envelope is not None:
+            return _single_event_envelope(self.envelope, self.log_events[index])
+        return self.raws[index]
+
+    @property
+    def total(self) -> int:
+        """Units this record contributes to ``RecordsIn`` (events, bad events, control)."""
+        return len(self.events) + len(self.errors) + self.control_messages
+
+
+def gunzip_bounded(data: bytes, max_bytes: int) -> bytes:
+    """Decompress gzip, refusing to inflate past ``max_bytes`` (zip bombs are bad data too)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = inflater.decompress(data, max_bytes + 1)
+    if len(out) > max_bytes:
+        raise OverflowError(f"inflates past {max_bytes} bytes")
+    if not inflater.eof:
+        raise zlib.error("truncated gzip stream")
+    return out
+
+
+def decode_payload(data: bytes, max_bytes: int = 1_048_576) -> DecodedPayload:
+    """Decode one record's bytes (already base64-decoded) into events and per-event errors."""
+    result = DecodedPayload()
+    if len(data) > max_bytes:
+        result.errors.append(EventError(0, "oversized", f"{len(data)} bytes > {max_bytes}", None))
+        return result
+    if data[:2] == GZIP_MAGIC:
+        try:
+            data = gunzip_bounded(data, max_bytes)
+        except OverflowError as exc:
+            result.errors.append(EventError(0, "oversized", f"gzip payload {exc}", None))
+            return result
+        except (zlib.error, EOFError, OSError) as exc:
+            result.errors.append(EventError(0, "invalid_gzip", str(exc), None))
+            return result
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if b"\n" in data.strip():
+            _decode_lines(data, result)
+        else:
+            result.errors.append(_json_error(0, data, exc, None))
+        return result
+    if isinstance(value, dict) and "logEvents" in value and "messageType" in value:
+        _decode_cloudwatch(value, result)
+    else:
+        result.events.append(value)
+        result.raws.append(None)
+    return result
+
+
+def _json_error(index: int, data: bytes, exc: Exception, raw: bytes | None) -> EventError:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as utf8:
+        return EventError(index, "invalid_utf8", str(utf8), raw)
+    return EventError(index, "not_json", str(exc), raw)
+
+
+def _decode_lines(data: bytes, result: DecodedPayload) -> None:
+    index = 0
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            result.events.append(orjson.loads(line))
+            result.raws.append(line)
+        except orjson.JSONDecodeError as exc:
+            result.errors.append(_json_error(index, line, exc, line))
+        index += 1
+
+
+def _decode_cloudwatch(envelope: dict[str, Any], result: DecodedPayload) -> None:
+    if envelope.get("messageType") == "CONTROL_MESSAGE":
+        result.control_messages += 1
+        return
+    log_events = envelope.get("logEvents")
+    if not isinstance(log_events, list):
+        result.errors.append(EventError(0, "invalid_field:logEvents", "logEvents is not a list", None))
+        return
+    group = str(envelope.get("logGroup") or "")
+    stream = str(envelope.get("logStream") or "")
+    service = group.rstrip("/").rsplit("/", 1)[-1] or None
+    for index, log_event in enumerate(log_events):
+        if not isinstance(log_event, dict) or not isinstance(log_event.get("message"), str):
+            raw = _single_event_envelope(envelope, log_event)
+            result.errors.append(EventError(index, "invalid_field:logEvents", "logEvent has no message", raw))
+            continue
+        text: str = log_event["message"]
+        event: Any = None
+        stripped = text.strip()
+        if stripped.startswith("{"):
+            try:
+                event = orjson.loads(stripped)
+            except orjson.JSONDecodeError:
+                event = None
+        if not isinstance(event, dict):
+            event = {"message": text}
+            sniff = _LEVEL_SNIFF.match(text.encode("utf-8", "replace")[:40])
+            if sniff:
+                event["level"] = sniff.group(1).decode()
+        event.setdefault("timestamp", log_event.get("timestamp"))
+        if service:
+            event.setdefault("service", service)
+        event.setdefault("log_group", group)
+        event.setdefault("log_stream", stream)
+        result.events.append(event)
+        result.raws.append(None)
+        result.log_events.append(log_event)
+    result.envelope = envelope
+
+
+def _single_event_envelope(envelope: dict[str, Any], log_event: object) -> bytes:
+    """A replayable record holding just this log event, in the shape CloudWatch sends."""
+    single = {key: value for key, value in envelope.items() if key != "logEvents"}
+    single["logEvents"] = [log_event]
+    return gzip.compress(orjson.dumps(single), mtime=0)

@@ -1,0 +1,227 @@
+"""The dead-letter queue for bad log data: one JSON object per bad event in S3.
+
+Layout (the contract): ``s3://<bucket>/<prefix><yyyy>/<mm>/<dd>/<hh>/<id>.json``, the hour
+being the record's Kinesis arrival time. The id is derived from shard, sequence number and
+event index, so a redelivered batch overwrites its own DLQ objects instead of doubling
+them; it also starts with the hour, so ``cali dlq show ID`` finds the key without a scan.
+
+Operators list entries by time and reason, fix the producer or the consumer, then replay:
+the original bytes go back into the stream and the entry is marked ``replayed_at`` so a
+second replay skips it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from mypy_boto3_kinesis import KinesisClient
+    from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger(__name__)
+
+_ID_TIME = "%Y%m%d%H"
+
+
+class DlqEntry(BaseModel):
+    """One bad event, with everything needed to understand and replay it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    reason: str
+    error: str
+    source: Literal["kinesis"] = "kinesis"
+    shard_id: str
+    sequence_number: str
+    partition_key: str
+    arrival_time: datetime
+    dlq_time: datetime
+    data_base64: str
+    event_index: int = 0
+    stream_arn: str | None = None
+    replayed_at: datetime | None = None
+
+    @property
+    def entry_id(self) -> str:
+        digest = hashlib.sha256(
+            f"{self.shard_id}|{self.sequence_number}|{self.event_index}".encode()
+        ).hexdigest()[:20]
+        return f"{self.arrival_time.astimezone(UTC):{_ID_TIME}}-{digest}"
+
+    @property
+    def data(self) -> bytes:
+        return base64.b64decode(self.data_base64)
+
+
+def entry_key(prefix: str, entry_id: str) -> str:
+    """S3 key of an entry id (the id's first ten characters are its yyyymmddhh)."""
+    stamp = datetime.strptime(entry_id[:10], _ID_TIME)
+    return f"{prefix}{stamp:%Y/%m/%d/%H}/{entry_id}.json"
+
+
+class DlqWriter(Protocol):
+    """Where the consumer sends bad events; must be durable before the batch is acknowledged."""
+
+    def write(self, entries: Sequence[DlqEntry]) -> None: ...
+
+
+class DlqStore(DlqWriter, Protocol):
+    """What ``cali dlq`` needs beyond writing."""
+
+    def list(self, since: datetime, until: datetime, reason: str | None = None) -> Iterator[DlqEntry]: ...
+
+    def get(self, entry_id: str) -> DlqEntry: ...
+
+    def mark_replayed(self, entry: DlqEntry, when: datetime) -> None: ...
+
+
+class InMemoryDlq:
+    """DLQ kept in a dict: the benchmark and unit tests use it in place of S3."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, DlqEntry] = {}
+
+    def write(self, entries: Sequence[DlqEntry]) -> None:
+        for entry in entries:
+            self.entries[entry.entry_id] = entry
+
+    def list(self, since: datetime, until: datetime, reason: str | None = None) -> Iterator[DlqEntry]:
+        for entry in sorted(self.entries.values(), key=lambda e: e.arrival_time):
+            if since <= entry.arrival_time < until and _reason_matches(entry, reason):
+                yield entry
+
+    def get(self, entry_id: str) -> DlqEntry:
+        return self.entries[entry_id]
+
+    def mark_replayed(self, entry: DlqEntry, when: datetime) -> None:
+        self.entries[entry.entry_id] = entry.model_copy(update={"replayed_at": when})
+
+
+def _reason_matches(entry: DlqEntry, reason: str | None) -> bool:
+    # "missing_field" matches every "missing_field:<name>".
+    return reason is None or entry.reason == reason or entry.reason.startswith(f"{reason}:")
+
+
+class S3Dlq:
+    """The DLQ in the archive bucket. Writes run in parallel: a batch of 10,000 bad records
+    must not take 10,000 sequential PUT latencies."""
+
+    def __init__(self, client: S3Client, bucket: str, prefix: str = "dlq/", max_workers: int = 16) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._prefix = prefix
+        self._max_workers = max_workers
+
+    def _put(self, entry: DlqEntry) -> None:
+        self._client.put_object(
+            Bucket=self._bucket,
+            Key=entry_key(self._prefix, entry.entry_id),
+            Body=entry.model_dump_json().encode(),
+            ContentType="application/json",
+        )
+
+    def write(self, entries: Sequence[DlqEntry]) -> None:
+        if len(entries) <= 2:
+            for entry in entries:
+                self._put(entry)
+            return
+        with ThreadPoolExecutor(max_workers=min(self._max_workers, len(entries))) as pool:
+            # list() re-raises the first failure: the batch must then be retried, not acked.
+            list(pool.map(self._put, entries))
+
+    def list(self, since: datetime, until: datetime, reason: str | None = None) -> Iterator[DlqEntry]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        for hour_prefix in _hour_prefixes(self._prefix, since, until):
+            for page in paginator.paginate(Bucket=self._bucket, Prefix=hour_prefix):
+                for item in page.get("Contents", []):
+                    entry = self._read(item["Key"])
+                    if since <= entry.arrival_time < until and _reason_matches(entry, reason):
+                        yield entry
+
+    def _read(self, key: str) -> DlqEntry:
+        body = self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        return DlqEntry.model_validate_json(body)
+
+    def get(self, entry_id: str) -> DlqEntry:
+        return self._read(entry_key(self._prefix, entry_id))
+
+    def mark_replayed(self, entry: DlqEntry, when: datetime) -> None:
+        self._put(entry.model_copy(update={"replayed_at": when}))
+
+
+def _hour_prefixes(prefix: str, since: datetime, until: datetime) -> Iterator[str]:
+    hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    end = until.astimezone(UTC)
+    while hour < end:
+        yield f"{prefix}{hour:%Y/%m/%d/%H}/"
+        hour = datetime.fromtimestamp(hour.timestamp() + 3600, tz=UTC)
+
+
+class ReplayResult(BaseModel):
+    replayed: list[str] = []
+    skipped: list[str] = []
+    failed: dict[str, str] = {}
+
+
+def replay(
+    entries: Iterable[DlqEntry],
+    store: DlqStore,
+    kinesis: KinesisClient | None,
+    stream: str,
+    *,
+    execute: bool,
+    force: bool = False,
+    now: datetime | None = None,
+    attempts: int = 3,
+) -> ReplayResult:
+    """Put the original bytes of ``entries`` back into ``stream`` (ARN or name).
+
+    Dry run unless ``execute``: then the result lists what would be replayed. Entries
+    already replayed are skipped unless ``force``. Records Kinesis rejects (throttling)
+    are retried ``attempts`` times, then reported as failed and left unmarked.
+    """
+    result = ReplayResult()
+    todo: list[DlqEntry] = []
+    for entry in entries:
+        if entry.replayed_at is not None and not force:
+            result.skipped.append(entry.entry_id)
+        else:
+            todo.append(entry)
+    if not execute:
+        result.replayed = [entry.entry_id for entry in todo]
+        return result
+    if kinesis is None:
+        raise ValueError("a Kinesis client is needed to execute a replay")
+    target: dict[str, Any] = {"StreamARN": stream} if stream.startswith("arn:") else {"StreamName": stream}
+    when = now or datetime.now(UTC)
+    for start in range(0, len(todo), 500):  # PutRecords takes at most 500 records
+        chunk = todo[start : start + 500]
+        for attempt in range(attempts):
+            response = kinesis.put_records(
+                Records=[{"Data": entry.data, "PartitionKey": entry.partition_key} for entry in chunk],
+                **target,
+            )
+            retry: list[DlqEntry] = []
+            for entry, outcome in zip(chunk, response["Records"], strict=True):
+                if "ErrorCode" in outcome:
+                    retry.append(entry)
+                    error = f"{outcome['ErrorCode']}: {outcome.get('ErrorMessage', '')}"
+                    result.failed[entry.entry_id] = error
+                else:
+                    result.failed.pop(entry.entry_id, None)
+                    store.mark_replayed(entry, when)
+                    result.replayed.append(entry.entry_id)
+            if not retry:
+                break
+            chunk = retry
+            time.sleep(0.2 * 2**attempt)
+    return result

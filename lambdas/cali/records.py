@@ -1,0 +1,296 @@
+"""The validated log record every log source is normalised into.
+
+Fluent Bit parsers, zap, pino, logrus, logback and CloudWatch Logs all name the same
+things differently. ``LogRecord.model_validate`` accepts any of those shapes: a ``before``
+validator resolves the aliases in one pass over the keys, Pydantic then checks the types.
+Everything the record does not name is kept in ``fields`` so no information is lost on
+the way to OpenSearch.
+
+Over-long text is truncated with a visible marker rather than rejected: a 5 MB stack trace
+is still an incident, only its tail is noise.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from cali.levels import Level
+
+MAX_MESSAGE_CHARS: Final = 16_384
+MAX_STACK_TRACE_CHARS: Final = 32_768
+MAX_SHORT_FIELD_CHARS: Final = 512
+MAX_EXTRA_FIELD_CHARS: Final = 4_096
+UNKNOWN_SERVICE: Final = "unknown"
+
+# First key present wins; order is "most specific first".
+_TIME_KEYS: Final = ("@timestamp", "timestamp", "time", "ts", "datetime", "date", "eventTime")
+_LEVEL_KEYS: Final = ("level", "severity", "lvl", "levelname", "log_level", "loglevel", "severity_text")
+_MESSAGE_KEYS: Final = ("message", "msg", "log", "event", "body")
+_SERVICE_KEYS: Final = ("service", "app", "service_name", "application", "serviceName")
+_STACK_KEYS: Final = ("stack_trace", "stacktrace", "stack", "exception", "exc_info", "error.stack")
+_TRACE_KEYS: Final = ("trace_id", "traceId", "trace.id", "dd.trace_id", "X-Amzn-Trace-Id")
+_REQUEST_KEYS: Final = ("request_id", "requestId", "req_id", "reqId", "correlation_id")
+_HOST_KEYS: Final = ("host", "hostname", "host.name")
+_LOGGER_KEYS: Final = ("logger", "logger_name", "name", "caller")
+_SINGLE: Final = {
+    "environment": ("environment", "env"),
+    "thread": ("thread", "thread_name"),
+    "pod": ("pod", "pod_name"),
+    "container": ("container", "container_name"),
+    "namespace": ("namespace",),
+}
+_CONSUMED: Final = frozenset(
+    (*_TIME_KEYS, *_LEVEL_KEYS, *_MESSAGE_KEYS, *_SERVICE_KEYS, *_STACK_KEYS, *_TRACE_KEYS,
+     *_REQUEST_KEYS, *_HOST_KEYS, *_LOGGER_KEYS, "kubernetes", *(k for ks in _SINGLE.values() for k in ks))
+)
+
+# log4j's DATE and ABSOLUTE-with-date forms, e.g. "23 Nov 2026 10:00:00,123".
+_LOG4J_DATE = re.compile(r"^(\d{1,2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2})(?:[,.](\d{1,6}))?$")
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut ``text`` to ``limit`` characters plus a marker saying how much was dropped."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…[truncated {len(text) - limit} chars]"
+
+
+def parse_timestamp(value: object) -> datetime:
+    """Parse ISO-8601, epoch s/ms/µs/ns (number or digits), logback and log4j forms; UTC if naive.
+
+    Raises ``ValueError`` on anything else, which becomes ``invalid_field:timestamp``.
+    """
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a timestamp")
+    if isinstance(value, int | float):
+        return _from_epoch(float(value))
+    if not isinstance(value, str):
+        raise ValueError(f"unsupported timestamp type {type(value).__name__}")
+    text = value.strip()
+    if not text:
+        raise ValueError("empty timestamp")
+    if text[0].isdigit() and text.replace(".", "", 1).isdigit():
+        return _from_epoch(float(text))
+    # logback "2026-11-23 10:00:00,123" and log4j ISO8601 "2026-11-23T10:00:00,123";
+    # "2026/11/23 10:00:00" (Go's log package).
+    iso = text.replace(",", ".", 1) if "," in text else text
+    if len(iso) > 10 and iso[4] == "/" and iso[7] == "/":
+        iso = f"{iso[:4]}-{iso[5:7]}-{iso[8:]}"
+    try:
+        parsed = datetime.fromisoformat(iso)
+    except ValueError:
+        match = _LOG4J_DATE.match(text)
+        if match is None:
+            raise ValueError(f"unrecognised timestamp {text[:40]!r}") from None
+        parsed = datetime.strptime(match.group(1), "%d %b %Y %H:%M:%S")
+        if match.group(2):
+            parsed = parsed.replace(microsecond=int(match.group(2).ljust(6, "0")))
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _from_epoch(number: float) -> datetime:
+    # The magnitude says the unit: seconds until year 5138, then ms, µs, ns.
+    magnitude = abs(number)
+    if magnitude < 1e11:
+        seconds = number
+    elif magnitude < 1e14:
+        seconds = number / 1e3
+    elif magnitude < 1e17:
+        seconds = number / 1e6
+    else:
+        seconds = number / 1e9
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValueError(f"epoch {number} out of range") from exc
+
+
+def parse_level(value: object) -> Level:
+    """Level names/aliases via ``Level.parse``; JSON numbers use pino/bunyan's 10..60 scale.
+
+    Loggers that write the level as a JSON number are pino and bunyan (10 trace .. 60 fatal);
+    Python's logging numbers arrive as names (``levelname``) in practice, and digit strings
+    keep ``Level.parse``'s Python/syslog meaning.
+    """
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a level")
+    if isinstance(value, int | float):
+        number = int(value)
+        if number >= 10:
+            pino = {10: Level.TRACE, 20: Level.DEBUG, 30: Level.INFO, 40: Level.WARN, 50: Level.ERROR}
+            return pino.get(number - number % 10, Level.FATAL)
+        return Level.parse(number)
+    if isinstance(value, str):
+        return Level.parse(value)
+    raise ValueError(f"unsupported level type {type(value).__name__}")
+
+
+def _first(event: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = event.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _short(value: object) -> str | None:
+    """Identifiers and metadata: scalars become strings, containers are a type error."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return truncate(value, MAX_SHORT_FIELD_CHARS)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+class LogRecord(BaseModel):
+    """One log event after alias resolution, type checks and truncation."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timestamp: datetime
+    level: Level
+    service: str
+    message: str
+    stack_trace: str | None = None
+    environment: str | None = None
+    trace_id: str | None = None
+    request_id: str | None = None
+    logger: str | None = None
+    thread: str | None = None
+    host: str | None = None
+    pod: str | None = None
+    container: str | None = None
+    namespace: str | None = None
+    fields: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_aliases(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or ("fields" in data and "message" in data and "level" in data):
+            return data  # already canonical (e.g. re-validating a dumped record)
+        return normalise_event(data)
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _timestamp(cls, value: Any) -> datetime:
+        return value if isinstance(value, datetime) else parse_timestamp(value)
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> Level:
+        return value if isinstance(value, Level) else parse_level(value)
+
+
+class _InvalidField(ValueError):
+    def __init__(self, name: str, detail: str) -> None:
+        super().__init__(detail)
+        self.name = name
+
+
+def normalise_event(event: dict[str, Any], arrival_time: datetime | None = None) -> dict[str, Any]:
+    """Map one decoded event's keys onto ``LogRecord``'s fields (before type validation).
+
+    A multi-line ``message`` without a separate stack-trace field is split: the first line is
+    the message, the rest the stack trace (how Fluent Bit's multiline parser delivers Java,
+    Python and Go traces).
+    """
+    kube = event.get("kubernetes")
+    if not isinstance(kube, dict):
+        kube = {}
+    labels = kube.get("labels")
+    if not isinstance(labels, dict):
+        labels = {}
+
+    message = _first(event, _MESSAGE_KEYS)
+    stack = _first(event, _STACK_KEYS)
+    if isinstance(message, str):
+        if stack is None and "\n" in message:
+            head, _, tail = message.partition("\n")
+            if tail.strip():
+                message, stack = head, tail
+        message = truncate(message.rstrip("\r\n"), MAX_MESSAGE_CHARS)
+    if isinstance(stack, list):
+        stack = "\n".join(str(line) for line in stack)
+    if isinstance(stack, str):
+        stack = truncate(stack, MAX_STACK_TRACE_CHARS)
+
+    service = _first(event, _SERVICE_KEYS) or labels.get("app") or labels.get("app.kubernetes.io/name") \
+        or kube.get("container_name") or event.get("container_name")
+    timestamp = _first(event, _TIME_KEYS)
+    if timestamp is None:
+        timestamp = arrival_time
+    canonical: dict[str, Any] = {
+        "timestamp": timestamp,
+        "level": _first(event, _LEVEL_KEYS),
+        "service": truncate(service, MAX_SHORT_FIELD_CHARS) if isinstance(service, str) else service,
+        "message": message,
+        "stack_trace": stack,
+        "fields": {
+            key: truncate(value, MAX_EXTRA_FIELD_CHARS) if isinstance(value, str) else value
+            for key, value in event.items()
+            if key not in _CONSUMED
+        },
+    }
+    if canonical["service"] is None:
+        canonical["service"] = UNKNOWN_SERVICE
+    if canonical["level"] is None:
+        canonical["level"] = Level.INFO
+    single: dict[str, object] = {
+        "trace_id": _first(event, _TRACE_KEYS),
+        "request_id": _first(event, _REQUEST_KEYS),
+        "logger": _first(event, _LOGGER_KEYS),
+        "host": _first(event, _HOST_KEYS) or kube.get("host"),
+        "environment": _first(event, _SINGLE["environment"]),
+        "thread": _first(event, _SINGLE["thread"]),
+        "pod": _first(event, _SINGLE["pod"]) or kube.get("pod_name"),
+        "container": _first(event, _SINGLE["container"]) or kube.get("container_name"),
+        "namespace": _first(event, _SINGLE["namespace"]) or kube.get("namespace_name"),
+    }
+    for name, value in single.items():
+        try:
+            canonical[name] = _short(value)
+        except TypeError as exc:
+            raise _InvalidField(name, f"{name} must be a string or number, got {exc}") from None
+    return canonical
+
+
+class RecordError(Exception):
+    """A log event that cannot become a ``LogRecord``; ``reason`` is the stable DLQ reason."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def build_record(event: object, arrival_time: datetime | None = None) -> LogRecord:
+    """Validate one decoded event into a ``LogRecord`` or raise ``RecordError`` with a DLQ reason.
+
+    ``arrival_time`` (Kinesis' approximate arrival) stands in for a missing timestamp: a
+    line without a time is still worth alerting on, and arrival is seconds from the truth.
+    """
+    if not isinstance(event, dict):
+        raise RecordError("not_an_object", f"expected a JSON object, got {type(event).__name__}")
+    try:
+        canonical = normalise_event(event, arrival_time)
+    except _InvalidField as exc:
+        raise RecordError(f"invalid_field:{exc.name}", str(exc)) from None
+    if canonical["message"] is None:
+        raise RecordError("missing_field:message", f"none of {', '.join(_MESSAGE_KEYS)} is present")
+    if canonical["timestamp"] is None:
+        raise RecordError("missing_field:timestamp", f"none of {', '.join(_TIME_KEYS)} is present")
+    try:
+        return LogRecord.model_validate(canonical)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False, include_input=False)[0]
+        name = str(error["loc"][0]) if error["loc"] else "record"
+        kind = "missing_field" if error["type"] == "missing" else "invalid_field"
+        raise RecordError(f"{kind}:{name}", error["msg"]) from None

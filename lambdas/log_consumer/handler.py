@@ -1,0 +1,164 @@
+"""Lambda entry point of the log consumer (Kinesis event source mapping, partial batch responses).
+
+Thin by design: Powertools BatchProcessor feeds each record to ``BatchConsumer.add`` (decode,
+validate, filter, fingerprint; bad data goes to the DLQ and never fails), and when the
+batch is done the processor's clean-up step runs ``BatchConsumer.finish`` (DLQ write,
+aggregation, throttle, alerts). Only retryable failures (DLQ/SQS/DynamoDB throttling)
+become ``batchItemFailures``; Lambda then redelivers from the earliest of them.
+
+AWS clients are created on the first invocation, not at import, to keep cold starts short;
+``use()`` swaps in other implementations (benchmark, tests, local pipeline).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+
+from cali.consumer import BatchConsumer, BatchCounts, ConsumerConfig, KinesisInput
+from cali.settings import ConsumerSettings, consumer_settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from cali.alert_queue import AlertQueue
+    from cali.dlq import DlqWriter
+    from cali.throttle import Clock, ThrottleStore
+
+logger = Logger(service="log_consumer")
+metrics = Metrics(namespace="CALI", service="log_consumer")
+# The domain modules log through stdlib loggers under "cali"; give them the JSON format.
+copy_config_to_registered_loggers(source_logger=logger, include={"cali.consumer"})
+
+
+class IncidentBatchProcessor(BatchProcessor):
+    """BatchProcessor whose clean-up first finishes the batch-level work.
+
+    Incidents are aggregated over the whole batch, so the retryable failures of that step
+    are only known after every record went through the record handler; they are added to
+    the processor's failures before it builds the partial batch response.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(event_type=EventType.KinesisDataStreams, raise_on_entire_batch_failure=False)
+        self.last_counts: BatchCounts | None = None
+
+    def _clean(self) -> None:
+        result = consumer().finish()
+        self.last_counts = result.counts
+        record_metrics(result.counts)
+        if result.failed_sequence_numbers:
+            keep: list[Any] = []
+            for raw in self.success_messages:
+                record: dict[str, Any] = raw  # type: ignore[assignment]  # success keeps the raw dict
+                if record["kinesis"]["sequenceNumber"] in result.failed_sequence_numbers:
+                    self.fail_messages.append(KinesisStreamRecord(record))
+                else:
+                    keep.append(raw)
+            self.success_messages[:] = keep
+        super()._clean()  # type: ignore[no-untyped-call]
+
+
+processor = IncidentBatchProcessor()
+
+
+class _Wiring:
+    consumer: BatchConsumer | None = None
+
+
+def build_consumer(
+    settings: ConsumerSettings,
+    *,
+    throttle_store: ThrottleStore | None = None,
+    queue: AlertQueue | None = None,
+    dlq: DlqWriter | None = None,
+    persistence: BasePersistenceLayer | None = None,
+    clock: Clock | None = None,
+) -> BatchConsumer:
+    """Wire the domain objects; anything not given is the AWS implementation."""
+    from cali.alert_queue import IdempotentAlertSender, SqsAlertQueue
+    from cali.dlq import S3Dlq
+    from cali.fingerprint import fingerprint
+    from cali.level_filter import LevelFilter
+    from cali.throttle import DynamoDbThrottleStore, FailOpenLimiter, Throttle, ThrottlePolicy, utc_now
+
+    if throttle_store is None or queue is None or dlq is None or persistence is None:
+        import boto3
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+        from botocore.config import Config
+
+        # Short timeouts and few retries: a stuck call must not eat the batch's time budget.
+        config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
+        if throttle_store is None or persistence is None:
+            dynamodb = boto3.client("dynamodb", config=config)
+            throttle_store = throttle_store or DynamoDbThrottleStore(dynamodb, settings.state_table_name)
+            persistence = persistence or DynamoDBPersistenceLayer(
+                table_name=settings.state_table_name, key_attr="pk", sort_key_attr="sk",
+                expiry_attr="expires_at", boto3_client=dynamodb,
+            )
+        queue = queue or SqsAlertQueue(boto3.client("sqs", config=config), settings.incidents_queue_url)
+        dlq = dlq or S3Dlq(boto3.client("s3", config=config), settings.dlq_bucket_name, settings.dlq_prefix)
+    clock = clock or utc_now
+    policy = ThrottlePolicy(window_seconds=settings.throttle_window_seconds,
+                            surge_factor=settings.surge_factor,
+                            retention_seconds=settings.idempotency_ttl_seconds)
+    return BatchConsumer(
+        config=ConsumerConfig(environment=settings.cali_env, max_samples=settings.max_samples,
+                              max_record_bytes=settings.max_record_bytes),
+        level_filter=LevelFilter(settings.min_level, settings.level_overrides),
+        fingerprint=fingerprint,
+        throttle=Throttle(throttle_store, policy, clock),
+        sender=IdempotentAlertSender(queue, persistence, settings.idempotency_ttl_seconds),
+        dlq=dlq,
+        fail_open=FailOpenLimiter(settings.fail_open_alerts_per_minute, clock),
+    )
+
+
+def use(consumer_: BatchConsumer | None) -> None:
+    """Replace the consumer (None: rebuild from settings on the next invocation)."""
+    _Wiring.consumer = consumer_
+
+
+def consumer() -> BatchConsumer:
+    if _Wiring.consumer is None:
+        _Wiring.consumer = build_consumer(consumer_settings())
+    return _Wiring.consumer
+
+
+def record_handler(record: KinesisStreamRecord) -> None:
+    kinesis = record["kinesis"]
+    consumer().add(KinesisInput(
+        data_base64=kinesis["data"],
+        sequence_number=kinesis["sequenceNumber"],
+        partition_key=kinesis["partitionKey"],
+        shard_id=record["eventID"].split(":", 1)[0],
+        arrival_time=datetime.fromtimestamp(kinesis["approximateArrivalTimestamp"], tz=UTC),
+        stream_arn=record.get("eventSourceARN"),
+    ))
+
+
+def record_metrics(counts: BatchCounts) -> None:
+    for name, value in (
+        ("RecordsIn", counts.records_in), ("RecordsInvalid", counts.invalid),
+        ("RecordsFiltered", counts.filtered), ("RecordsKept", counts.kept),
+        ("ControlMessagesSkipped", counts.control_messages), ("IncidentsOpened", counts.incidents_opened),
+        ("AlertsSent", counts.alerts_sent), ("AlertsSuppressed", counts.alerts_suppressed),
+        ("AlertsFailOpen", counts.alerts_fail_open),
+    ):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    for level, value in counts.per_level.items():
+        metrics.add_metric(name=f"Records{level}", unit=MetricUnit.Count, value=value)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(log_event=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return dict(process_partial_response(event=event, record_handler=record_handler, processor=processor,
+                                         context=context))
