@@ -205,10 +205,40 @@ def emit_metrics(outcome: AnalysisOutcome) -> None:
     )
 
 
-def record_handler(record: IncidentRecord) -> None:
+class NotEnoughTimeError(RuntimeError):
+    """Too little invocation time left to analyse one more incident safely."""
+
+
+class _Batch:
+    records_started = 0
+
+
+def seconds_needed(settings: AnalyzerSettings) -> float:
+    """Time to start one more incident: one full LLM attempt plus retrieval, Slack and the sink.
+
+    Not the worst case (every retry timing out): that rarely happens and, with the default
+    batch size and timeout, would hand most records back to the queue for nothing.
+    """
+    return settings.llm_timeout_seconds + 15.0
+
+
+def record_handler(record: IncidentRecord, lambda_context: LambdaContext | None = None) -> None:
     incident: IncidentMessage = record.body
     logger.append_keys(incident_id=incident.incident_id, fingerprint=incident.fingerprint, kind=incident.kind)
     try:
+        # Better to hand a record back to SQS now than to be killed by the Lambda timeout
+        # in the middle of the batch. The first record is always tried, so a timeout set
+        # too low cannot starve the queue.
+        if lambda_context is not None and _Batch.records_started > 0:
+            remaining = lambda_context.get_remaining_time_in_millis() / 1000
+            needed = seconds_needed(analyzer_settings())
+            if remaining < needed:
+                logger.warning(
+                    "not enough time left for this incident; returning it to the queue",
+                    extra={"remaining_seconds": remaining, "needed_seconds": needed},
+                )
+                raise NotEnoughTimeError(f"{remaining:.0f}s left, up to {needed:.0f}s needed")
+        _Batch.records_started += 1
         try:
             outcome = analysis().process(incident)
         except AlertNotPostedError as exc:
@@ -235,6 +265,7 @@ def record_handler(record: IncidentRecord) -> None:
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    _Batch.records_started = 0
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

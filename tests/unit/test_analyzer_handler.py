@@ -298,3 +298,14 @@ def test_redelivery_after_a_sink_failure_does_not_post_twice(aws: Env) -> None:
     (doc,) = aws.documents()
     assert doc["slack_status"] == "sent" and doc["fingerprint"] == f"{50:016x}"
     assert "Messages" not in aws.sqs.receive_message(QueueUrl=dlq_url)
+
+
+def test_records_are_handed_back_when_the_invocation_is_nearly_out_of_time(aws: Env) -> None:
+    event = sqs_event(fingerprinted(60).model_dump_json(), fingerprinted(61).model_dump_json())
+    # LLM_TIMEOUT_SECONDS=2 needs 17 s per incident; 10 s left: only the first one is tried.
+    context = LambdaContext(function_name="cali-dev-incident-analyzer", timeout_seconds=10)
+
+    response = dict(analyzer.handler(event, context))  # type: ignore[arg-type]
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
+    assert len(aws.slack.messages) == 1 and len(aws.stub.completion_requests) == 1
