@@ -208,7 +208,7 @@ def test_sync_indexes_folder_and_resolved_incidents_idempotently(
         [RESOLVED_ITEM, {**RESOLVED_ITEM, "pk": "incident#broken", "root_cause": ""}]
     )
     report = sync_knowledge(knowledge, embedder, kb_dir=kb_copy, incidents=incidents)
-    files = len(list(kb_copy.rglob("*.md")))
+    files = len(list(kb_copy.glob("*/*.md")))
     assert report.kb_entries == files >= 25 and report.kb.inserted == files
     assert (report.incidents_read, report.incidents.inserted, report.incidents_invalid) == (1, 1, 1)
     assert "incident#broken" in report.problems[0]
@@ -274,7 +274,7 @@ def test_handler_syncs_with_configuration_from_the_environment(
     )
     try:
         first = module.handler({"source": "aws.events", "detail-type": "Scheduled Event"}, LambdaContext())
-        files = len(list(kb_copy.rglob("*.md")))
+        files = len(list(kb_copy.glob("*/*.md")))
         assert first["kb"] == {"inserted": files, "updated": 0, "unchanged": 0}
         assert first["incidents"] == {"inserted": 1, "updated": 0, "unchanged": 0}
         second = module.handler({}, LambdaContext())
