@@ -13,7 +13,7 @@ Read log messages, one per line, and print for each line its fingerprint (a 16-c
 id of the line's template) and the template itself, separated by a tab:
 
     $ echo 'Connection to 10.0.0.7:5432 timed out after 30000 ms' | cali fingerprint
-    2076ebe17bb6215f\tConnection to <*> timed out after <*> ms
+    c7fce483f0ef6964\tConnection to <*> timed out after <*>
 
 Lines that differ only in variable parts (numbers, ids, IPs, paths, URLs, quoted values,
 e-mails, timestamps, key=value values) get the same fingerprint: this is the id the log
@@ -28,7 +28,7 @@ EPILOG = """\
 examples:
   cali fingerprint < app.log                    one "<fingerprint><TAB><template>" per line
   kubectl logs deploy/api | cali fingerprint --summary      groups, most frequent first
-  tail -f app.log | cali fingerprint | grep -v 2076ebe17bb6215f     streams as lines arrive
+  tail -f app.log | cali fingerprint | grep -v c7fce483f0ef6964     streams as lines arrive
 """
 
 

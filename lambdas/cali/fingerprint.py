@@ -226,10 +226,15 @@ def _quoted_wildcard(match: re.Match[str]) -> str:
     return f"{quote}{WILDCARD}{quote}"
 
 
+_PERSON = ALGORITHM_VERSION.encode()
+
+
 def _digest(key: str) -> str:
-    # blake2b, not hash(): Python salts str hashes per process (PYTHONHASHSEED).
-    material = f"{ALGORITHM_VERSION}\x00{key}".encode()
-    return hashlib.blake2b(material, digest_size=8).hexdigest()
+    # blake2b, not hash(): Python salts str hashes per process (PYTHONHASHSEED). The
+    # algorithm version personalises the hash, so a new version means new ids.
+    # surrogatepass: a lone surrogate (undecodable bytes kept by surrogateescape) must
+    # not make fingerprinting raise.
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8, person=_PERSON).hexdigest()
 
 
 _DEFAULT = Fingerprinter()
