@@ -285,3 +285,48 @@ def test_handler_syncs_with_configuration_from_the_environment(
         if module._Warm.store is not None:
             module._Warm.store.close()
         knowledge_sync_settings.cache_clear()
+
+
+# --- the operator CLI --------------------------------------------------------------------
+
+
+def test_cli_sync_search_list(
+    db_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+    import json
+
+    from cali_cli.commands import knowledge
+
+    parser = argparse.ArgumentParser(prog="cali")
+    knowledge.register(parser.add_subparsers(dest="command", required=True))
+
+    def cali(*argv: str) -> tuple[int, str, str]:
+        args = parser.parse_args(["knowledge", *argv])
+        code = int(args.func(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    monkeypatch.delenv("MILVUS_URI", raising=False)
+    common = ("--milvus-uri", db_uri, "--collection", "cli_tests")
+    assert cali("search", "anything", *common)[0] == 1  # nothing indexed yet: says so
+
+    folder = tmp_path / "kb" / "runbooks"
+    folder.mkdir(parents=True)
+    for name in ("rb-disk-full-enospc", "rb-clock-skew", "rb-kubernetes-oomkilled"):
+        shutil.copy(default_knowledge_dir() / "runbooks" / f"{name}.md", folder)
+    code, out, _ = cali("sync", "--dir", str(folder.parent), *common)
+    assert code == 0 and "3 entries (3 new, 0 updated, 0 unchanged)" in out
+    code, out, _ = cali("sync", "--dir", str(folder.parent), *common)
+    assert "(0 new, 0 updated, 3 unchanged)" in out
+
+    code, out, _ = cali("search", "No space left on device while writing /var/tmp/x", "--json", *common)
+    hits = json.loads(out)
+    assert code == 0 and hits[0]["id"] == "rb-disk-full-enospc" and len(hits) <= 5
+
+    code, out, err = cali("list", *common)
+    assert code == 0 and out.count("runbook") == 3 and "3 entries" in err
+
+    (folder / "broken.md").write_text("---\nid: x\n")
+    code, out, err = cali("sync", "--dir", str(folder.parent), *common)
+    assert code == 1 and "broken.md" in err and "1 invalid file(s)" in out
