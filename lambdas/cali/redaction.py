@@ -117,17 +117,21 @@ _CREDENTIAL_KEY_NAMES = (
     r"|x-amz-security-token|connection[_-]?string"
 )
 # Key names end with a secret word (db_password, X-Api-Key, githubToken) but never continue
-# into another word (max_tokens, token_count, passwordless).
-_KEY = rf"[A-Za-z0-9_.-]{{0,40}}?(?:{_CREDENTIAL_KEY_NAMES})"
+# into another word (max_tokens, token_count, passwordless). The regexes match any key-like
+# token followed by a separator and a value, and the replacer checks the key's ending: one
+# cheap scan instead of trying the word list at every position.
+_CREDENTIAL_KEY = re.compile(rf"(?i)(?:{_CREDENTIAL_KEY_NAMES})$")
+_KEY_LIKE = r"(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z0-9_.-]{1,64})"
 
 # "key": "value" / 'key': 'value' / key="value" / key='value' (quoted: anything but the quote)
 _KV_QUOTED = re.compile(
-    rf"(?i)(?<![A-Za-z0-9])([\"']?){_KEY}\1(\s*(?:=|:|=>)\s*)([\"'])((?:(?!\3)[^\\\n]|\\.){{1,512}}?)\3"
+    rf"(?<![A-Za-z0-9_.-])(?P<q1>[\"']?){_KEY_LIKE}(?P=q1)\s*(?:=>|=|:)\s*"
+    r"(?P<q2>[\"'])(?P<value>(?:(?!(?P=q2))[^\\\n]|\\.){1,512}?)(?P=q2)"
 )
 # key=value (logfmt, query strings, env dumps): any run of non-separator characters.
-_KV_EQUALS = re.compile(rf"(?i)(?<![A-Za-z0-9])({_KEY})(\s?=\s?)(?![\"'])([^\s&,;\"'<>)\]}}]{{1,512}})")
+_KV_EQUALS = re.compile(rf"{_KEY_LIKE}\s?=\s?(?![\"'])(?P<value>[^\s&,;\"'<>)\]}}]{{1,512}})")
 # key: value in prose or headers: only when the value looks like a secret (see _looks_secret).
-_KV_COLON = re.compile(rf"(?i)(?<![A-Za-z0-9])({_KEY})(:\s*)(?![\"'])([^\s&,;\"'<>)\]}}]{{1,512}})")
+_KV_COLON = re.compile(rf"{_KEY_LIKE}:\s*(?![\"'])(?P<value>[^\s&,;\"'<>)\]}}]{{1,512}})")
 
 _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])"
@@ -251,7 +255,7 @@ def _whole(label: str, check: Callable[[str], bool] | None = None) -> Replacer:
     return replace
 
 
-def _group(label: str, value_group: int, check: Callable[[str], bool] | None = None) -> Replacer:
+def _group(label: str, value_group: int | str, check: Callable[[str], bool] | None = None) -> Replacer:
     """Replace one group of the match, keep the rest (key names, separators, quotes)."""
 
     def replace(match: re.Match[str], session: RedactionSession) -> str:
@@ -273,8 +277,16 @@ def _ipv6(match: re.Match[str], session: RedactionSession) -> str:
     return session.placeholder("IPV6", address) + zone
 
 
-def _kv_colon(match: re.Match[str], session: RedactionSession) -> str:
-    return _group("SECRET", 3, _looks_secret)(match, session)
+def _credential_value(check: Callable[[str], bool] | None = None) -> Replacer:
+    """Redact the ``value`` group when the ``key`` group names a credential."""
+    value_replacer = _group("SECRET", "value", check)
+
+    def replace(match: re.Match[str], session: RedactionSession) -> str:
+        if not _CREDENTIAL_KEY.search(match.group("key")):
+            return match.group(0)
+        return value_replacer(match, session)
+
+    return replace
 
 
 BUILTIN_DETECTORS: tuple[Detector, ...] = (
@@ -284,9 +296,9 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     Detector("SECRET", _URL_CREDENTIALS, _group("SECRET", 3)),
     Detector("AWS_ACCESS_KEY", _AWS_ACCESS_KEY, _whole("AWS_ACCESS_KEY")),
     Detector("AWS_SECRET_KEY", _AWS_SECRET_KEY, _group("AWS_SECRET_KEY", 3)),
-    Detector("SECRET", _KV_QUOTED, _group("SECRET", 4)),
-    Detector("SECRET", _KV_EQUALS, _group("SECRET", 3)),
-    Detector("SECRET", _KV_COLON, _kv_colon),
+    Detector("SECRET", _KV_QUOTED, _credential_value()),
+    Detector("SECRET", _KV_EQUALS, _credential_value()),
+    Detector("SECRET", _KV_COLON, _credential_value(_looks_secret)),
     Detector("EMAIL", _EMAIL, _whole("EMAIL")),
     Detector("IPV6", _IPV6_CANDIDATE, _ipv6),
     Detector("IPV4", _IPV4, _whole("IPV4", _is_ipv4)),

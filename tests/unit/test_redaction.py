@@ -358,6 +358,11 @@ def test_order_url_credentials_before_email_and_jwt_label_kept() -> None:
 def test_key_names_stay_readable() -> None:
     out = Redactor().redact('{"user": "bob", "password": "hunter2", "retries": 3}')
     assert out == '{"user": "bob", "password": "<SECRET_1>", "retries": 3}'
+    out = Redactor().redact("java -Dpassword=s3cret -Ddb.password=x1 max_tokens=800 spring.ds.password: Xy12")
+    assert (
+        out
+        == "java -Dpassword=<SECRET_1> -Ddb.password=<SECRET_2> max_tokens=800 spring.ds.password: <SECRET_3>"
+    )
 
 
 def test_extra_patterns_run_first_and_support_value_group() -> None:
