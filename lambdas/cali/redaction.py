@@ -366,6 +366,10 @@ class RedactionSession:
             self._tokens[key] = token
         return token
 
+    def with_detectors(self, detectors: tuple[Detector, ...]) -> RedactionSession:
+        """A view running other detectors over the same placeholder space."""
+        return RedactionSession(detectors, self._tokens, self._next, self._counts)
+
     def redact(self, text: str) -> str:
         for detector in self.detectors:
             text = detector.pattern.sub(self._replacer(detector), text)
@@ -411,7 +415,7 @@ def redact_incident(incident: IncidentMessage, redactor: Redactor) -> IncidentMe
     (``10.0.3.7``, not ``ip-10-0-3-7``) are replaced.
     """
     session = redactor.new_session()
-    ip_session = RedactionSession(IP_DETECTORS, session._tokens, session._next, session._counts)
+    ip_session = session.with_detectors(IP_DETECTORS)
     samples = [
         SampleLine.model_validate(
             {
