@@ -7,7 +7,7 @@ class does what the deployed streams do, with the real transformation Lambda:
   ``raw/year=YYYY/month=MM/day=DD/hour=HH/`` in the archive bucket;
 * search: records go through ``log_indexer`` (a Firehose data-transformation event, the
   same shape Firehose sends); ``Ok`` records are indexed one document each into the
-  daily ``cali-logs-YYYY.MM.DD`` index (rotation by arrival time, as Firehose does);
+  daily ``cali-logs-YYYY-MM-DD`` index (rotation by arrival time, as Firehose does);
   ``ProcessingFailed`` records and documents OpenSearch rejects are written to
   ``opensearch-failed/`` in the bucket, as Firehose's S3 backup of failed documents.
 """

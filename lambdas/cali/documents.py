@@ -1,4 +1,4 @@
-"""The OpenSearch log document (index ``cali-logs-YYYY.MM.DD``), built from a validated record.
+"""The OpenSearch log document (index ``cali-logs-YYYY-MM-DD``), built from a validated record.
 
 The same function serves the ``log_indexer`` Firehose transform and the local pipeline, so
 what Grafana searches locally is exactly what it searches in AWS.

@@ -1,4 +1,4 @@
-"""The incident document and where it is recorded (OpenSearch index ``cali-incidents-YYYY.MM``).
+"""The incident document and where it is recorded (OpenSearch index ``cali-incidents-YYYY-MM``).
 
 In AWS the analyzer puts the document on the incidents Firehose stream, which delivers it
 to OpenSearch (and its failed documents to S3); locally it is indexed straight into

@@ -83,13 +83,14 @@ def ism_policy(retention_days: int, *, index_pattern: str = LOGS_INDEX_PATTERN) 
 
 
 def log_index_name(ts: datetime | str) -> str:
-    """``cali-logs-YYYY.MM.DD`` for the UTC day of ``ts`` (naive datetimes are taken as UTC)."""
-    return f"cali-logs-{_utc(ts):%Y.%m.%d}"
+    """``cali-logs-YYYY-MM-DD`` for the UTC day of ``ts``, as Firehose's OneDay index rotation
+    names it (naive datetimes are taken as UTC)."""
+    return f"cali-logs-{_utc(ts):%Y-%m-%d}"
 
 
 def incident_index_name(ts: datetime | str) -> str:
-    """``cali-incidents-YYYY.MM`` for the UTC month of ``ts``."""
-    return f"cali-incidents-{_utc(ts):%Y.%m}"
+    """``cali-incidents-YYYY-MM`` for the UTC month of ``ts`` (Firehose's OneMonth rotation)."""
+    return f"cali-incidents-{_utc(ts):%Y-%m}"
 
 
 def _utc(ts: datetime | str) -> datetime:

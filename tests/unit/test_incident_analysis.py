@@ -369,7 +369,7 @@ def test_opensearch_sink_indexes_monthly_and_overwrites_on_redelivery() -> None:
         sink = OpenSearchIncidentSink(client, refresh=True)
         sink.record(_document())
         sink.record(_document())  # the same alert again
-        hits = client.search(index="cali-incidents-2026.11", body={"query": {"match_all": {}}})["hits"]
+        hits = client.search(index="cali-incidents-2026-11", body={"query": {"match_all": {}}})["hits"]
         assert hits["total"]["value"] == 1
         assert hits["hits"][0]["_source"]["template"].startswith("HikariPool")
 

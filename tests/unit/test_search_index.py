@@ -155,11 +155,11 @@ def test_ism_policy_only_for_cali_indices() -> None:
 
 def test_index_names_use_the_utc_day_and_month() -> None:
     late = datetime(2026, 11, 30, 23, 30, tzinfo=timezone(timedelta(hours=-2)))  # 01:30 UTC next day
-    assert search_index.log_index_name(late) == "cali-logs-2026.12.01"
-    assert search_index.incident_index_name(late) == "cali-incidents-2026.12"
-    assert search_index.log_index_name("2026-01-05T10:00:00Z") == "cali-logs-2026.01.05"
-    assert search_index.log_index_name(datetime(2026, 1, 5, 23, 59)) == "cali-logs-2026.01.05"
-    assert search_index.incident_index_name(datetime(2026, 1, 5, tzinfo=UTC)) == "cali-incidents-2026.01"
+    assert search_index.log_index_name(late) == "cali-logs-2026-12-01"
+    assert search_index.incident_index_name(late) == "cali-incidents-2026-12"
+    assert search_index.log_index_name("2026-01-05T10:00:00Z") == "cali-logs-2026-01-05"
+    assert search_index.log_index_name(datetime(2026, 1, 5, 23, 59)) == "cali-logs-2026-01-05"
+    assert search_index.incident_index_name(datetime(2026, 1, 5, tzinfo=UTC)) == "cali-incidents-2026-01"
 
 
 def test_apply_creates_then_is_idempotent_then_updates() -> None:
