@@ -46,6 +46,8 @@ class StubReply:
     error_message: str = ""
     delay_seconds: float = 0.0
     usage: dict[str, int] | None = None
+    omit_usage: bool = False
+    """Some OpenAI-compatible servers send no ``usage`` at all."""
 
     @staticmethod
     def answer(content: str | dict[str, Any], *, delay_seconds: float = 0.0) -> StubReply:
@@ -213,7 +215,7 @@ class OpenAiStub:
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         }
-        return {
+        completion: dict[str, Any] = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -228,6 +230,9 @@ class OpenAiStub:
             ],
             "usage": usage,
         }
+        if reply.omit_usage:
+            del completion["usage"]
+        return completion
 
 
 def _error(message: str, kind: str, code: str | None, *, param: str | None = None) -> dict[str, Any]:

@@ -407,3 +407,47 @@ def test_dynamodb_cache_round_trips_and_honours_expiry(dynamodb: DynamoDBClient)
     assert cache.get("k") == value
     now[0] += timedelta(seconds=61)  # DynamoDB TTL is lazy: the read must check expiry itself
     assert cache.get("k") is None
+
+
+def test_missing_usage_is_estimated_and_still_counted(stub: OpenAiStub) -> None:
+    stub.script(StubReply(content=json.dumps(good_answer()), omit_usage=True))
+    analyzer, budget = make_analyzer(stub)
+
+    result = analyzer.analyze(incident(), similar())
+
+    assert result.llm is not None and result.flags == ["usage_estimated"]
+    assert result.usage is not None and result.usage.prompt_tokens > 500
+    assert budget.used() == result.usage.prompt_tokens + result.usage.completion_tokens
+
+
+def test_unreachable_budget_table_degrades_without_calling(
+    stub: OpenAiStub, dynamodb: DynamoDBClient
+) -> None:
+    cfg = LlmConfig(model="gpt-4o-mini", timeout_seconds=2, max_retries=0)
+    analyzer = LlmAnalyzer(
+        LlmAnalyzer.create_client(cfg, api_key="sk-test", base_url=stub.base_url),
+        cfg,
+        budget=DynamoDbTokenBudget("no-such-table", 100_000, client=dynamodb),
+        cache=InMemoryLlmCache(),
+    )
+
+    result = analyzer.analyze(incident(), similar())
+
+    assert result.degraded_reason == "token budget store unavailable; not calling the LLM"
+    assert stub.completion_requests == []
+
+
+def test_unreachable_cache_table_costs_a_call_not_the_analysis(
+    stub: OpenAiStub, dynamodb: DynamoDBClient
+) -> None:
+    cfg = LlmConfig(model="gpt-4o-mini", timeout_seconds=2, max_retries=0)
+    analyzer = LlmAnalyzer(
+        LlmAnalyzer.create_client(cfg, api_key="sk-test", base_url=stub.base_url),
+        cfg,
+        budget=InMemoryTokenBudget(100_000),
+        cache=DynamoDbLlmCache("no-such-table", client=dynamodb),
+    )
+
+    assert analyzer.analyze(incident(), similar()).llm is not None
+    assert analyzer.analyze(incident(), similar()).llm is not None
+    assert len(stub.completion_requests) == 2
