@@ -1,0 +1,1 @@
+"""Deploy-time OpenSearch setup run by the stack's custom resource."""

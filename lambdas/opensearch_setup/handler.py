@@ -1,0 +1,111 @@
+"""Custom-resource handler: templates, ISM policies and FGAC roles on the CALI domain.
+
+Runs as the domain's FGAC master user (its execution role). Called by the CDK
+``custom_resources.Provider`` framework, which turns a return value into SUCCESS and an
+exception into FAILED for CloudFormation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from cali import search_index
+from opensearch_setup.security_roles import apply_roles
+
+logger = Logger()
+
+# A new domain's endpoint resolves before its security plugin answers; retry for
+# most of the function's 10 minute timeout.
+RETRY_SECONDS = 480.0
+
+
+class SetupProperties(BaseModel):
+    """The custom resource's properties (CloudFormation sends numbers as strings)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    endpoint: str = Field(alias="Endpoint", min_length=1)
+    region: str = Field(alias="Region", min_length=1)
+    retention_days: int = Field(alias="RetentionDays", ge=1)
+    writer_role_arns: list[str] = Field(alias="WriterRoleArns", default_factory=list)
+    reader_role_arns: list[str] = Field(alias="ReaderRoleArns", default_factory=list)
+
+
+def build_client(endpoint: str, region: str) -> search_index.SearchClient:
+    import boto3
+    from opensearchpy import AWSV4SignerAuth, OpenSearch, RequestsHttpConnection
+
+    credentials = boto3.Session().get_credentials()
+    # opensearch-py's Transport satisfies the protocol at run time; its stubs type
+    # perform_request's arguments more narrowly than the protocol spells them.
+    client = OpenSearch(
+        hosts=[{"host": endpoint, "port": 443}],
+        http_auth=AWSV4SignerAuth(credentials, region, "es"),
+        use_ssl=True,
+        verify_certs=True,
+        connection_class=RequestsHttpConnection,
+        timeout=30,
+    )
+    return cast(search_index.SearchClient, client)
+
+
+def configure(client: search_index.SearchClient, props: SetupProperties) -> None:
+    search_index.apply(client, props.retention_days)
+    apply_roles(client, writers=props.writer_role_arns, readers=props.reader_role_arns)
+
+
+def with_retries(
+    action: Callable[[], None],
+    *,
+    budget_seconds: float = RETRY_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    from opensearchpy.exceptions import ConnectionError as SearchConnectionError
+    from opensearchpy.exceptions import TransportError
+
+    deadline = time.monotonic() + budget_seconds
+    delay = 5.0
+    while True:
+        try:
+            action()
+            return
+        except (SearchConnectionError, TransportError) as error:
+            status = getattr(error, "status_code", None)
+            retryable = isinstance(error, SearchConnectionError) or status in (
+                401,
+                403,
+                429,
+                500,
+                502,
+                503,
+                504,
+            )
+            if not retryable or time.monotonic() + delay > deadline:
+                raise
+            logger.warning("OpenSearch not ready, retrying", extra={"status": status, "delay": delay})
+            sleep(delay)
+            delay = min(delay * 2, 60.0)
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = event["RequestType"]
+    physical_id = event.get("PhysicalResourceId") or f"cali-opensearch-setup-{event['LogicalResourceId']}"
+    if request == "Delete":
+        # Templates, policies and roles go with the domain; deleting them while the
+        # domain is retained would break delivery into it.
+        return {"PhysicalResourceId": physical_id}
+    props = SetupProperties.model_validate(event["ResourceProperties"])
+    client = build_client(props.endpoint, props.region)
+    with_retries(lambda: configure(client, props))
+    logger.info(
+        "OpenSearch configured",
+        extra={"writers": len(props.writer_role_arns), "readers": len(props.reader_role_arns)},
+    )
+    return {"PhysicalResourceId": physical_id}

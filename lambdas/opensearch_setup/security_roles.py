@@ -1,0 +1,46 @@
+"""Fine-grained access control roles CALI needs, and their mapping to IAM roles.
+
+FGAC maps an IAM role ARN (a "backend role") to an OpenSearch role. Firehose's roles get
+``cali_writer`` (create and write the cali-* indices); Grafana's gets ``cali_reader``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cali.search_index import INCIDENTS_INDEX_PATTERN, LOGS_INDEX_PATTERN, SearchClient
+
+WRITER_ROLE = "cali_writer"
+READER_ROLE = "cali_reader"
+_INDICES = [LOGS_INDEX_PATTERN, INCIDENTS_INDEX_PATTERN]
+
+# Firehose's documented needs for an FGAC domain: bulk writes, index creation on
+# rotation, and the cluster/index metadata calls it makes before delivering.
+ROLE_BODIES: dict[str, dict[str, Any]] = {
+    WRITER_ROLE: {
+        "description": "CALI Firehose delivery streams",
+        "cluster_permissions": ["cluster_composite_ops", "cluster_monitor"],
+        "index_permissions": [
+            {"index_patterns": _INDICES, "allowed_actions": ["crud", "create_index", "manage"]}
+        ],
+    },
+    READER_ROLE: {
+        "description": "CALI dashboards (read only)",
+        "cluster_permissions": ["cluster_composite_ops_ro", "cluster_monitor"],
+        "index_permissions": [{"index_patterns": _INDICES, "allowed_actions": ["read", "indices_monitor"]}],
+    },
+}
+
+
+def apply_roles(client: SearchClient, *, writers: Sequence[str], readers: Sequence[str]) -> None:
+    """Create/update both roles and set exactly ``writers``/``readers`` as their backend roles."""
+    for role, backend_roles in ((WRITER_ROLE, writers), (READER_ROLE, readers)):
+        client.transport.perform_request(
+            "PUT", f"/_plugins/_security/api/roles/{role}", body=ROLE_BODIES[role]
+        )
+        client.transport.perform_request(
+            "PUT",
+            f"/_plugins/_security/api/rolesmapping/{role}",
+            body={"backend_roles": sorted(set(backend_roles)), "hosts": [], "users": []},
+        )
