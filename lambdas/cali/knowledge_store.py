@@ -102,14 +102,24 @@ class KnowledgeStore:
         self._ready = False
 
     @classmethod
-    def connect(cls, uri: str, *, token: str | None = None, collection: str, dim: int) -> KnowledgeStore:
+    def connect(
+        cls,
+        uri: str,
+        *,
+        token: str | None = None,
+        collection: str,
+        dim: int,
+        timeout_seconds: float = 10.0,
+    ) -> KnowledgeStore:
         """``uri`` is a Milvus Lite file path (``*.db``) or an ``http(s)://`` endpoint."""
         from pymilvus import MilvusClient
 
         if not uri.startswith(("http://", "https://", "tcp://", "unix:")):
             Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         try:
-            client = MilvusClient(uri=uri, token=token or "")
+            # A bounded connect: an unreachable server must fail the call (and degrade the
+            # analysis), not hang the Lambda until its own timeout.
+            client = MilvusClient(uri=uri, token=token or "", timeout=timeout_seconds)
         except Exception as exc:  # pymilvus raises several unrelated types for "cannot connect"
             raise KnowledgeStoreError(f"cannot connect to Milvus at {_redact_uri(uri)}: {exc}") from exc
         return cls(client, collection=collection, dim=dim)
