@@ -1,0 +1,328 @@
+"""The Fluent Bit configuration in fluent-bit/, checked through its Python emulation.
+
+Every regex in parsers.yaml must mean the same to Onigmo and Python; every multiline rule
+and header parser must be exercised by the sample corpus in data/fluentbit/, which must
+become exactly the records listed in data/fluentbit/expected.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cali_local.fluentbit_emulation import (
+    FILES_CONFIG,
+    FLUENT_BIT_DIR,
+    KUBERNETES_CONFIG,
+    MAX_EVENT_SIZE,
+    PARSERS_FILE,
+    EmulationError,
+    FluentBitPipeline,
+    LogSource,
+    PodMetadata,
+    compile_onigmo,
+    iter_file_records,
+    load_config,
+    portability_problems,
+)
+
+DATA = Path(__file__).parent / "data" / "fluentbit"
+EXPECTED: dict[str, list[dict[str, Any]]] = yaml.safe_load((DATA / "expected.yaml").read_text())
+SAMPLES = sorted(EXPECTED)
+READ_TIME = datetime(2026, 11, 23, tzinfo=UTC)
+ENV = {
+    "CALI_ENV": "test",
+    "CALI_CLUSTER": "unit",
+    "HOSTNAME": "host-1",
+    "NODE_NAME": "node-1",
+    "AWS_REGION": "eu-west-1",
+    "CALI_STREAM_NAME": "cali-test-logs",
+}
+POD = PodMetadata(
+    pod_name="checkout-5d8f7c9b4d-x2k4q",
+    namespace_name="shop",
+    container_name="checkout",
+    host="node-1",
+    labels={"app": "checkout"},
+    pod_id="0b6c1a52-0000-4000-8000-000000000001",
+    docker_id="a" * 64,
+    container_image="registry.example.com/acme/checkout:2.14.0",
+)
+PARSERS_DOC = yaml.safe_load(PARSERS_FILE.read_text())
+
+
+def all_regexes() -> list[tuple[str, str]]:
+    out = [(f"parser {p['name']}", p["regex"]) for p in PARSERS_DOC["parsers"] if "regex" in p]
+    for ml in PARSERS_DOC["multiline_parsers"]:
+        out += [(f"{ml['name']} rule {i} ({r['state']})", r["regex"]) for i, r in enumerate(ml["rules"])]
+    return out
+
+
+def files_records(name: str, pipeline: FluentBitPipeline | None = None) -> list[dict[str, Any]]:
+    pipeline = pipeline or FluentBitPipeline.load(FILES_CONFIG, ENV)
+    records = iter_file_records(
+        DATA / name, pipeline, source=LogSource(f"/var/log/app/{name}"), time=READ_TIME
+    )
+    return [r.record for r in records]
+
+
+def summarise(record: dict[str, Any]) -> dict[str, Any]:
+    key = next(k for k in ("message", "msg", "log") if k in record)
+    text = record[key].rstrip("\n")
+    out: dict[str, Any] = {"text_key": key, "first_line": text.split("\n")[0], "lines": text.count("\n") + 1}
+    for field in ("level", "service", "logger", "thread", "trace_id", "span_id", "request_id"):
+        if field in record:
+            out[field] = record[field]
+    if record["time"] != "2026-11-23T00:00:00.000Z":
+        out["time"] = record["time"]
+    return out
+
+
+# --------------------------------------------------------------------------- regex dialect
+
+
+@pytest.mark.parametrize(("where", "regex"), all_regexes(), ids=[w for w, _ in all_regexes()])
+def test_every_regex_is_portable_and_compiles_in_python(where: str, regex: str) -> None:
+    assert portability_problems(regex) == [], where
+    compiled = compile_onigmo(regex).compiled
+    assert isinstance(compiled, re.Pattern)
+
+
+@pytest.mark.parametrize(
+    ("regex", "problem"),
+    [
+        ("/a*+b/", "possessive"),
+        ("/(?>ab)c/", "atomic"),
+        ("/(?<=a)b/", "lookbehind"),
+        ("/(?<!a)b/", "lookbehind"),
+        (r"/\h+/", r"\h"),
+        (r"/abc\z/", r"\z"),
+        (r"/abc\Z/", r"\Z"),
+        ("/(ab)+/", "unnamed capturing group"),
+        ("/(?<a>x)(?<a>y)/", "duplicate"),
+        ("/(?P<a>x)/", "Python-only"),
+        ("/(?<user-name>x)/", "group name"),
+        ("/(?i)abc/", "inline flag"),
+    ],
+)
+def test_forbidden_constructs_are_reported(regex: str, problem: str) -> None:
+    problems = portability_problems(regex)
+    assert any(problem in p for p in problems), problems
+    with pytest.raises(EmulationError):
+        compile_onigmo(regex)
+
+
+def test_character_classes_and_escapes_are_not_mistaken_for_groups() -> None:
+    assert portability_problems(r"/[(]\(x\)[^\]]+(?:a|b)(?<n>c)/") == []
+
+
+def test_onigmo_semantics_are_kept() -> None:
+    dotall = compile_onigmo("/^a.*z/m").compiled
+    assert dotall.search("a\nz")
+    line_anchor = compile_onigmo("/^b$/").compiled  # Ruby: ^ and $ are line anchors
+    assert line_anchor.search("a\nb\nc")
+    ascii_digits = compile_onigmo(r"/^\d+$/").compiled  # Ruby: \d is ASCII
+    assert not ascii_digits.search("١٢٣")
+
+
+# --------------------------------------------------------------------------- corpus
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_sample_logs_become_the_expected_records(name: str) -> None:
+    assert [summarise(r) for r in files_records(name)] == EXPECTED[name]
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_kubernetes_config_groups_and_parses_the_same_way(name: str) -> None:
+    pipeline = FluentBitPipeline.load(KUBERNETES_CONFIG, ENV)
+    lines = (DATA / name).read_text().splitlines()
+    records = [r.record for r in pipeline.run(lines, LogSource.for_pod(POD), time=READ_TIME)]
+    got = [summarise(r) for r in records]
+    assert [(g["first_line"], g["lines"], g.get("level"), g.get("trace_id")) for g in got] == [
+        (w["first_line"], w["lines"], w.get("level"), w.get("trace_id")) for w in EXPECTED[name]
+    ]
+    for record in records:
+        assert record["kubernetes"]["pod_name"] == POD.pod_name
+        assert record["kubernetes"]["labels"] == {"app": "checkout"}
+        assert record["host"] == "node-1"
+        assert record["environment"] == "test"
+        assert record["cluster"] == "unit"
+        assert record["service"]  # from the line, or the container name
+        assert "file" not in record
+        assert "file_service" not in record
+
+
+def test_every_multiline_rule_and_header_parser_is_exercised_by_the_corpus() -> None:
+    config = load_config(FILES_CONFIG)
+    pipeline = FluentBitPipeline(config, ENV)
+    for name in SAMPLES:
+        files_records(name, pipeline)
+    ml = config.multiline["multiline_cali"]
+    unused = [f"{i}: {r.from_states} {r.pattern.source}" for i, r in enumerate(ml.rules) if not ml.hits[i]]
+    assert unused == []
+    header_parsers = [p for n, p in config.parsers.items() if n != "cali_service_from_k8s_path"]
+    assert [p.name for p in header_parsers if not p.hits] == []
+
+
+def test_stack_traces_stay_whole() -> None:
+    checkout = files_records("checkout.log")
+    java = checkout[4]["message"]
+    assert java.count("Caused by: ") == 2
+    assert "\t... 3 more" in java and "\t... 4 more" in java
+    assert "\tSuppressed: java.io.IOException: Stream closed" in java
+    inventory = files_records("inventory.log")
+    chained = inventory[2]["message"]
+    assert "The above exception was the direct cause of the following exception:" in chained
+    assert chained.count("Traceback (most recent call last):") == 2
+    assert chained.endswith("inventory.errors.DatabaseUnavailable: inventory-db")
+    during = inventory[3]["message"]
+    assert "During handling of the above exception, another exception occurred:" in during
+    auth = files_records("auth.log")
+    assert "goroutine 1 [IO wait]:" in auth[3]["message"] and auth[3]["message"].endswith("exit status 2")
+    node = files_records("notifications.log")
+    assert node[3]["message"].splitlines()[-1] == "}"
+    assert "[cause]: Error: socket hang up" in node[0]["log"]
+
+
+def test_unparsed_lines_keep_the_raw_log_with_fluent_bits_trailing_newline() -> None:
+    records = files_records("unparsed.log")
+    assert [r["log"] for r in records] == [
+        "Starting nginx 1.25.3\n",
+        '10.0.0.7 - - [23/Nov/2026:18:55:00 +0000] "GET /healthz HTTP/1.1" 200 2 "-" "kube-probe/1.29"\n',
+        '{"truncated": "json line without its end\n',
+        "\torphan indented line\n",
+    ]
+    assert all(r["service"] == "unparsed" for r in records)
+
+
+@pytest.mark.parametrize(
+    ("language_parser", "samples"),
+    [
+        ("multiline_java", ["checkout.log", "payments.log"]),
+        ("multiline_python", ["inventory.log"]),
+        ("multiline_go", ["auth.log"]),
+        ("multiline_node", ["notifications.log", "gateway.log"]),
+    ],
+)
+def test_language_parsers_are_subsets_that_group_their_language_alike(
+    language_parser: str, samples: list[str]
+) -> None:
+    config = load_config(FILES_CONFIG)
+    combined = {
+        (r.from_states, r.pattern.source, r.to_state) for r in config.multiline["multiline_cali"].rules
+    }
+    own = config.multiline[language_parser]
+    assert {(r.from_states, r.pattern.source, r.to_state) for r in own.rules} <= combined
+    single = FluentBitPipeline(config, ENV)
+    single.input_multiline = own
+    for name in samples:
+        assert [summarise(r) for r in files_records(name, single)] == EXPECTED[name]
+
+
+def test_interleaved_sources_keep_separate_multiline_state() -> None:
+    pipeline = FluentBitPipeline.load(FILES_CONFIG, ENV)
+    session = pipeline.session()
+    a, b = LogSource("/var/log/app/checkout.log"), LogSource("/var/log/app/inventory.log")
+    java = (DATA / "checkout.log").read_text().splitlines()[2:7]
+    py = (DATA / "inventory.log").read_text().splitlines()[2:7]
+    out = []
+    for x, y in zip(java, py, strict=False):
+        out += session.feed(x, a, time=READ_TIME) + session.feed(y, b, time=READ_TIME)
+    out += session.close()
+    by_service = {r.record["service"]: r.record["message"].count("\n") + 1 for r in out}
+    assert by_service == {"checkout": 5, "inventory": 5}
+
+
+# --------------------------------------------------------------------------- output shape
+
+
+def test_kinesis_record_bytes_match_the_plugin() -> None:
+    pipeline = FluentBitPipeline.load(FILES_CONFIG, ENV)
+    line = '{"level":50,"time":1795459981456,"msg":"upstream timeout","service":"gateway"}'
+    [record] = pipeline.run(
+        [line], LogSource("/var/log/app/gateway.log"), time=datetime(2026, 11, 23, 1, 2, 3, 456789, UTC)
+    )
+    text = record.data.decode()
+    assert text.endswith(',"time":"2026-11-23T01:02:03.456Z"}\n')
+    assert text.count('"time":') == 2  # the plugin appends time_key without checking
+    assert record.record["time"] == "2026-11-23T01:02:03.456Z"  # json.loads keeps the last
+    assert json.loads(text)["level"] == 50
+
+
+def test_empty_and_oversized_records_are_dropped_and_counted() -> None:
+    pipeline = FluentBitPipeline.load(FILES_CONFIG, ENV)
+    huge = "2026-11-23T18:48:39.123Z ERROR 1 --- [checkout] [main] c.a.X : " + "x" * MAX_EVENT_SIZE
+    assert pipeline.run([huge], LogSource("/var/log/app/checkout.log"), time=READ_TIME) == []
+    assert pipeline.stats.discarded_oversize == 1
+
+
+def test_missing_environment_variable_is_a_clear_error() -> None:
+    env = {k: v for k, v in ENV.items() if k != "CALI_ENV"}
+    pipeline = FluentBitPipeline.load(FILES_CONFIG, env)
+    with pytest.raises(EmulationError, match="CALI_ENV"):
+        pipeline.run(["x"], LogSource("/var/log/app/a.log"))
+
+
+# --------------------------------------------------------------------------- config shape
+
+
+@pytest.mark.parametrize("path", [KUBERNETES_CONFIG, FILES_CONFIG], ids=["kubernetes", "files"])
+def test_configs_buffer_to_disk_and_retry(path: Path) -> None:
+    doc = yaml.safe_load(path.read_text())
+    assert doc["includes"] == ["parsers.yaml"]
+    assert doc["service"]["storage.path"]
+    [tail] = doc["pipeline"]["inputs"]
+    assert tail["storage.type"] == "filesystem"
+    assert tail["mem_buf_limit"]
+    assert tail["db"]
+    [out] = doc["pipeline"]["outputs"]
+    assert out["name"] == "kinesis_streams"
+    assert out["region"] == "${AWS_REGION}"
+    assert out["stream"] == "${CALI_STREAM_NAME}"
+    assert out["time_key"] == "time"
+    assert out["retry_limit"] == "no_limits"
+    assert out["storage.total_limit_size"]
+    header = path.read_text().split("\n\n")[0]
+    for var in re.findall(r"\$\{(\w+)\}", path.read_text()):
+        assert var in header, f"{var} is used but not documented at the top of {path.name}"
+
+
+def test_multiline_filter_is_first_in_kubernetes() -> None:
+    doc = yaml.safe_load(KUBERNETES_CONFIG.read_text())
+    filters = doc["pipeline"]["filters"]
+    assert filters[0]["name"] == "multiline"
+    assert filters[0]["emitter_storage.type"] == "filesystem"
+    assert [f["name"] for f in filters].index("kubernetes") > 0
+
+
+def test_kubernetes_manifests() -> None:
+    docs = list(yaml.safe_load_all((FLUENT_BIT_DIR / "kubernetes" / "daemonset.yaml").read_text()))
+    kinds = {d["kind"]: d for d in docs}
+    assert set(kinds) >= {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet"}
+    assert "eks.amazonaws.com/role-arn" in kinds["ServiceAccount"]["metadata"]["annotations"]
+    for rule in kinds["ClusterRole"]["rules"]:
+        assert set(rule["verbs"]) <= {"get", "list", "watch"}
+    pod = kinds["DaemonSet"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == kinds["ServiceAccount"]["metadata"]["name"]
+    env = {e["name"] for e in pod["containers"][0]["env"]}
+    assert {"AWS_REGION", "CALI_STREAM_NAME", "CALI_ENV", "CALI_CLUSTER", "NODE_NAME"} <= env
+    config_map = yaml.safe_load((FLUENT_BIT_DIR / "kubernetes" / "configmap.yaml").read_text())
+    assert pod["volumes"][0]["configMap"]["name"] == config_map["metadata"]["name"]
+    for name in ("fluent-bit.yaml", "parsers.yaml"):
+        assert config_map["data"][name] == (FLUENT_BIT_DIR / name).read_text(), (
+            f"configmap.yaml is stale: run python fluent-bit/kubernetes/render_configmap.py ({name})"
+        )
+
+
+def test_docker_compose_mounts_the_files_config() -> None:
+    compose = yaml.safe_load((FLUENT_BIT_DIR / "docker-compose.yaml").read_text())
+    fb = compose["services"]["fluent-bit"]
+    assert any(v.startswith("./fluent-bit-files.yaml:") for v in fb["volumes"])
+    assert any(v.startswith("./parsers.yaml:") for v in fb["volumes"])
