@@ -120,11 +120,13 @@ class OpenAiStub:
         host: str = "127.0.0.1",
         port: int = 0,
         reject_response_format: bool = False,
+        unsupported_params: frozenset[str] = frozenset(),
         api_key: str | None = None,
         model_name: str | None = None,
     ) -> None:
         self.default = default
         self.reject_response_format = reject_response_format
+        self.unsupported_params = unsupported_params
         self.api_key = api_key
         self.model_name = model_name
         self.requests: list[RecordedRequest] = []
@@ -191,6 +193,20 @@ class OpenAiStub:
                     "invalid_request_error",
                     "unsupported_parameter",
                     param="response_format",
+                ),
+            )
+        for param in sorted(self.unsupported_params & request.body.keys()):
+            # What OpenAI answers reasoning models for sampling and legacy parameters.
+            self.requests.append(request)
+            hint = " Use 'max_completion_tokens' instead." if param == "max_tokens" else ""
+            return (
+                400,
+                {},
+                _error(
+                    f"Unsupported parameter: '{param}' is not supported with this model.{hint}",
+                    "invalid_request_error",
+                    "unsupported_parameter",
+                    param=param,
                 ),
             )
         reply = self._next_reply(request)

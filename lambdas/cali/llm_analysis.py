@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import openai
 from pydantic import ValidationError
@@ -371,7 +371,12 @@ class LlmAnalyzer:
         self._budget = budget
         self._cache = cache
         self._monotonic = monotonic
-        self._json_mode = True
+        # Adapted once per instance when a server rejects one of them (see _adapt_options).
+        self._options: dict[str, Any] = {
+            "max_tokens": config.max_tokens,
+            "temperature": 0,
+            "response_format": {"type": "json_object"},
+        }
 
     @classmethod
     def create_client(
@@ -475,29 +480,36 @@ class LlmAnalyzer:
 
     def _complete(self, prompt: Prompt) -> ChatCompletion:
         assert self._client is not None
-        create = self._client.chat.completions.create
-        if self._json_mode:
+        for _ in range(len(self._options) + 1):
             try:
-                return create(
-                    model=self.config.model,
-                    messages=prompt.messages(),
-                    max_tokens=self.config.max_tokens,
-                    temperature=0,
-                    response_format={"type": "json_object"},
+                completion: ChatCompletion = self._client.chat.completions.create(
+                    model=self.config.model, messages=prompt.messages(), **self._options
                 )
+                return completion
             except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
-                if "response_format" not in str(exc) and "json" not in str(exc).lower():
+                if not self._adapt_options(str(exc)):
                     raise
-                # This server does not do JSON mode: ask once more without it, and stop
-                # asking for the rest of this instance's life.
-                logger.info("LLM server rejected response_format; retrying without JSON mode")
-                self._json_mode = False
-        return create(
-            model=self.config.model,
-            messages=prompt.messages(),
-            max_tokens=self.config.max_tokens,
-            temperature=0,
+        raise LlmUnavailableError("LLM server rejected every request shape")
+
+    def _adapt_options(self, error: str) -> bool:
+        """Drop or rename the option a server says it does not support; False if none applies.
+
+        Servers differ: some have no JSON mode, reasoning models refuse ``temperature`` and
+        want ``max_completion_tokens``. The change sticks for the rest of this instance.
+        """
+        options = self._options
+        if "response_format" in options and ("response_format" in error or "json" in error.lower()):
+            del options["response_format"]
+        elif "temperature" in options and "temperature" in error:
+            del options["temperature"]
+        elif "max_tokens" in options and "'max_tokens'" in error and "max_completion_tokens" in error:
+            options["max_completion_tokens"] = options.pop("max_tokens")
+        else:
+            return False
+        logger.info(
+            "LLM server rejected a request option; retrying without it", extra={"options": list(options)}
         )
+        return True
 
     def _usage(
         self, completion: ChatCompletion, prompt: Prompt, *, latency_ms: float

@@ -42,6 +42,7 @@ def server() -> Iterator[OpenAiStub]:
 def stub(server: OpenAiStub) -> OpenAiStub:
     server.reset()
     server.reject_response_format = False
+    server.unsupported_params = frozenset()
     server.api_key = None
     return server
 
@@ -254,6 +255,20 @@ def test_server_rejecting_json_mode_is_asked_once_more_without_it(stub: OpenAiSt
 
     formats = ["response_format" in r.body for r in stub.completion_requests]
     assert formats == [True, False, False]
+
+
+def test_reasoning_model_options_are_adapted_once(stub: OpenAiStub) -> None:
+    stub.unsupported_params = frozenset({"temperature", "max_tokens"})
+    analyzer, _ = make_analyzer(stub, model="gpt-5-mini")
+
+    assert analyzer.analyze(incident(), similar()).llm is not None
+    assert analyzer.analyze(incident(fingerprint="fedcba9876543210"), similar()).llm is not None
+
+    bodies = [r.body for r in stub.completion_requests]
+    assert len(bodies) == 4  # two rejected shapes, then one request per incident
+    assert bodies[-1]["max_completion_tokens"] == 800
+    assert "temperature" not in bodies[-1] and "max_tokens" not in bodies[-1]
+    assert bodies[-1]["response_format"] == {"type": "json_object"}
 
 
 def test_answer_cut_at_max_tokens_degrades_with_that_reason(stub: OpenAiStub) -> None:
