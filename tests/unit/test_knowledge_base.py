@@ -1,4 +1,5 @@
 """Parsing the knowledge-base folder, and the bundled knowledge base itself."""
+# ruff: noqa: E501  (real log lines, quoted whole)
 
 from __future__ import annotations
 
@@ -76,6 +77,37 @@ def test_bundled_incidents_name_their_service_and_fingerprint(bundled: list[Know
     for entry in incidents:
         assert entry.service, entry.id
         assert entry.fingerprint and re.fullmatch(r"[0-9a-f]{16}", entry.fingerprint), entry.id
+
+
+# The message part (what the consumer fingerprints) of each past incident's headline line.
+INCIDENT_HEADLINES = {
+    "inc-2025-04-orders-hikari-pool": "HikariPool-1 - Connection is not available, request timed out after 30000ms.",
+    "inc-2025-06-checkout-oomkilled": 'Container "checkout" in pod "checkout-6b7d9f5c8-4hq2n" exceeded its memory limit, killing',
+    "inc-2025-08-payments-cert-expired": 'processor client: Post "https://api.acquirer.example/v2/authorize": x509: certificate has expired or is not yet valid: current time 2025-08-14T00:00:03Z is after 2025-08-13T23:59:59Z',
+    "inc-2025-09-search-flood-stage": "bulk request failed: cluster_block_exception: index [catalog-v7] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block]",
+    "inc-2025-10-notifications-dns-eai-again": "smtp send failed: Error: getaddrinfo EAI_AGAIN smtp-relay.internal",
+    "inc-2025-11-cart-typeerror-deploy": "TypeError: Cannot read properties of undefined (reading 'price')",
+    "inc-2026-01-billing-secret-rotation": 'invoice-run: psycopg.OperationalError: connection failed: FATAL:  password authentication failed for user "billing_svc"',
+    "inc-2026-02-inventory-dynamodb-throttling": "reserve sku=VAL-ROSE-12 failed: An error occurred (ProvisionedThroughputExceededException) when calling the UpdateItem operation: The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
+    "inc-2026-03-ledger-kafka-lag": "[Consumer clientId=ledger-1, groupId=ledger] consumer poll timeout has expired. This means the time between subsequent calls to poll() was longer than the configured max.poll.interval.ms",
+    "inc-2026-04-reports-lambda-timeout": "Task timed out after 900.10 seconds",
+    "inc-2026-05-shipping-redis-timeouts": "io.lettuce.core.RedisCommandTimeoutException: Command timed out after 1 second(s)",
+}
+
+
+def test_incident_fingerprints_match_the_current_fingerprint_algorithm(bundled: list[KnowledgeEntry]) -> None:
+    """A stale fingerprint silently disables the exact-match boost in retrieval."""
+    from cali.fingerprint import fingerprint
+
+    incidents = {entry.id: entry for entry in bundled if entry.source == "incident"}
+    assert set(INCIDENT_HEADLINES) == set(incidents)
+    for entry_id, headline in INCIDENT_HEADLINES.items():
+        entry = incidents[entry_id]
+        assert headline in entry.symptoms, entry_id
+        assert entry.fingerprint == fingerprint(headline).id, (
+            f"{entry_id}: fingerprint {entry.fingerprint} is stale; the fingerprint algorithm now gives "
+            f"{fingerprint(headline).id} for its headline: update the file's front matter"
+        )
 
 
 @pytest.mark.parametrize(
