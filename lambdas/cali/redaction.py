@@ -114,7 +114,7 @@ _CREDENTIAL_KEY_NAMES = (
     r"password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?token"
     r"|access[_-]?token|refresh[_-]?token|id[_-]?token|client[_-]?secret|private[_-]?key"
     r"|secret[_-]?key|credentials?|session[_-]?(?:id|token|key)|signature|sig|x-amz-signature"
-    r"|x-amz-security-token|connection[_-]?string"
+    r"|x-amz-security-token|connection[_-]?string|passphrase|cookie|(?:^|[_.-])pass"
 )
 # Key names end with a secret word (db_password, X-Api-Key, githubToken) but never continue
 # into another word (max_tokens, token_count, passwordless). The regexes match any key-like
@@ -132,6 +132,11 @@ _KV_QUOTED = re.compile(
 _KV_EQUALS = re.compile(rf"{_KEY_LIKE}\s?=\s?(?![\"'])(?P<value>[^\s&,;\"'<>)\]}}]{{1,512}})")
 # key: value in prose or headers: only when the value looks like a secret (see _looks_secret).
 _KV_COLON = re.compile(rf"{_KEY_LIKE}:\s*(?![\"'])(?P<value>[^\s&,;\"'<>)\]}}]{{1,512}})")
+
+# Command lines: --password hunter2, -token abc (the "=" form is a key=value pair).
+_CLI_FLAG = re.compile(
+    r"(?i)(?<![\w-])(--?(?:[a-z0-9]+[-_])*(?:password|passwd|passphrase|token|secret|api-?key))\s+(?![-\"'])(\S{1,512})"
+)
 
 _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])"
@@ -299,6 +304,7 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     Detector("SECRET", _KV_QUOTED, _credential_value()),
     Detector("SECRET", _KV_EQUALS, _credential_value()),
     Detector("SECRET", _KV_COLON, _credential_value(_looks_secret)),
+    Detector("SECRET", _CLI_FLAG, _group("SECRET", 2)),
     Detector("EMAIL", _EMAIL, _whole("EMAIL")),
     Detector("IPV6", _IPV6_CANDIDATE, _ipv6),
     Detector("IPV4", _IPV4, _whole("IPV4", _is_ipv4)),
