@@ -72,7 +72,7 @@ _USER_NAME = (
     rf"|with|from|to|in|on|at|by|for|of|and|or|the|a|an)(?![^{_DELIMS}]))[^{_DELIMS}]++"
 )
 # A run of dots is a leader between a label and its value: "threshold......12".
-_DOT_LEADER = re.compile(r"\.{2,}(?=[^\s.])")
+_DOT_LEADER = re.compile(r"(?<!\.)\.{2,}+(?=[^\s.])")
 # Compressed IPv6 ("fe80::1%eth0", "::1"); full forms are digit-bearing tokens anyway.
 _IPV6_COMPRESSED = re.compile(r"(?<![\w:])[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4})*::[0-9a-fA-F:]*(?:%\w+)?")
 # A free-standing empty pair is a variable that happened to be empty: "from 1.2.3.4 ()"
@@ -102,8 +102,9 @@ def _token_variables(*, host_names: bool, user_names: bool) -> re.Pattern[str]:
         # MAC addresses and other colon-separated hex pairs, digits or not: "FF:F2:9C:DC";
         # full IPv6 addresses ("2001:db8:0:0:0:0:2:fa", a digit somewhere). Not a time
         # with a fraction ("12:30:45.123"), which the digit branch takes token by token.
-        r"|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){2,}(?![\w:]|\.\d)"
-        r"|(?=[0-9A-Fa-f:]*\d)[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){2,7}(?![\w:]|\.\d)"
+        # (Bounded repeats: an adversarial "a:a:a:..." line must stay linear.)
+        r"|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){2,7}(?![\w:]|\.\d)"
+        r"|(?=[0-9A-Fa-f:]{0,38}\d)[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){2,7}(?![\w:]|\.\d)"
         # absolute, home and relative paths, digits or not; Windows and UNC paths
         rf"|[~.]{{0,2}}/[^{_DELIMS}]*+|(?:[A-Za-z]:)?\\[^{_DELIMS}]*+"
         # One scan of the token decides the rest: it is a variable when it carries a

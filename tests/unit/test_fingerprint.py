@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,21 @@ def test_long_messages_are_bounded() -> None:
     huge = "payload " + "x1 " * 200_000
     result = Fingerprinter(max_message_chars=100).fingerprint(huge)
     assert result.template == "payload <*>"
+
+
+ADVERSARIAL = [":" * 4000, "a:" * 2000, "f:" * 2000, "0:" * 2000, "a1:b2:" * 700, "." * 4000, "a." * 2000,
+               '"' * 4000, "=" * 4000, "x=" * 2000, "'a " * 1400, "::1 " * 1000, "Jan 1 " * 700,
+               "user " * 800, "( " * 2000, "<*> " * 1000, "1 ms " * 800, "\\" * 4000, "a@" * 2000]
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL, ids=lambda t: repr(t[:6]))
+def test_no_catastrophic_backtracking(text: str) -> None:
+    # A ReDoS guard, not a speed target: each takes well under 1 ms today; a regex that
+    # backtracks exponentially or quadratically on one hostile line would take seconds.
+    start = time.perf_counter()
+    fingerprint(text)
+    Fingerprinter(max_message_chars=len(text)).fingerprint(text)
+    assert time.perf_counter() - start < 1.0
 
 
 def test_undecodable_text_does_not_raise() -> None:
