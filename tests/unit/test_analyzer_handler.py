@@ -90,7 +90,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             "LLM_BASE_URL": stub.base_url,
             "LLM_MAX_RETRIES": "0",
             "LLM_TIMEOUT_SECONDS": "2",
-            "MILVUS_URI": str(milvus_dir / "milvus.db"),
+            "LOCAL_MILVUS_URI": str(milvus_dir / "milvus.db"),
             "MILVUS_COLLECTION": "cali_test",
             "GRAFANA_URL": "https://grafana.example.com",
             "POWERTOOLS_METRICS_NAMESPACE": "CALI",
