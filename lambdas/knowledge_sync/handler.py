@@ -7,6 +7,7 @@ execution environment and reused by later invocations.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,16 @@ def openai_api_key(settings: KnowledgeSyncSettings) -> str | None:
 
 def incident_source(settings: KnowledgeSyncSettings) -> ResolvedIncidentSource:
     return DynamoDbResolvedIncidentSource(settings.state_table_name)
+
+
+def reset_for_tests() -> None:
+    """Forget the warm embedder and connection (the local pipeline calls this per run)."""
+    if _Warm.store is not None:
+        # The connection is being dropped anyway; its server may already be gone.
+        with contextlib.suppress(Exception):
+            _Warm.store.close()
+    _Warm.embedder = None
+    _Warm.store = None
 
 
 def run_sync(settings: KnowledgeSyncSettings) -> SyncReport:
