@@ -134,6 +134,10 @@ class KinesisEventSource:
                 self._deliver(shard_id, [self._event_record(shard_id, r) for r in records])
         return total
 
+    def rewind(self) -> None:
+        """Start again from the oldest record of every shard (a replay or a lost checkpoint)."""
+        self._iterators.clear()
+
     def drain(self, idle_polls: int = 2) -> int:
         """Poll until every shard returned nothing ``idle_polls`` times in a row."""
         total, idle = 0, 0

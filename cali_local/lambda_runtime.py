@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import sys
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,6 +45,13 @@ class EmfMetrics:
                     values = value if isinstance(value, list) else [value]
                     self.totals[service][metric["Name"]] += sum(float(v) for v in values)
 
+    def snapshot(self) -> EmfMetrics:
+        """A frozen copy: later invocations keep adding to ``self``, not to the copy."""
+        copy = EmfMetrics()
+        for service, metrics in self.totals.items():
+            copy.totals[service].update(metrics)
+        return copy
+
     def get(self, service: str, name: str) -> int:
         return int(self.totals.get(service, {}).get(name, 0))
 
@@ -57,7 +65,9 @@ def with_metrics_capture(handler: Handler, metrics: EmfMetrics, log: IO[str] | N
     def wrapped(event: dict[str, Any], context: Any) -> Any:
         buffer = io.StringIO()
         try:
-            with contextlib.redirect_stdout(buffer):
+            with contextlib.redirect_stdout(buffer), warnings.catch_warnings():
+                # An invocation that had nothing to count is normal here; Lambda logs it too.
+                warnings.filterwarnings("ignore", message="No application metrics to publish")
                 return handler(event, context)
         finally:
             printed = buffer.getvalue()
@@ -86,8 +96,12 @@ def lambda_logs_to(path: Path) -> Iterator[IO[str]]:
                 ):
                     handler.setStream(log)
                     moved.append(handler)
+        # Module loggers without a handler would fall back to stderr (logging.lastResort).
+        root_handler = logging.StreamHandler(log)
+        logging.getLogger().addHandler(root_handler)
         try:
             yield log
         finally:
+            logging.getLogger().removeHandler(root_handler)
             for handler in moved:
                 handler.setStream(sys.stdout)

@@ -34,11 +34,10 @@ from pydantic import BaseModel, Field
 
 from cali_local.event_source import KinesisEventSource, LambdaContext, SourceStats, SqsEventSource
 from cali_local.firehose import FirehoseStandIn
+from cali_local.fluentbit_emulation import KinesisStreamsOutput
 from cali_local.lambda_runtime import EmfMetrics, lambda_logs_to, with_metrics_capture
 from cali_local.resources import LocalResources, ResourceNames, create_resources
 from cali_local.services import LocalServices, local_services
-
-KINESIS_PUT_LIMIT = 500
 
 
 class StageCount(BaseModel):
@@ -90,16 +89,19 @@ class PipelineReport(BaseModel):
 
 @dataclass
 class PipelineOptions:
-    """What to run. ``records`` are Fluent Bit records (dicts) or raw bytes (bad input)."""
+    """What to run: waves of records as Fluent Bit's kinesis_streams output sends them."""
 
     environment: str = "dev"
     scenario: str = "demo"
-    waves: Sequence[Sequence[dict[str, Any] | bytes]] = ()
+    waves: Sequence[Sequence[bytes]] = ()
     workdir: Path = Path(".cali")
     #: The demo shortens the throttle window so that a second wave shows the update that
     #: a window with repeats ends with; deployed environments use minutes.
     throttle_window_seconds: int = 900
     shards: int = 2
+    #: After the last wave, deliver every record to the consumer again, as Lambda does
+    #: when a batch is retried after a crash before its checkpoint: no new alert may result.
+    redeliver: bool = False
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -118,7 +120,7 @@ def handler_environment(
         "INCIDENTS_QUEUE_URL": resources.incidents_queue_url,
         "THROTTLE_WINDOW_SECONDS": str(options.throttle_window_seconds),
         "SLACK_WEBHOOK_URL": services.slack_webhook_url,
-        "MILVUS_URI": services.milvus_uri,
+        "LOCAL_MILVUS_URI": services.milvus_uri,
         "INCIDENTS_OPENSEARCH_URL": services.opensearch_url,
         "OPENSEARCH_DASHBOARDS_URL": "http://localhost:5601",
         "GRAFANA_URL": "http://localhost:3000",
@@ -151,33 +153,15 @@ def _load_handlers() -> dict[str, Any]:
     return handlers
 
 
-def put_records(kinesis: Any, stream: str, records: Iterable[dict[str, Any] | bytes]) -> int:
-    """PutRecords like Fluent Bit's kinesis_streams output: one event per record, random keys."""
-    batch: list[dict[str, Any]] = []
-    sent = 0
-
-    def flush() -> None:
-        nonlocal sent, batch
-        pending = batch
-        for _attempt in range(5):
-            response = kinesis.put_records(StreamName=stream, Records=pending)
-            if not response.get("FailedRecordCount"):
-                break
-            pending = [r for r, out in zip(pending, response["Records"], strict=True) if "ErrorCode" in out]
-            time.sleep(0.05)
-        else:
-            raise RuntimeError(f"{len(pending)} records were refused by Kinesis after 5 attempts")
-        sent += len(batch)
-        batch = []
-
-    for record in records:
-        data = record if isinstance(record, bytes) else (json.dumps(record) + "\n").encode()
-        batch.append({"Data": data, "PartitionKey": uuid.uuid4().hex})
-        if len(batch) == KINESIS_PUT_LIMIT:
-            flush()
-    if batch:
-        flush()
-    return sent
+def put_records(kinesis: Any, stream: str, records: Iterable[bytes]) -> int:
+    """Put records with the batching and retries of Fluent Bit's kinesis_streams output."""
+    output = KinesisStreamsOutput(kinesis, stream)
+    for data in records:
+        output.add(data)
+    report = output.close()
+    if report.failed:
+        raise RuntimeError(f"{len(report.failed)} records were refused by Kinesis: {report.failed[:3]}")
+    return report.records_sent
 
 
 @dataclass
@@ -248,6 +232,18 @@ def run_pipeline(options: PipelineOptions) -> PipelineReport:
                     time.sleep(options.throttle_window_seconds + 0.5)
                 sent += put_records(services.clients.kinesis, resources.names.stream, wave)
                 pump.settle()
+            if options.redeliver:
+                posted_before = len(services.slack_sink.messages) if services.slack_sink else 0
+                # Counts in the report are those of the first delivery; the second only
+                # has to leave no trace in Slack.
+                metrics = metrics.snapshot()
+                pump.consumer.rewind()
+                pump.settle()
+                posted_after = len(services.slack_sink.messages) if services.slack_sink else 0
+                notes.append(
+                    f"redelivery: every Kinesis record delivered to log_consumer a second time; "
+                    f"Slack messages {posted_before} before, {posted_after} after"
+                )
         return _report(
             options=options,
             services=services,

@@ -275,7 +275,8 @@ class SlackSink:
                 return  # quiet: tests and the demo print what matters
 
             def do_POST(self) -> None:
-                sink.requests += 1
+                with sink._lock:
+                    sink.requests += 1
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 if sink.latency_seconds:

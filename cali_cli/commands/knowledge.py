@@ -19,7 +19,7 @@ each (lambdas/knowledge_base/{runbooks,incidents}/*.md, format in docs/knowledge
 incident analyzer embeds every new incident and shows the most similar entries in Slack
 and to the LLM. This command manages the Milvus collection behind that search.
 
-Locally the collection lives in a Milvus Lite file (./.cali/milvus.db, or MILVUS_URI) and
+Locally the collection lives in a Milvus Lite file (./.cali/milvus.db, or LOCAL_MILVUS_URI) and
 vectors come from the bundled all-MiniLM-L6-v2 model: no network, no account needed.
 """
 
@@ -47,7 +47,7 @@ def register(subparsers: Any) -> None:
     common.add_argument(
         "--milvus-uri",
         metavar="URI",
-        help="Milvus Lite file or Milvus server URI (default: $MILVUS_URI or ./.cali/milvus.db)",
+        help="Milvus Lite file or Milvus server URI (default: $LOCAL_MILVUS_URI or ./.cali/milvus.db)",
     )
     common.add_argument(
         "--collection", metavar="NAME", help="collection name (default: $MILVUS_COLLECTION or cali_knowledge)"
@@ -102,7 +102,7 @@ def _settings(args: argparse.Namespace) -> AnalyzerSettings:
 
     overrides: dict[str, Any] = {}
     if args.milvus_uri:
-        overrides["milvus_uri"] = args.milvus_uri
+        overrides["local_milvus_uri"] = args.milvus_uri
     if args.collection:
         overrides["milvus_collection"] = args.collection
     return AnalyzerSettings(**overrides)
@@ -112,7 +112,7 @@ def _store(settings: AnalyzerSettings) -> KnowledgeStore:
     from cali.knowledge_store import KnowledgeStore
 
     return KnowledgeStore.connect(
-        settings.milvus_uri, collection=settings.milvus_collection, dim=settings.embedding_dim
+        settings.local_milvus_uri, collection=settings.milvus_collection, dim=settings.embedding_dim
     )
 
 
@@ -154,7 +154,7 @@ def run_sync(args: argparse.Namespace) -> int:
             f"resolved incidents: {report.incidents_read} ({inc.inserted} new, {inc.updated} updated, "
             f"{inc.unchanged} unchanged), {report.incidents_invalid} unusable item(s)"
         )
-    print(f"collection {settings.milvus_collection!r} at {settings.milvus_uri}")
+    print(f"collection {settings.milvus_collection!r} at {settings.local_milvus_uri}")
     for problem in report.problems:
         print(f"  skipped: {problem}", file=sys.stderr)
     return 1 if report.problems else 0
@@ -211,5 +211,8 @@ def run_list(args: argparse.Namespace) -> int:
     for row in rows:
         service = row.get("service") or "-"
         print(f"{row['id']:<48} {row['source']:<8} {service:<18} {row['title']}")
-    print(f"{len(rows)} entries in {settings.milvus_collection!r} at {settings.milvus_uri}", file=sys.stderr)
+    print(
+        f"{len(rows)} entries in {settings.milvus_collection!r} at {settings.local_milvus_uri}",
+        file=sys.stderr,
+    )
     return 0

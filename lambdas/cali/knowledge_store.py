@@ -126,8 +126,8 @@ class KnowledgeStore:
 
     @classmethod
     def from_settings(cls, settings: AnalyzerSettings) -> KnowledgeStore:
-        """In AWS the secret wins (``MILVUS_SECRET_ARN``); locally ``MILVUS_URI``."""
-        uri, token = settings.milvus_uri, None
+        """In AWS the secret wins (``MILVUS_SECRET_ARN``); locally ``LOCAL_MILVUS_URI``."""
+        uri, token = settings.local_milvus_uri, None
         if settings.milvus_secret_arn:
             from aws_lambda_powertools.utilities import parameters
 

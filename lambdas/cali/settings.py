@@ -61,7 +61,8 @@ class AnalyzerSettings(CommonSettings):
     slack_api_base_url: str = Field("", description="Slack Web API base URL; empty means https://slack.com/api/")
     openai_secret_arn: str = Field("", description='Secret JSON: {"api_key"}')
     milvus_secret_arn: str = Field("", description='Secret JSON: {"uri", "token"}')
-    milvus_uri: str = Field("./.cali/milvus.db", description="Local only: Milvus Lite file or server URI")
+    # Not MILVUS_URI: pymilvus reads that variable at import and accepts only http(s) URIs.
+    local_milvus_uri: str = Field("./.cali/milvus.db", description="Local only: Milvus Lite file or URI")
     milvus_collection: str = "cali_knowledge"
     llm_base_url: str = Field("", description="OpenAI-compatible base URL; empty means api.openai.com")
     llm_model: str = "gpt-4o-mini"

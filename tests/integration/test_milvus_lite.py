@@ -262,7 +262,7 @@ def test_handler_syncs_with_configuration_from_the_environment(
 
     from cali.settings import knowledge_sync_settings
 
-    monkeypatch.setenv("MILVUS_URI", db_uri)
+    monkeypatch.setenv("LOCAL_MILVUS_URI", db_uri)
     monkeypatch.setenv("MILVUS_COLLECTION", "handler_tests")
     monkeypatch.setenv("KNOWLEDGE_DIR", str(kb_copy))
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "CALI")
@@ -307,7 +307,7 @@ def test_cli_sync_search_list(
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 
-    monkeypatch.delenv("MILVUS_URI", raising=False)
+    monkeypatch.delenv("LOCAL_MILVUS_URI", raising=False)
     common = ("--milvus-uri", db_uri, "--collection", "cli_tests")
     assert cali("search", "anything", *common)[0] == 1  # nothing indexed yet: says so
 
