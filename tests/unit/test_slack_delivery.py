@@ -338,3 +338,57 @@ def test_make_notifier_rejects_bad_secrets(secret: str) -> None:
 def test_make_notifier_requires_configuration() -> None:
     with pytest.raises(SlackConfigurationError, match="SLACK_SECRET_ARN"):
         make_notifier(settings(), no_secret)
+
+
+# ---------------------------------------------------------------------------------------
+# The sink itself answers like Slack
+# ---------------------------------------------------------------------------------------
+
+
+def test_sink_chat_update_and_form_encoded_posts(sink: SlackSink) -> None:
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web import WebClient
+
+    client = WebClient(token=sink.token, base_url=sink.api_base_url, retry_handlers=[])
+    posted = client.api_call(
+        "chat.postMessage", data={"channel": CHANNEL, "text": "first", "blocks": json.dumps(message().blocks)}
+    )
+    assert posted["ok"] and sink.messages[0].blocks == message().blocks  # form body, blocks as JSON string
+    client.chat_update(channel=CHANNEL, ts=posted["ts"], text="edited", blocks=message(blocks=2).blocks)
+    assert sink.messages[0].text == "edited" and sink.messages[0].edited and len(sink.messages[0].blocks) == 2
+    with pytest.raises(SlackApiError) as info:
+        client.chat_update(channel=CHANNEL, ts="1.000000", text="x")
+    assert info.value.response["error"] == "message_not_found"
+    with pytest.raises(SlackApiError) as info:
+        client.chat_postMessage(channel=CHANNEL, text="reply", thread_ts="1.000000")
+    assert info.value.response["error"] == "thread_not_found"
+    with pytest.raises(SlackApiError) as info:
+        WebClient(base_url=sink.api_base_url, retry_handlers=[]).chat_postMessage(channel=CHANNEL, text="x")
+    assert info.value.response["error"] == "not_authed"
+
+
+def test_sink_webhook_rejects_malformed_payloads(sink: SlackSink) -> None:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(sink.webhook_url, data=b"{not json", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=5)
+    assert info.value.code == 400 and info.value.read() == b"invalid_payload"
+    assert sink.rejected == [(400, "invalid_payload")]
+
+
+def test_sink_rate_limit_is_per_channel(sink: SlackSink, clock: FakeClock) -> None:
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web import WebClient
+
+    client = WebClient(token=sink.token, base_url=sink.api_base_url, retry_handlers=[])
+    for _ in range(3):  # the burst
+        client.chat_postMessage(channel="C1", text="x")
+    with pytest.raises(SlackApiError) as info:
+        client.chat_postMessage(channel="C1", text="x")
+    assert info.value.response.status_code == 429 and info.value.response.headers["Retry-After"] == "1"
+    client.chat_postMessage(channel="C2", text="other channel is not limited")
+    clock.now += 1.0
+    client.chat_postMessage(channel="C1", text="one token refilled after a second")
+    assert len(sink.messages) == 5
