@@ -66,7 +66,6 @@ _NON_SECRET_VALUES = frozenset(
         "[redacted]",
         "[filtered]",
         "<redacted>",
-        "changeme?",
         "n/a",
         "-",
     }

@@ -92,7 +92,8 @@ class SlackNotifier(Protocol):
 class RetryPolicy:
     """Shared by the three handlers: bounded attempts, capped backoff, injectable sleep.
 
-    It also counts the retries of the current post, which slack_sdk does not expose.
+    It also counts the retries of the current post, which slack_sdk does not expose, so a
+    notifier (and its policy) serves one post at a time, as in a Lambda invocation.
     """
 
     def __init__(
@@ -320,7 +321,7 @@ class WebhookNotifier:
         self.policy.retries = 0
         try:
             response = self.client.send(text=message.text, blocks=message.blocks)
-        except Exception as exc:  # connection errors after the retries
+        except OSError as exc:  # URLError, connection reset, timeout: after the retries
             attempts = self.policy.retries + 1
             raise SlackDeliveryError(
                 f"Slack webhook unreachable after {attempts} attempts: {exc}",
@@ -405,7 +406,7 @@ class BotNotifier:
                 attempts=attempts,
                 retryable=_is_retryable_status(status),
             ) from exc
-        except Exception as exc:  # connection errors after the retries
+        except OSError as exc:  # URLError, connection reset, timeout: after the retries
             attempts = self.policy.retries + 1
             raise SlackDeliveryError(
                 f"Slack API unreachable after {attempts} attempts: {exc}",
