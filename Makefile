@@ -53,7 +53,7 @@ typecheck: install
 ## synth: every environment, with cdk-nag and cfn-lint
 synth: install
 	PATH=$(CURDIR)/$(BIN):$$PATH npx cdk synth '**' --quiet
-	$(BIN)/cfn-lint cdk.out/assembly-*/*.template.json
+	$(BIN)/cfn-lint --non-zero-exit-code error cdk.out/assembly-*/*.template.json
 
 ## bench: every benchmark; the README quotes their output
 bench: bench-fingerprint bench-consumer bench-retrieval

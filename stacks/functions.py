@@ -157,8 +157,8 @@ class Functions(Construct):
             extra_folders=("knowledge_base",),
             environment={**analysis_env, "KNOWLEDGE_DIR": "knowledge_base"},
         )
-        # Reads resolved incidents and keeps its sync watermark in the state table.
-        state.table.grant_read_write_data(self.knowledge_sync)
+        # Reads the incidents people marked resolved (incident# items) from the state table.
+        state.table.grant_read_data(self.knowledge_sync)
         for secret in (secrets.openai, secrets.milvus):
             secret.grant_read(self.knowledge_sync)
         events.Rule(

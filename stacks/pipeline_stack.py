@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -134,6 +134,35 @@ class CaliStack(Stack):
         )
         alarms.watch_transform("SearchLogs", delivery.logs)
         alarms.watch_domain(search.domain_name, config.opensearch.volume_gb, config.opensearch.data_nodes)
+
+        # What an operator needs after `cdk deploy`: where Fluent Bit writes, which secrets
+        # to fill, where to look (see docs/deploy.md).
+        outputs = {
+            "LogStreamName": (log_stream.stream.stream_name, "Fluent Bit kinesis_streams `stream`"),
+            "ArchiveBucketName": (archive.bucket.bucket_name, "raw/, dlq/ and opensearch-failed/ objects"),
+            "AccessLogBucketName": (archive.access_logs.bucket_name, "S3 server access logs of the archive"),
+            "SlackSecretArn": (
+                secrets.slack.secret_arn,
+                "put-secret-value: {webhook_url} or {bot_token, channel}",
+            ),
+            "OpenAiSecretArn": (secrets.openai.secret_arn, "put-secret-value: {api_key}"),
+            "MilvusSecretArn": (secrets.milvus.secret_arn, "put-secret-value: {uri, token}"),
+            "OpenSearchEndpoint": (search.endpoint, "HTTPS endpoint of the domain (SigV4)"),
+            "OpenSearchDashboardsUrl": (search.dashboards_url, "OpenSearch Dashboards"),
+            "AlarmTopicArn": (alarms.topic.topic_arn, "Subscribe on-call here"),
+            "ConsumerFailuresQueueUrl": (
+                queues.consumer_failures.queue_url,
+                "Kinesis batches the consumer gave up on",
+            ),
+            "IncidentDeadLettersQueueUrl": (
+                queues.dead_letters.queue_url,
+                "Incidents the analyzer could not finish",
+            ),
+        }
+        if grafana_url is not None:
+            outputs["GrafanaUrl"] = (grafana_url, "Amazon Managed Grafana workspace")
+        for output_id, (value, description) in outputs.items():
+            CfnOutput(self, output_id, value=value, description=description)
 
         self.log_stream = log_stream
         self.archive = archive

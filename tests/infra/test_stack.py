@@ -209,7 +209,7 @@ def test_domain_sizing_differs_between_dev_and_prod(synth: Synth) -> None:
     assert prod["ClusterConfig"]["DedicatedMasterCount"] == 3
     assert prod["ClusterConfig"]["ZoneAwarenessEnabled"] is True
     assert prod["ClusterConfig"]["ZoneAwarenessConfig"] == {"AvailabilityZoneCount": 3}
-    assert (dev["EBSOptions"]["VolumeSize"], prod["EBSOptions"]["VolumeSize"]) == (20, 200)
+    assert (dev["EBSOptions"]["VolumeSize"], prod["EBSOptions"]["VolumeSize"]) == (20, 300)
 
 
 def test_domain_log_groups_writable_only_by_opensearch_from_this_account(template: dict[str, Any]) -> None:
@@ -426,7 +426,7 @@ def test_free_storage_threshold_follows_sizing(synth: Synth) -> None:
         return float(alarm["Threshold"])
 
     assert threshold("dev") == 20 * 1024 * 0.25
-    assert threshold("prod") == 200 * 1024 * 3 * 0.25
+    assert threshold("prod") == 300 * 1024 * 3 * 0.25
 
 
 def test_no_grafana_by_default(template: dict[str, Any]) -> None:
