@@ -64,8 +64,11 @@ def start_moto(host: str = "127.0.0.1", port: int | None = None, timeout: float 
 def aws_environment(endpoint_url: str, region: str = "eu-west-1") -> Iterator[None]:
     """Point boto3 at ``endpoint_url`` with dummy credentials (never real ones) for a block."""
     values = {
-        "AWS_ENDPOINT_URL": endpoint_url, "AWS_DEFAULT_REGION": region, "AWS_REGION": region,
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
     }
     saved = {key: os.environ.get(key) for key in (*values, "AWS_SESSION_TOKEN", "AWS_PROFILE")}
     os.environ.update(values)

@@ -53,16 +53,25 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="dlq_command", metavar="<action>")
 
     def common(sub: argparse.ArgumentParser, filters: bool = True) -> None:
-        sub.add_argument("--bucket", default=os.environ.get("DLQ_BUCKET_NAME", "cali-local-archive"),
-                         help="archive bucket holding the DLQ (default: $DLQ_BUCKET_NAME or %(default)s)")
-        sub.add_argument("--prefix", default=os.environ.get("DLQ_PREFIX", "dlq/"),
-                         help="key prefix (default: dlq/)")
+        sub.add_argument(
+            "--bucket",
+            default=os.environ.get("DLQ_BUCKET_NAME", "cali-local-archive"),
+            help="archive bucket holding the DLQ (default: $DLQ_BUCKET_NAME or %(default)s)",
+        )
+        sub.add_argument(
+            "--prefix", default=os.environ.get("DLQ_PREFIX", "dlq/"), help="key prefix (default: dlq/)"
+        )
         if filters:
-            sub.add_argument("--since", type=_when, default=_when("24h"),
-                             help="arrival time from: ISO-8601 or 90m/24h/7d ago (default: 24h)")
+            sub.add_argument(
+                "--since",
+                type=_when,
+                default=_when("24h"),
+                help="arrival time from: ISO-8601 or 90m/24h/7d ago (default: 24h)",
+            )
             sub.add_argument("--until", type=_when, default=None, help="arrival time until (default: now)")
-            sub.add_argument("--reason",
-                             help="only this reason; a prefix like missing_field matches all fields")
+            sub.add_argument(
+                "--reason", help="only this reason; a prefix like missing_field matches all fields"
+            )
 
     listing = actions.add_parser("list", help="list DLQ entries, oldest first")
     common(listing)
@@ -76,8 +85,13 @@ def register(subparsers: Any) -> None:
 
     replay = actions.add_parser("replay", help="put entries' original bytes back into the stream (dry run)")
     common(replay)
-    replay.add_argument("--id", action="append", dest="ids", default=[],
-                        help="replay only this entry (repeatable); default: all entries matching the filters")
+    replay.add_argument(
+        "--id",
+        action="append",
+        dest="ids",
+        default=[],
+        help="replay only this entry (repeatable); default: all entries matching the filters",
+    )
     replay.add_argument("--stream", help="stream name or ARN (default: the stream each entry came from)")
     replay.add_argument("--execute", action="store_true", help="really put the records (default: dry run)")
     replay.add_argument("--force", action="store_true", help="also replay entries already replayed")
@@ -101,16 +115,25 @@ def run_list(args: argparse.Namespace) -> int:
     entries = _entries(args, _store(args))
     if args.json:
         for entry in entries:
-            print(json.dumps({"id": entry.entry_id, **entry.model_dump(mode="json", exclude={"data_base64"}),
-                              "bytes": len(entry.data)}))
+            print(
+                json.dumps(
+                    {
+                        "id": entry.entry_id,
+                        **entry.model_dump(mode="json", exclude={"data_base64"}),
+                        "bytes": len(entry.data),
+                    }
+                )
+            )
         return 0
     if not entries:
         print("No DLQ entries match.", file=sys.stderr)
         return 0
     print(f"{'ID':<31} {'ARRIVAL (UTC)':<20} {'REASON':<28} {'BYTES':>7}  REPLAYED  ERROR")
     for entry in entries:
-        print(f"{entry.entry_id:<31} {entry.arrival_time:%Y-%m-%d %H:%M:%S} {entry.reason:<28} "
-              f"{len(entry.data):>7}  {'yes' if entry.replayed_at else 'no':<8}  {entry.error[:60]}")
+        print(
+            f"{entry.entry_id:<31} {entry.arrival_time:%Y-%m-%d %H:%M:%S} {entry.reason:<28} "
+            f"{len(entry.data):>7}  {'yes' if entry.replayed_at else 'no':<8}  {entry.error[:60]}"
+        )
     print(f"{len(entries)} entries", file=sys.stderr)
     return 0
 
@@ -148,8 +171,10 @@ def run_replay(args: argparse.Namespace) -> int:
     for entry in entries:
         stream = args.stream or entry.stream_arn
         if not stream:
-            print(f"cali dlq replay: entry {entry.entry_id} has no source stream; pass --stream",
-                  file=sys.stderr)
+            print(
+                f"cali dlq replay: entry {entry.entry_id} has no source stream; pass --stream",
+                file=sys.stderr,
+            )
             return 2
         by_stream.setdefault(stream, []).append(entry)
     kinesis = boto3.client("kinesis") if args.execute else None

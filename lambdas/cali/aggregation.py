@@ -77,8 +77,15 @@ class IncidentAggregate:
             ids = {id(r) for r in chosen}
             chosen += [o.record for o in ranked if id(o.record) not in ids][: limit - len(chosen)]
         return [
-            SampleLine(timestamp=r.timestamp, service=r.service, level=r.level, message=r.message,
-                       host=r.host, stack_trace=r.stack_trace, trace_id=r.trace_id)
+            SampleLine(
+                timestamp=r.timestamp,
+                service=r.service,
+                level=r.level,
+                message=r.message,
+                host=r.host,
+                stack_trace=r.stack_trace,
+                trace_id=r.trace_id,
+            )
             for r in chosen
         ]
 
@@ -100,8 +107,14 @@ def incident_id(fingerprint: str, window_start_ms: int) -> str:
 
 
 def incident_message(
-    aggregate: IncidentAggregate, *, kind: AlertKind, window_start_ms: int, count: int, window_count: int,
-    environment: str, max_samples: int,
+    aggregate: IncidentAggregate,
+    *,
+    kind: AlertKind,
+    window_start_ms: int,
+    count: int,
+    window_count: int,
+    environment: str,
+    max_samples: int,
 ) -> IncidentMessage:
     """The message for one throttle decision. ``count`` is what this alert reports (for an
     ``update``, the repeats since the window's last alert), ``window_count`` the window total."""

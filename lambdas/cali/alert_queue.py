@@ -127,9 +127,14 @@ class InMemoryPersistenceLayer(BasePersistenceLayer):
     def _put_record(self, data_record: DataRecord) -> None:
         old = self.records.get(data_record.idempotency_key)
         now_ms = int(time.time() * 1000)
-        if old is not None and not old.is_expired and not (
-            old.status == "INPROGRESS" and old.in_progress_expiry_timestamp is not None
-            and old.in_progress_expiry_timestamp < now_ms
+        if (
+            old is not None
+            and not old.is_expired
+            and not (
+                old.status == "INPROGRESS"
+                and old.in_progress_expiry_timestamp is not None
+                and old.in_progress_expiry_timestamp < now_ms
+            )
         ):
             raise IdempotencyItemAlreadyExistsError(old_data_record=old)
         self.records[data_record.idempotency_key] = data_record
@@ -151,13 +156,19 @@ class SendReport:
 class IdempotentAlertSender:
     """Claim each alert in the idempotency table, send the claimed ones, record the outcome."""
 
-    def __init__(self, queue: AlertQueue, persistence: BasePersistenceLayer, ttl_seconds: int,
-                 remaining_ms: Callable[[], int] = lambda: 60_000) -> None:
+    def __init__(
+        self,
+        queue: AlertQueue,
+        persistence: BasePersistenceLayer,
+        ttl_seconds: int,
+        remaining_ms: Callable[[], int] = lambda: 60_000,
+    ) -> None:
         self.queue = queue
         self.persistence = persistence
         persistence.configure(
-            IdempotencyConfig(event_key_jmespath="key", expires_after_seconds=ttl_seconds,
-                              raise_on_no_idempotency_key=True),
+            IdempotencyConfig(
+                event_key_jmespath="key", expires_after_seconds=ttl_seconds, raise_on_no_idempotency_key=True
+            ),
             function_name="send_alert",
         )
         # An in-progress claim expires with the invocation, so a crashed sender's alert

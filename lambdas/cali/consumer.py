@@ -138,8 +138,14 @@ class BatchConsumer:
         counts.control_messages += decoded.control_messages
         counts.records_in += decoded.total
         for error in decoded.errors:
-            self._reject(record, error.reason, error.detail, error.raw if error.raw is not None else data,
-                         error.index, counted=True)
+            self._reject(
+                record,
+                error.reason,
+                error.detail,
+                error.raw if error.raw is not None else data,
+                error.index,
+                counted=True,
+            )
         if not decoded.events:
             return
         padded = pad_sequence(record.sequence_number)
@@ -149,8 +155,9 @@ class BatchConsumer:
                 log = build_record(event, record.arrival_time)
             except RecordError as exc:
                 raw = decoded.raw_for(index)
-                self._reject(record, exc.reason, exc.detail, data if raw is None else raw, index,
-                             counted=True)
+                self._reject(
+                    record, exc.reason, exc.detail, data if raw is None else raw, index, counted=True
+                )
                 continue
             counts.per_level[log.level.name] += 1
             if not keep(log.level, log.service):
@@ -160,18 +167,32 @@ class BatchConsumer:
             self._kept.append((log, self.fingerprint(log.message, log.stack_trace), padded))
             self._sequence[padded] = record.sequence_number
 
-    def _reject(self, record: KinesisInput, reason: str, detail: str, raw: bytes | None, index: int,
-                *, counted: bool = False) -> None:
+    def _reject(
+        self,
+        record: KinesisInput,
+        reason: str,
+        detail: str,
+        raw: bytes | None,
+        index: int,
+        *,
+        counted: bool = False,
+    ) -> None:
         if not counted:
             self.counts.records_in += 1
         self.counts.invalid += 1
         self.counts.invalid_reasons[reason] += 1
         payload = binascii.b2a_base64(raw, newline=False).decode() if raw is not None else record.data_base64
         entry = DlqEntry(
-            reason=reason, error=detail[:1000], shard_id=record.shard_id,
-            sequence_number=record.sequence_number, partition_key=record.partition_key,
-            arrival_time=record.arrival_time, dlq_time=datetime.now(UTC), data_base64=payload,
-            event_index=index, stream_arn=record.stream_arn,
+            reason=reason,
+            error=detail[:1000],
+            shard_id=record.shard_id,
+            sequence_number=record.sequence_number,
+            partition_key=record.partition_key,
+            arrival_time=record.arrival_time,
+            dlq_time=datetime.now(UTC),
+            data_base64=payload,
+            event_index=index,
+            stream_arn=record.stream_arn,
         )
         self._dlq.append((entry, record.sequence_number))
 
@@ -255,10 +276,16 @@ class BatchConsumer:
                         failed.update(self._sequence[s] for s in owning.sequence_numbers)
         logger.info(
             "Batch processed",
-            extra={"records_in": counts.records_in, "kept": counts.kept, "filtered": counts.filtered,
-                   "invalid": counts.invalid, "control_messages": counts.control_messages,
-                   "incidents": len(groups), "alerts_sent": counts.alerts_sent,
-                   "retry_records": len(failed)},
+            extra={
+                "records_in": counts.records_in,
+                "kept": counts.kept,
+                "filtered": counts.filtered,
+                "invalid": counts.invalid,
+                "control_messages": counts.control_messages,
+                "incidents": len(groups),
+                "alerts_sent": counts.alerts_sent,
+                "retry_records": len(failed),
+            },
         )
         return BatchResult(counts, failed, to_send)
 
@@ -266,8 +293,12 @@ class BatchConsumer:
         rendered: dict[str, str] = {}
         for alert in alerts:
             message = incident_message(
-                group, kind=alert.kind, window_start_ms=alert.window_start, count=alert.count,
-                window_count=alert.window_count, environment=self.config.environment,
+                group,
+                kind=alert.kind,
+                window_start_ms=alert.window_start,
+                count=alert.count,
+                window_count=alert.window_count,
+                environment=self.config.environment,
                 max_samples=self.config.max_samples,
             )
             if alert.kind == "update":
@@ -286,11 +317,17 @@ class BatchConsumer:
         now_ms = int(self.throttle.clock().timestamp() * 1000)
         self.counts.alerts_fail_open += 1
         self.counts.incidents_opened += 1
-        to_send.append(incident_message(
-            group, kind="new", window_start_ms=now_ms - now_ms % window_ms, count=group.count,
-            window_count=group.count, environment=self.config.environment,
-            max_samples=self.config.max_samples,
-        ))
+        to_send.append(
+            incident_message(
+                group,
+                kind="new",
+                window_start_ms=now_ms - now_ms % window_ms,
+                count=group.count,
+                window_count=group.count,
+                environment=self.config.environment,
+                max_samples=self.config.max_samples,
+            )
+        )
 
 
 def _unique(messages: list[IncidentMessage]) -> list[IncidentMessage]:

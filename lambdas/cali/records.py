@@ -44,8 +44,19 @@ _SINGLE: Final = {
     "namespace": ("namespace",),
 }
 _CONSUMED: Final = frozenset(
-    (*_TIME_KEYS, *_LEVEL_KEYS, *_MESSAGE_KEYS, *_SERVICE_KEYS, *_STACK_KEYS, *_TRACE_KEYS,
-     *_REQUEST_KEYS, *_HOST_KEYS, *_LOGGER_KEYS, "kubernetes", *(k for ks in _SINGLE.values() for k in ks))
+    (
+        *_TIME_KEYS,
+        *_LEVEL_KEYS,
+        *_MESSAGE_KEYS,
+        *_SERVICE_KEYS,
+        *_STACK_KEYS,
+        *_TRACE_KEYS,
+        *_REQUEST_KEYS,
+        *_HOST_KEYS,
+        *_LOGGER_KEYS,
+        "kubernetes",
+        *(k for ks in _SINGLE.values() for k in ks),
+    )
 )
 
 # log4j's DATE and ABSOLUTE-with-date forms, e.g. "23 Nov 2026 10:00:00,123".
@@ -222,8 +233,13 @@ def normalise_event(event: dict[str, Any], arrival_time: datetime | None = None)
     if isinstance(stack, str):
         stack = truncate(stack, MAX_STACK_TRACE_CHARS)
 
-    service = _first(event, _SERVICE_KEYS) or labels.get("app") or labels.get("app.kubernetes.io/name") \
-        or kube.get("container_name") or event.get("container_name")
+    service = (
+        _first(event, _SERVICE_KEYS)
+        or labels.get("app")
+        or labels.get("app.kubernetes.io/name")
+        or kube.get("container_name")
+        or event.get("container_name")
+    )
     timestamp = _first(event, _TIME_KEYS)
     if timestamp is None:
         timestamp = arrival_time

@@ -146,8 +146,14 @@ def decide(state: ThrottleState | None, obs: Observation, now_ms: int, policy: T
         alerts.append(AlertDecision("new", now_ms, n, n))
         baseline = max(previous, n, policy.surge_min_baseline)
         new_state = ThrottleState(
-            window_start=now_ms, window_end=now_ms + policy.window_seconds * 1000, count=n, reported=n,
-            surge_at=_surge_threshold(baseline, policy), surge_sent=False, version=version, hw=hw,
+            window_start=now_ms,
+            window_end=now_ms + policy.window_seconds * 1000,
+            count=n,
+            reported=n,
+            surge_at=_surge_threshold(baseline, policy),
+            surge_sent=False,
+            version=version,
+            hw=hw,
             outbox=dict(state.outbox) if state else {},
         )
         return Decision(tuple(alerts), n, duplicates, new_state)
@@ -205,15 +211,17 @@ class Outcome:
 class Throttle:
     """Runs ``decide`` against a store with optimistic concurrency."""
 
-    def __init__(self, store: ThrottleStore, policy: ThrottlePolicy, clock: Clock = utc_now,
-                 max_conflicts: int = 8) -> None:
+    def __init__(
+        self, store: ThrottleStore, policy: ThrottlePolicy, clock: Clock = utc_now, max_conflicts: int = 8
+    ) -> None:
         self.store = store
         self.policy = policy
         self.clock = clock
         self.max_conflicts = max_conflicts
 
-    def observe(self, obs: Observation, outbox_for: Callable[[Sequence[AlertDecision]], dict[str, str]]
-                ) -> Outcome:
+    def observe(
+        self, obs: Observation, outbox_for: Callable[[Sequence[AlertDecision]], dict[str, str]]
+    ) -> Outcome:
         """Count ``obs``; ``outbox_for(alerts)`` renders the messages to persist with the decision."""
         # Whole seconds: the window start is part of the incident id, which has second resolution.
         now_ms = int(self.clock().timestamp()) * 1000
@@ -231,8 +239,9 @@ class Throttle:
             if decision.alerts:
                 new_state = replace(new_state, outbox={**new_state.outbox, **outbox_for(decision.alerts)})
             if self.store.save(obs.fingerprint, new_state, current.version, expires_at):
-                return Outcome(obs.fingerprint, decision.alerts, pending, decision.counted,
-                               decision.duplicates)
+                return Outcome(
+                    obs.fingerprint, decision.alerts, pending, decision.counted, decision.duplicates
+                )
             time.sleep(0.005 * (attempt + 1))
             current = self.store.load(obs.fingerprint) or ABSENT
         raise StoreThrottled(f"{obs.fingerprint}: {self.max_conflicts} write conflicts in a row")
@@ -279,10 +288,16 @@ class InMemoryThrottleStore:
                 return ABSENT
             mark = state.hw.get(obs.shard_id)
             n = len(obs.sequence_numbers)
-            if (state.window_end > now_ms and state.headroom > n and not state.outbox
-                    and (mark is None or mark < obs.min_seq)):
+            if (
+                state.window_end > now_ms
+                and state.headroom > n
+                and not state.outbox
+                and (mark is None or mark < obs.min_seq)
+            ):
                 self.items[obs.fingerprint] = replace(
-                    state, count=state.count + n, version=state.version + 1,
+                    state,
+                    count=state.count + n,
+                    version=state.version + 1,
                     hw={**state.hw, obs.shard_id: obs.max_seq},
                 )
                 return None
@@ -308,10 +323,14 @@ class InMemoryThrottleStore:
                 self.items[fingerprint] = replace(state, outbox=outbox, version=state.version + 1)
 
 
-_THROTTLING_CODES = frozenset({
-    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-    "TransactionConflictException",
-})
+_THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TransactionConflictException",
+    }
+)
 
 
 class DynamoDbThrottleStore:
@@ -355,9 +374,13 @@ class DynamoDbThrottleStore:
                 ),
                 ExpressionAttributeNames={"#count": "count", "#version": "version", "#shard": obs.shard_id},
                 ExpressionAttributeValues={
-                    ":n": {"N": str(n)}, ":minus_n": {"N": str(-n)}, ":one": {"N": "1"},
-                    ":zero": {"N": "0"}, ":now": {"N": str(now_ms)},
-                    ":min_seq": {"S": obs.min_seq}, ":max_seq": {"S": obs.max_seq},
+                    ":n": {"N": str(n)},
+                    ":minus_n": {"N": str(-n)},
+                    ":one": {"N": "1"},
+                    ":zero": {"N": "0"},
+                    ":now": {"N": str(now_ms)},
+                    ":min_seq": {"S": obs.min_seq},
+                    ":max_seq": {"S": obs.max_seq},
                 },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )

@@ -69,6 +69,31 @@ class IncidentBatchProcessor(BatchProcessor):
 processor = IncidentBatchProcessor()
 
 
+class LazyClient:
+    """A boto3 client created on first use.
+
+    Most batches never write to the DLQ and most never alert, so the S3 and SQS clients
+    (the S3 model alone costs ~100 ms to load) are only built when needed; cold starts stay
+    within the init budget.
+    """
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            # Short timeouts, few retries: a stuck call must not eat the batch's time budget.
+            config = Config(
+                connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"}
+            )
+            self._client = boto3.client(self._service, config=config)  # type: ignore[call-overload]
+        return getattr(self._client, name)
+
+
 class _Wiring:
     consumer: BatchConsumer | None = None
 
@@ -90,28 +115,34 @@ def build_consumer(
     from cali.throttle import DynamoDbThrottleStore, FailOpenLimiter, Throttle, ThrottlePolicy, utc_now
 
     if throttle_store is None or queue is None or dlq is None or persistence is None:
-        import boto3
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-        from botocore.config import Config
 
-        # Short timeouts and few retries: a stuck call must not eat the batch's time budget.
-        config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
         if throttle_store is None or persistence is None:
-            dynamodb = boto3.client("dynamodb", config=config)
+            dynamodb: Any = LazyClient("dynamodb")
             throttle_store = throttle_store or DynamoDbThrottleStore(dynamodb, settings.state_table_name)
             persistence = persistence or DynamoDBPersistenceLayer(
-                table_name=settings.state_table_name, key_attr="pk", sort_key_attr="sk",
-                expiry_attr="expires_at", boto3_client=dynamodb,
+                table_name=settings.state_table_name,
+                key_attr="pk",
+                sort_key_attr="sk",
+                expiry_attr="expires_at",
+                boto3_client=dynamodb,
             )
-        queue = queue or SqsAlertQueue(boto3.client("sqs", config=config), settings.incidents_queue_url)
-        dlq = dlq or S3Dlq(boto3.client("s3", config=config), settings.dlq_bucket_name, settings.dlq_prefix)
+        sqs: Any = LazyClient("sqs")
+        s3: Any = LazyClient("s3")
+        queue = queue or SqsAlertQueue(sqs, settings.incidents_queue_url)
+        dlq = dlq or S3Dlq(s3, settings.dlq_bucket_name, settings.dlq_prefix)
     clock = clock or utc_now
-    policy = ThrottlePolicy(window_seconds=settings.throttle_window_seconds,
-                            surge_factor=settings.surge_factor,
-                            retention_seconds=settings.idempotency_ttl_seconds)
+    policy = ThrottlePolicy(
+        window_seconds=settings.throttle_window_seconds,
+        surge_factor=settings.surge_factor,
+        retention_seconds=settings.idempotency_ttl_seconds,
+    )
     return BatchConsumer(
-        config=ConsumerConfig(environment=settings.cali_env, max_samples=settings.max_samples,
-                              max_record_bytes=settings.max_record_bytes),
+        config=ConsumerConfig(
+            environment=settings.cali_env,
+            max_samples=settings.max_samples,
+            max_record_bytes=settings.max_record_bytes,
+        ),
         level_filter=LevelFilter(settings.min_level, settings.level_overrides),
         fingerprint=fingerprint,
         throttle=Throttle(throttle_store, policy, clock),
@@ -134,22 +165,28 @@ def consumer() -> BatchConsumer:
 
 def record_handler(record: KinesisStreamRecord) -> None:
     kinesis = record["kinesis"]
-    consumer().add(KinesisInput(
-        data_base64=kinesis["data"],
-        sequence_number=kinesis["sequenceNumber"],
-        partition_key=kinesis["partitionKey"],
-        shard_id=record["eventID"].split(":", 1)[0],
-        arrival_time=datetime.fromtimestamp(kinesis["approximateArrivalTimestamp"], tz=UTC),
-        stream_arn=record.get("eventSourceARN"),
-    ))
+    consumer().add(
+        KinesisInput(
+            data_base64=kinesis["data"],
+            sequence_number=kinesis["sequenceNumber"],
+            partition_key=kinesis["partitionKey"],
+            shard_id=record["eventID"].split(":", 1)[0],
+            arrival_time=datetime.fromtimestamp(kinesis["approximateArrivalTimestamp"], tz=UTC),
+            stream_arn=record.get("eventSourceARN"),
+        )
+    )
 
 
 def record_metrics(counts: BatchCounts) -> None:
     for name, value in (
-        ("RecordsIn", counts.records_in), ("RecordsInvalid", counts.invalid),
-        ("RecordsFiltered", counts.filtered), ("RecordsKept", counts.kept),
-        ("ControlMessagesSkipped", counts.control_messages), ("IncidentsOpened", counts.incidents_opened),
-        ("AlertsSent", counts.alerts_sent), ("AlertsSuppressed", counts.alerts_suppressed),
+        ("RecordsIn", counts.records_in),
+        ("RecordsInvalid", counts.invalid),
+        ("RecordsFiltered", counts.filtered),
+        ("RecordsKept", counts.kept),
+        ("ControlMessagesSkipped", counts.control_messages),
+        ("IncidentsOpened", counts.incidents_opened),
+        ("AlertsSent", counts.alerts_sent),
+        ("AlertsSuppressed", counts.alerts_suppressed),
         ("AlertsFailOpen", counts.alerts_fail_open),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
@@ -160,5 +197,8 @@ def record_metrics(counts: BatchCounts) -> None:
 @metrics.log_metrics
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return dict(process_partial_response(event=event, record_handler=record_handler, processor=processor,
-                                         context=context))
+    return dict(
+        process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    )

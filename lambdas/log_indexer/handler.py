@@ -81,10 +81,14 @@ def merge_documents(documents: list[dict[str, Any]]) -> dict[str, Any]:
     main = dict(documents[main_index])
     others = [
         {"@timestamp": d["@timestamp"], "level": d["level"], "message": truncate(d["message"], 512)}
-        for i, d in enumerate(documents) if i != main_index
+        for i, d in enumerate(documents)
+        if i != main_index
     ]
-    main["fields"] = {**main["fields"], "record_events": len(documents),
-                      "other_events": others[:MAX_OTHER_EVENTS]}
+    main["fields"] = {
+        **main["fields"],
+        "record_events": len(documents),
+        "other_events": others[:MAX_OTHER_EVENTS],
+    }
     return main
 
 
@@ -106,8 +110,11 @@ def transform_record(record: dict[str, Any], environment: str) -> dict[str, Any]
     indexed = index_payload(payload, environment, arrival)
     if indexed.documents:
         document = merge_documents(indexed.documents)
-        return {"recordId": record_id, "result": "Ok",
-                "data": base64.b64encode(orjson.dumps(document)).decode()}
+        return {
+            "recordId": record_id,
+            "result": "Ok",
+            "data": base64.b64encode(orjson.dumps(document)).decode(),
+        }
     if indexed.control_messages and not indexed.errors:
         return {"recordId": record_id, "result": "Dropped", "data": record["data"]}
     logger.warning("Record failed transformation", extra={"record_id": record_id, "reasons": indexed.errors})

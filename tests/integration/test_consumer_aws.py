@@ -34,9 +34,12 @@ def aws(moto_endpoint: MotoEndpoint) -> dict[str, Any]:
     dynamodb = boto3.client("dynamodb")
     table = f"cali-test-state-{suffix}"
     dynamodb.create_table(
-        TableName=table, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}],
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
     )
     s3 = boto3.client("s3")
@@ -48,15 +51,28 @@ def aws(moto_endpoint: MotoEndpoint) -> dict[str, Any]:
     stream = f"cali-test-logs-{suffix}"
     kinesis.create_stream(StreamName=stream, ShardCount=1)
     kinesis.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 1})
-    return {"dynamodb": dynamodb, "table": table, "s3": s3, "bucket": bucket, "sqs": sqs,
-            "queue_url": queue_url, "kinesis": kinesis, "stream": stream}
+    return {
+        "dynamodb": dynamodb,
+        "table": table,
+        "s3": s3,
+        "bucket": bucket,
+        "sqs": sqs,
+        "queue_url": queue_url,
+        "kinesis": kinesis,
+        "stream": stream,
+    }
 
 
 def consumer_for(aws: dict[str, Any], clock: Clock) -> BatchConsumer:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-    persistence = DynamoDBPersistenceLayer(table_name=aws["table"], key_attr="pk", sort_key_attr="sk",
-                                           expiry_attr="expires_at", boto3_client=aws["dynamodb"])
+    persistence = DynamoDBPersistenceLayer(
+        table_name=aws["table"],
+        key_attr="pk",
+        sort_key_attr="sk",
+        expiry_attr="expires_at",
+        boto3_client=aws["dynamodb"],
+    )
     return BatchConsumer(
         config=ConsumerConfig(environment="test"),
         level_filter=LevelFilter(),
@@ -89,9 +105,13 @@ def run(consumer: BatchConsumer, payloads: list[bytes], first: int) -> Any:
 def test_batch_against_moto_dlq_sqs_dynamodb_and_redelivery(aws: dict[str, Any]) -> None:
     clock = Clock()
     consumer = consumer_for(aws, clock)
-    payloads = [line(event()), line(event(level="INFO")), b"\xff\xfe not json",
-                cloudwatch(["[ERROR] Task timed out after 30.03 seconds"]),
-                line({"time": "2026-11-23T10:00:00Z", "level": "ERROR"})]
+    payloads = [
+        line(event()),
+        line(event(level="INFO")),
+        b"\xff\xfe not json",
+        cloudwatch(["[ERROR] Task timed out after 30.03 seconds"]),
+        line({"time": "2026-11-23T10:00:00Z", "level": "ERROR"}),
+    ]
     result = run(consumer, payloads, first=1)
     assert result.counts.conserved and result.failed_sequence_numbers == set()
     assert result.counts.invalid == 2
@@ -127,12 +147,16 @@ def test_conditional_writes_let_one_container_open_a_window(aws: dict[str, Any])
     second = b.observe(Observation(fp, "shardId-000000000001", [pad_sequence("1")]), lambda alerts: {})
     assert [x.kind for x in first.alerts] == ["new"] and second.alerts == ()
     state = store.load(fp)
-    assert state is not None and state.count == 2 and set(state.hw) == {"shardId-000000000000",
-                                                                       "shardId-000000000001"}
+    assert (
+        state is not None
+        and state.count == 2
+        and set(state.hw) == {"shardId-000000000000", "shardId-000000000001"}
+    )
     # A stale version loses the compare-and-swap.
     assert not store.save(fp, state, expected_version=state.version - 1, expires_at=0)
-    item = aws["dynamodb"].get_item(TableName=aws["table"], Key={"pk": {"S": f"throttle#{fp}"},
-                                                                 "sk": {"S": "window"}})["Item"]
+    item = aws["dynamodb"].get_item(
+        TableName=aws["table"], Key={"pk": {"S": f"throttle#{fp}"}, "sk": {"S": "window"}}
+    )["Item"]
     assert int(item["expires_at"]["N"]) > int(clock().timestamp())
 
 
@@ -166,8 +190,9 @@ def test_dlq_replay_puts_original_bytes_back_into_kinesis(aws: dict[str, Any], c
     assert main(["dlq", "replay", *common, "--stream", aws["stream"]]) == 0
     assert "dry run" in capsys.readouterr().out.lower()
     shard = aws["kinesis"].describe_stream(StreamName=aws["stream"])["StreamDescription"]["Shards"][0]
-    iterator = aws["kinesis"].get_shard_iterator(StreamName=aws["stream"], ShardId=shard["ShardId"],
-                                                 ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    iterator = aws["kinesis"].get_shard_iterator(
+        StreamName=aws["stream"], ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
     assert aws["kinesis"].get_records(ShardIterator=iterator)["Records"] == []
 
     assert main(["dlq", "replay", *common, "--stream", aws["stream"], "--execute"]) == 0
@@ -187,8 +212,12 @@ def test_handler_end_to_end_on_moto(aws: dict[str, Any], monkeypatch: pytest.Mon
 
     from cali.settings import ConsumerSettings
 
-    settings = ConsumerSettings(state_table_name=aws["table"], dlq_bucket_name=aws["bucket"],
-                                incidents_queue_url=aws["queue_url"], cali_env="test")
+    settings = ConsumerSettings(
+        state_table_name=aws["table"],
+        dlq_bucket_name=aws["bucket"],
+        incidents_queue_url=aws["queue_url"],
+        cali_env="test",
+    )
     consumer_handler.use(consumer_handler.build_consumer(settings, clock=Clock(datetime.now(UTC))))
     try:
         event_ = kinesis_event([line(event()), b"nope", line(event(level="DEBUG"))])

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from consumer_support import event
+
+from cali.aggregation import aggregate, incident_id, incident_message
+from cali.fingerprint import fingerprint
+from cali.levels import Level
+from cali.records import build_record
+
+
+def test_aggregate_groups_by_fingerprint_in_batch_order() -> None:
+    records = [
+        build_record(event(message=f"Timeout calling inventory after {n} ms")) for n in (100, 250, 3000)
+    ]
+    other = build_record(event(message="Disk full"))
+    items = [(r, fingerprint(r.message), f"{i:064d}") for i, r in enumerate([*records, other])]
+    groups = aggregate(items)
+    assert [g.count for g in groups.values()] == [3, 1]
+
+
+def test_incident_message_fields() -> None:
+    base = build_record(event(message="Timeout calling inventory after 100 ms"))
+    later = base.model_copy(
+        update={
+            "timestamp": base.timestamp + timedelta(seconds=30),
+            "level": Level.FATAL,
+            "host": "h2",
+            "service": "orders",
+        }
+    )
+    fp = fingerprint(base.message)
+    group = aggregate([(base, fp, "1"), (later, fp, "2")])[fp.id]
+    message = incident_message(
+        group,
+        kind="new",
+        window_start_ms=1795428000000,
+        count=2,
+        window_count=2,
+        environment="prod",
+        max_samples=1,
+    )
+    assert message.incident_id == incident_id(fp.id, 1795428000000) == f"{fp.id}-20261123T100000Z"
+    assert (message.level, message.services, message.hosts) == (
+        Level.FATAL,
+        ["checkout", "orders"],
+        ["h2", "ip-10-0-0-7"],
+    )
+    assert message.first_seen == base.timestamp and message.last_seen == later.timestamp
+    assert len(message.samples) == 1 and message.samples[0].level is Level.FATAL

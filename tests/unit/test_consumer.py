@@ -1,0 +1,233 @@
+"""One batch through the consumer and the real Lambda handler, with in-memory boundaries."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from consumer_support import ARRIVAL, Clock, Fake, cloudwatch, event, kinesis_event, kinesis_input, line, seq
+
+from cali.consumer import KinesisInput
+from cali.levels import Level
+from cali.throttle import StoreThrottled, StoreUnavailable
+
+STACK = "java.lang.IllegalStateException: boom\n\tat com.shop.Pay.charge(Pay.java:10)"
+
+
+def test_conservation_and_every_bad_input_class_goes_to_the_dlq() -> None:
+    fake = Fake(Clock())
+    payloads = [
+        line(event()),  # kept
+        line(event(level="INFO")),  # filtered
+        # newline-joined: 1 kept, 1 filtered, 1 bad
+        b"\n".join([line(event(level="WARN")), line(event(level="DEBUG")), b"{broken"]),
+        gzip.compress(line(event(level="FATAL"))),  # kept
+        cloudwatch(["[ERROR] x", "plain"]),  # 1 kept 1 filtered
+        cloudwatch([], control=True),  # control
+        b"not json at all",  # not_json
+        b"\xff\xfe",  # invalid_utf8
+        b"\x1f\x8bnot gzip",  # invalid_gzip
+        b"[1,2]",  # not_an_object
+        line({"time": "2026-11-23T10:00:00Z"}),  # missing_field:message
+        line(event(time="soon")),  # invalid_field:timestamp
+        b"{" + b" " * 70_000 + b"}",  # oversized (limit 64,000 in the fake)
+    ]
+    for i, payload in enumerate(payloads):
+        fake.consumer.add(kinesis_input(payload, i + 1))
+    fake.consumer.add(KinesisInput("!!!not base64!!!", seq(99), "pk", "shardId-000000000000", ARRIVAL))
+    result = fake.consumer.finish()
+    counts = result.counts
+    assert counts.conserved
+    assert (counts.records_in, counts.kept, counts.filtered, counts.invalid, counts.control_messages) == (
+        17,
+        4,
+        3,
+        9,
+        1,
+    )
+    reasons = sorted(e.reason for e in fake.dlq.entries.values())
+    assert reasons == sorted(
+        [
+            "not_json",
+            "not_json",
+            "invalid_utf8",
+            "invalid_gzip",
+            "not_an_object",
+            "missing_field:message",
+            "invalid_field:timestamp",
+            "oversized",
+            "invalid_base64",
+        ]
+    )
+    by_reason = {e.reason: e for e in fake.dlq.entries.values()}
+    assert by_reason["invalid_utf8"].data == b"\xff\xfe"
+    assert by_reason["invalid_field:timestamp"].data == line(event(time="soon"))
+    line_error = next(e for e in fake.dlq.entries.values() if e.event_index == 2)
+    assert line_error.data == b"{broken"  # only the bad line, not its good neighbours
+    assert by_reason["invalid_base64"].data_base64 == "!!!not base64!!!"
+    assert result.failed_sequence_numbers == set()
+    assert counts.per_level == {"ERROR": 2, "INFO": 2, "WARN": 1, "DEBUG": 1, "FATAL": 1}
+    # The ERROR, WARN and FATAL lines share a template: one incident at the highest level.
+    assert sorted(m.level for m in result.alerts) == [Level.ERROR, Level.FATAL]
+
+
+def test_same_records_processed_twice_produce_one_alert() -> None:
+    clock = Clock()
+    fake = Fake(clock)
+    batch = [line(event()), line(event(message="Payment declined for order 9"))]
+    fake.run(batch, first=1)
+    clock.advance(7200)  # redelivered long after the window: still recognised by sequence number
+    again = fake.run(batch, first=1)
+    assert [m.kind for m in fake.queue.sent] == ["new"]
+    assert again.counts.duplicates == 2 and fake.queue.sent[0].count == 2
+
+
+def test_failed_send_is_retried_then_sent_exactly_once() -> None:
+    fake = Fake(Clock())
+    fake.queue.fail_next = 1
+    first = fake.run([line(event())], first=1)
+    assert first.failed_sequence_numbers == {seq(1)} and fake.queue.sent == []
+    retry = fake.run([line(event())], first=1)  # Lambda redelivers; the outbox resends
+    assert retry.failed_sequence_numbers == set()
+    assert [m.kind for m in fake.queue.sent] == ["new"]
+    fake.run([line(event())], first=1)
+    fake.run([line(event())], first=2)
+    assert len(fake.queue.sent) == 1
+
+
+def test_idempotency_record_stops_a_resend_of_an_already_sent_alert() -> None:
+    fake = Fake(Clock())
+    fake.run([line(event())], first=1)
+    # Simulate a crash after SQS accepted the message but before the outbox was cleared.
+    fp_id = fake.queue.sent[0].fingerprint
+    state = fake.store.load(fp_id)
+    assert state is not None and state.outbox == {}
+    key = f"new#{int(ARRIVAL.timestamp()) * 1000}"
+    fake.store.items[fp_id] = state.__class__(
+        **{
+            **{f: getattr(state, f) for f in state.__dataclass_fields__},
+            "outbox": {key: fake.queue.sent[0].model_dump_json()},
+        }
+    )
+    fake.run([line(event())], first=2)
+    assert len(fake.queue.sent) == 1
+    final = fake.store.load(fp_id)
+    assert final is not None and final.outbox == {}
+
+
+def test_store_unavailable_fails_open_under_rate_limit() -> None:
+    clock = Clock()
+    fake = Fake(clock, fail_open_per_minute=2)
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailable("connection refused")
+
+    fake.store.increment_if_quiet = down  # type: ignore[method-assign]
+    messages = [f"error kind {chr(97 + i)} happened" for i in range(4)]
+    result = fake.run([line(event(message=m)) for m in messages], first=1)
+    assert result.counts.alerts_fail_open == 2 and result.counts.alerts_suppressed == 2
+    assert [m.kind for m in fake.queue.sent] == ["new", "new"]
+    assert result.failed_sequence_numbers == set()
+
+
+def test_store_throttling_is_retryable() -> None:
+    fake = Fake(Clock())
+
+    def throttled(*args: Any, **kwargs: Any) -> Any:
+        raise StoreThrottled("ProvisionedThroughputExceededException")
+
+    fake.store.increment_if_quiet = throttled  # type: ignore[method-assign]
+    result = fake.run([line(event(level="INFO")), line(event())], first=1)
+    assert result.failed_sequence_numbers == {seq(2)} and fake.queue.sent == []
+
+
+def test_dlq_write_failure_retries_the_bad_records() -> None:
+    fake = Fake(Clock())
+
+    def broken(entries: Any) -> None:
+        raise OSError("S3 unavailable")
+
+    fake.dlq.write = broken  # type: ignore[method-assign]
+    result = fake.run([line(event(level="INFO")), b"junk"], first=1)
+    assert result.failed_sequence_numbers == {seq(2)}
+
+
+def test_one_incident_per_fingerprint_with_samples_services_and_hosts() -> None:
+    fake = Fake(Clock())
+    payloads = [
+        line(event(message=f"Payment declined for order {i}", service=s, host=h))
+        for i, (s, h) in enumerate([("checkout", "h1"), ("payments", "h2"), ("checkout", "h1")])
+    ]
+    payloads.append(line(event(message="Payment declined for order 77", level="FATAL", stack_trace=STACK)))
+    fake.run(payloads, first=1)
+    assert len(fake.queue.sent) == 2  # the stack trace makes a different fingerprint
+    plain = next(m for m in fake.queue.sent if m.exception_type is None)
+    assert (plain.count, plain.services, plain.hosts, plain.level) == (
+        3,
+        ["checkout", "payments"],
+        ["h1", "h2"],
+        Level.ERROR,
+    )
+    assert len(plain.samples) == 3 and plain.environment == "test"
+    assert plain.first_seen <= plain.last_seen
+
+
+def test_samples_prefer_severe_and_stack_traces() -> None:
+    from cali.aggregation import aggregate
+    from cali.fingerprint import fingerprint
+    from cali.records import build_record
+
+    records = [
+        build_record(event(message=f"m{i}", level=lvl, **extra))
+        for i, (lvl, extra) in enumerate(
+            [("WARN", {}), ("ERROR", {}), ("ERROR", {"stack_trace": STACK}), ("FATAL", {})]
+        )
+    ]
+    fp = fingerprint("m")
+    group = aggregate([(r, fp, f"{i:064d}") for i, r in enumerate(records)])[fp.id]
+    assert [s.message for s in group.samples(3)] == ["m3", "m2", "m1"]
+
+
+# -- the Lambda handler ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def handler_fake() -> Iterator[tuple[Any, Fake]]:
+    from log_consumer import handler as consumer_handler
+
+    fake = Fake(Clock())
+    consumer_handler.use(fake.consumer)
+    yield consumer_handler, fake
+    consumer_handler.use(None)
+
+
+class Context:
+    function_name = "log_consumer"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:log_consumer"
+    aws_request_id = "req"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 60_000
+
+
+def test_handler_bad_data_never_fails_the_batch(handler_fake: tuple[Any, Fake], capsys: Any) -> None:
+    module, fake = handler_fake
+    response = module.handler(kinesis_event([b"junk", line(event()), b"\xff"]), Context())
+    assert response == {"batchItemFailures": []}
+    assert len(fake.dlq.entries) == 2 and len(fake.queue.sent) == 1
+    out = capsys.readouterr().out
+    assert '"RecordsInvalid":[2.0]' in out and '"RecordsKept":[1.0]' in out and '"AlertsSent":[1.0]' in out
+    assert "Payment declined" not in out  # no log bodies in the function's own logs
+
+
+def test_handler_reports_retryable_failures_as_partial_batch(handler_fake: tuple[Any, Fake]) -> None:
+    module, fake = handler_fake
+    fake.queue.fail_next = 1
+    response = module.handler(kinesis_event([line(event(level="INFO")), line(event())]), Context())
+    assert response == {"batchItemFailures": [{"itemIdentifier": seq(2)}]}
+    assert base64.b64decode(kinesis_event([b"x"])["Records"][0]["kinesis"]["data"]) == b"x"

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+from consumer_support import cloudwatch, event, line
+
+from cali.decoding import decode_payload, gunzip_bounded
+
+
+def test_single_fluent_bit_event_with_trailing_newline() -> None:
+    decoded = decode_payload(line(event()) + b"\n")
+    assert decoded.events == [event()] and decoded.raws == [None] and decoded.total == 1
+
+
+def test_newline_joined_events_keep_their_own_bytes() -> None:
+    payload = b"\n".join([line(event(message="a")), line(event(message="b")), b"", line(event(message="c"))])
+    decoded = decode_payload(payload)
+    assert [e["message"] for e in decoded.events] == ["a", "b", "c"]
+    assert decoded.raw_for(1) == line(event(message="b"))
+
+
+def test_one_bad_line_does_not_spoil_its_neighbours() -> None:
+    decoded = decode_payload(line(event(message="a")) + b"\nnot json\n" + line(event(message="c")))
+    assert [e["message"] for e in decoded.events] == ["a", "c"]
+    assert [(e.index, e.reason, e.raw) for e in decoded.errors] == [(1, "not_json", b"not json")]
+    assert decoded.total == 3
+
+
+def test_gzip_of_one_or_many_events() -> None:
+    assert decode_payload(gzip.compress(line(event()))).events == [event()]
+    many = gzip.compress(line(event(message="a")) + b"\n" + line(event(message="b")))
+    assert len(decode_payload(many).events) == 2
+
+
+def test_cloudwatch_subscription_envelope() -> None:
+    payload = cloudwatch(
+        [
+            '{"level": "error", "msg": "json line"}',
+            "[ERROR]\t2026-11-23T10:00:00Z\tboom",
+            "START RequestId: 1",
+        ]
+    )
+    decoded = decode_payload(payload)
+    assert [e.get("level") for e in decoded.events] == ["error", "ERROR", None]
+    assert all(
+        e["service"] == "orders-api" and e["log_group"] == "/aws/lambda/orders-api" for e in decoded.events
+    )
+    assert decoded.events[0]["timestamp"] == 1795428000000
+    # Each event's replayable bytes are a one-event envelope in CloudWatch's own shape.
+    single = json.loads(gzip.decompress(decoded.raw_for(1) or b""))
+    assert [e["message"] for e in single["logEvents"]] == ["[ERROR]\t2026-11-23T10:00:00Z\tboom"]
+
+
+def test_cloudwatch_control_message_is_skipped_and_counted() -> None:
+    decoded = decode_payload(cloudwatch([], control=True))
+    assert (
+        decoded.events == [] and decoded.errors == [] and decoded.control_messages == 1 and decoded.total == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"plain text log line", "not_json"),
+        (b"\xff\xfe\x00garbage", "invalid_utf8"),
+        (b"\x1f\x8b\x08\x00broken", "invalid_gzip"),
+        (gzip.compress(b"x" * 200)[:-6], "invalid_gzip"),
+        (b"{" + b" " * 2000 + b"}", "oversized"),
+        (gzip.compress(b"[" + b"0," * 5000 + b"0]"), "oversized"),  # inflates past the limit
+    ],
+)
+def test_whole_record_errors(payload: bytes, reason: str) -> None:
+    decoded = decode_payload(payload, max_bytes=1000)
+    assert [(e.reason, e.raw) for e in decoded.errors] == [(reason, None)] and decoded.total == 1
+
+
+def test_valid_json_that_is_not_an_object_is_passed_on_for_validation() -> None:
+    # The record layer owns the "not_an_object" reason, so decoding keeps the value.
+    assert decode_payload(b"[1, 2]").events == [[1, 2]]
+
+
+def test_gunzip_bounded_refuses_bombs() -> None:
+    with pytest.raises(OverflowError):
+        gunzip_bounded(gzip.compress(b"0" * 10_000), 100)
