@@ -41,7 +41,7 @@ WILDCARD = "<*>"
 
 # Characters that end a token. Splitting on them and keeping them in the template is
 # what lets "uid=0", "(pid 42)" and "host:port" keep their constant part.
-_DELIMS = r"\s=:,;()\[\]{}\"'<>|"
+_DELIMS = r"\s\u00a0\u3000=:,;()\[\]{}\"'<>|"  # (\s is ASCII-only in the token pass)
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 _WEEKDAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
 # Units whose choice follows the magnitude ("512 B" / "1.2 KB", "30 ms" / "2 s").
@@ -111,7 +111,10 @@ def _token_variables(*, host_names: bool, user_names: bool) -> re.Pattern[str]:
         # digit (numbers, ids, hex, IPv4:port, UUIDs, timestamps, versions, "1.5s"), an
         # "@" inside (e-mail addresses, user@host) or ends in a top-level domain.
         rf"|[^{_DELIMS}\d@]*+(?:\d[^{_DELIMS}]*+|(?<=[^{_DELIMS}])@[^{_DELIMS}]*+{host})"
-        r")"
+        r")",
+        # ASCII classes are ~10% faster; non-ASCII letters still make up tokens, only
+        # digits and token-ending whitespace are the ASCII ones.
+        re.ASCII,
     )
 
 
@@ -163,7 +166,7 @@ class Fingerprinter:
         self._mask_user_names = mask_user_names
 
     def template(self, message: str) -> str:
-        """The first line of ``message`` with every variable replaced by ``<*>``."""
+        """``message`` with every variable replaced by ``<*>`` and whitespace normalised."""
         text = message[: self._max_message_chars]
         # Substring tests are ~50x cheaper than a regex pass that finds nothing.
         if "://" in text:
@@ -176,8 +179,8 @@ class Fingerprinter:
             text = _DOT_LEADER.sub(r"\g<0> ", text)
         if "::" in text:
             text = _IPV6_COMPRESSED.sub(WILDCARD, text)
-        for empty, masked in _EMPTY_PAIRS:
-            if empty in text:
+        if "()" in text or "[]" in text or "{}" in text:
+            for empty, masked in _EMPTY_PAIRS:
                 text = text.replace(empty, masked)
         hosts = _HAS_TLD.search(text) is not None
         users = self._mask_user_names and "ser" in text

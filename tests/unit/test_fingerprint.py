@@ -122,6 +122,19 @@ def test_constant_parts_separate(first: str, second: str) -> None:
     assert not same(first, second)
 
 
+@pytest.mark.parametrize(
+    ("first", "second", "template"),
+    [
+        ("사용자 123 로그인 실패", "사용자 9 로그인 실패", "사용자 <*> 로그인 실패"),
+        ("ошибка 500 на узле node-3", "ошибка 404 на узле node-12", "ошибка <*> на узле <*>"),
+        ("valeur\u00a042 invalide", "valeur 7 invalide", "valeur <*> invalide"),
+    ],
+    ids=["korean", "cyrillic", "no-break-space"],
+)
+def test_non_ascii_text(first: str, second: str, template: str) -> None:
+    assert fingerprint(first).template == fingerprint(second).template == template
+
+
 def test_whitespace_is_normalised() -> None:
     assert fingerprint("a  b\tc 1 ").template == "a b c <*>"
     assert same("a  b\tc 1 ", "a b c 2")
