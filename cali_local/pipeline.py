@@ -186,75 +186,98 @@ def run_pipeline(options: PipelineOptions) -> PipelineReport:
         )
         notes: list[str] = []
         _apply_search_index(services, notes)
+        saved_environment = dict(os.environ)
         os.environ.update(handler_environment(services, resources, options))
-        handlers = _load_handlers()
-        metrics = EmfMetrics()
-        with lambda_logs_to(workdir / "lambda.log") as log:
-            wrapped = {name: with_metrics_capture(h, metrics, log) for name, h in handlers.items()}
-            sync = wrapped["knowledge_sync"](
-                _scheduled_event(services.region), LambdaContext("knowledge_sync")
+        try:
+            return _run(
+                options=options,
+                services=services,
+                resources=resources,
+                notes=notes,
+                started=started,
+                workdir=workdir,
             )
-            notes.append(f"knowledge sync: {json.dumps(sync, default=str)}")
-            pump = _Pump(
-                FirehoseStandIn(
-                    services.clients.kinesis,
-                    services.clients.s3,
-                    services.search,
-                    resources.names.stream,
-                    resources.names.bucket,
-                    wrapped["log_indexer"],
-                    region=services.region,
-                ),
-                KinesisEventSource(
-                    services.clients.kinesis,
-                    services.clients.sqs,
-                    resources.names.stream,
-                    wrapped["log_consumer"],
-                    "log_consumer",
-                    on_failure_queue_url=resources.consumer_failures_queue_url,
-                    batch_size=500,
-                    region=services.region,
-                ),
-                SqsEventSource(
-                    services.clients.sqs,
-                    resources.incidents_queue_url,
-                    wrapped["incident_analyzer"],
-                    "incident_analyzer",
-                    region=services.region,
-                ),
-            )
-            ingest_started = time.time()
-            sent = 0
-            for number, wave in enumerate(options.waves):
-                if number:
-                    # Let the throttle window of the previous wave end, so its repeats are
-                    # reported in one update message, as in production after N minutes.
-                    time.sleep(options.throttle_window_seconds + 0.5)
-                sent += put_records(services.clients.kinesis, resources.names.stream, wave)
-                pump.settle()
-            if options.redeliver:
-                posted_before = len(services.slack_sink.messages) if services.slack_sink else 0
-                # Counts in the report are those of the first delivery; the second only
-                # has to leave no trace in Slack.
-                metrics = metrics.snapshot()
-                pump.consumer.rewind()
-                pump.settle()
-                posted_after = len(services.slack_sink.messages) if services.slack_sink else 0
-                notes.append(
-                    f"redelivery: every Kinesis record delivered to log_consumer a second time; "
-                    f"Slack messages {posted_before} before, {posted_after} after"
-                )
-        return _report(
-            options=options,
-            services=services,
-            resources=resources,
-            pump=pump,
-            metrics=metrics,
-            sent=sent,
-            ingest_started=ingest_started,
-            started=started,
-            notes=notes,
+        finally:
+            # The process may run other work afterwards (tests): give it back its environment.
+            os.environ.clear()
+            os.environ.update(saved_environment)
+
+
+def _run(
+    *,
+    options: PipelineOptions,
+    services: LocalServices,
+    resources: LocalResources,
+    notes: list[str],
+    started: float,
+    workdir: Path,
+) -> PipelineReport:
+    handlers = _load_handlers()
+    metrics = EmfMetrics()
+    with lambda_logs_to(workdir / "lambda.log") as log:
+        wrapped = {name: with_metrics_capture(h, metrics, log) for name, h in handlers.items()}
+        sync = wrapped["knowledge_sync"](_scheduled_event(services.region), LambdaContext("knowledge_sync"))
+        notes.append(f"knowledge sync: {json.dumps(sync, default=str)}")
+        pump = _Pump(
+            FirehoseStandIn(
+                services.clients.kinesis,
+                services.clients.s3,
+                services.search,
+                resources.names.stream,
+                resources.names.bucket,
+                wrapped["log_indexer"],
+                region=services.region,
+            ),
+            KinesisEventSource(
+                services.clients.kinesis,
+                services.clients.sqs,
+                resources.names.stream,
+                wrapped["log_consumer"],
+                "log_consumer",
+                on_failure_queue_url=resources.consumer_failures_queue_url,
+                batch_size=500,
+                region=services.region,
+            ),
+            SqsEventSource(
+                services.clients.sqs,
+                resources.incidents_queue_url,
+                wrapped["incident_analyzer"],
+                "incident_analyzer",
+                region=services.region,
+            ),
         )
+        ingest_started = time.time()
+        sent = 0
+        for number, wave in enumerate(options.waves):
+            if number:
+                # Let the throttle window of the previous wave end, so its repeats are
+                # reported in one update message, as in production after N minutes.
+                time.sleep(options.throttle_window_seconds + 0.5)
+            sent += put_records(services.clients.kinesis, resources.names.stream, wave)
+            pump.settle()
+        if options.redeliver:
+            posted_before = len(services.slack_sink.messages) if services.slack_sink else 0
+            # Counts in the report are those of the first delivery; the second only
+            # has to leave no trace in Slack.
+            metrics = metrics.snapshot()
+            pump.consumer.rewind()
+            pump.settle()
+            posted_after = len(services.slack_sink.messages) if services.slack_sink else 0
+            notes.append(
+                f"redelivery: every Kinesis record delivered to log_consumer a second time; "
+                f"Slack messages {posted_before} before, {posted_after} after"
+            )
+    return _report(
+        options=options,
+        services=services,
+        resources=resources,
+        pump=pump,
+        metrics=metrics,
+        sent=sent,
+        ingest_started=ingest_started,
+        started=started,
+        notes=notes,
+    )
 
 
 def _apply_search_index(services: LocalServices, notes: list[str]) -> None:
