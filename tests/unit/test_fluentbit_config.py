@@ -326,3 +326,51 @@ def test_docker_compose_mounts_the_files_config() -> None:
     fb = compose["services"]["fluent-bit"]
     assert any(v.startswith("./fluent-bit-files.yaml:") for v in fb["volumes"])
     assert any(v.startswith("./parsers.yaml:") for v in fb["volumes"])
+
+
+# --------------------------------------------------------------------------- second engine
+
+
+def corpus_texts() -> list[str]:
+    """Every raw line of the corpus and of a loggen run, and every grouped event text."""
+    from cali_local.loggen import generate
+
+    texts: list[str] = []
+    grouping = FluentBitPipeline.load(FILES_CONFIG, ENV)
+    grouping.filter_specs = []  # stop after the tail input's multiline grouping
+    for name in SAMPLES:
+        lines = (DATA / name).read_text().splitlines()
+        texts += lines
+        texts += [
+            r.record["log"] for r in grouping.run(lines, LogSource(f"/var/log/app/{name}"), time=READ_TIME)
+        ]
+    for event in generate("mixed", seed=11, count=300, start=READ_TIME):
+        texts += [*event.lines, event.raw, event.raw + "\n"]
+    texts.append("/var/log/containers/checkout-5d8f7c9b4d-x2k4q_shop_checkout-" + "a" * 64 + ".log")
+    texts.append("/var/log/app/payments-2026-11-23.log")
+    return texts
+
+
+@pytest.mark.parametrize(("where", "regex"), all_regexes(), ids=[w for w, _ in all_regexes()])
+def test_oniguruma_and_python_find_the_same_matches(where: str, regex: str) -> None:
+    """The Onigmo family (oniguruma, Ruby syntax) and Python agree on every corpus text."""
+    onig = pytest.importorskip("onigurumacffi")
+    body, flags = regex[1 : regex.rfind("/")], regex[regex.rfind("/") + 1 :]
+    native = onig.compile(("(?m)" if "m" in flags else "") + body)  # Ruby's m is Python's DOTALL
+    python = compile_onigmo(regex).compiled
+    groups = python.groups
+    assert native.number_of_captures() == groups, where
+    matched = 0
+    for text in _CORPUS_TEXTS:
+        ours, theirs = python.search(text), native.search(text)
+        assert (ours is None) == (theirs is None), (where, text)
+        if ours is None or theirs is None:
+            continue
+        matched += 1
+        for n in range(groups + 1):
+            expected = ours.group(n) if ours.group(n) is not None else ""
+            assert theirs.group(n) == expected, (where, n, text)
+    assert matched, f"{where} never matched the corpus"
+
+
+_CORPUS_TEXTS = corpus_texts()
