@@ -37,7 +37,8 @@ def render_report(report: PipelineReport, *, max_slack: int = 6) -> str:
 
     lines += _title(f"Dead-letter queue: {len(report.dlq)} records (s3://<archive>/dlq/)")
     if report.dlq_by_reason:
-        lines += _table(["reason", "records"], sorted(report.dlq_by_reason.items(), key=lambda kv: -kv[1]))
+        by_count = sorted(report.dlq_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines += _table(["reason", "records"], by_count)
         sample = report.dlq[0]
         lines += ["", f"  e.g. {sample.key}", f"       reason={sample.reason} error={sample.error[:80]}"]
         lines.append(f"       original bytes: {sample.preview!r}")

@@ -72,6 +72,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cali_local.demo_inputs import file_waves, generated_waves
+    from cali_local.loggen import SCENARIOS
     from cali_local.pipeline import PipelineOptions, run_pipeline
     from cali_local.report_text import render_report
 
@@ -80,8 +81,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"cali demo: no such file: {args.input}")
             return 2
         waves, scenario = file_waves(args.input), f"file {args.input}"
+    elif args.scenario not in SCENARIOS:
+        print(f"cali demo: unknown scenario {args.scenario!r}; choose one of: {', '.join(SCENARIOS)}")
+        return 2
     else:
-        waves = generated_waves(args.scenario, count=args.count, seed=args.seed, bad_fraction=args.bad_fraction)
+        waves = generated_waves(
+            args.scenario, count=args.count, seed=args.seed, bad_fraction=args.bad_fraction
+        )
         scenario = args.scenario
     print(f"cali demo: starting local services and the pipeline ({scenario}) ...", flush=True)
     report = run_pipeline(
