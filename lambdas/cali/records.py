@@ -43,21 +43,24 @@ _SINGLE: Final = {
     "container": ("container", "container_name"),
     "namespace": ("namespace",),
 }
-_CONSUMED: Final = frozenset(
-    (
-        *_TIME_KEYS,
-        *_LEVEL_KEYS,
-        *_MESSAGE_KEYS,
-        *_SERVICE_KEYS,
-        *_STACK_KEYS,
-        *_TRACE_KEYS,
-        *_REQUEST_KEYS,
-        *_HOST_KEYS,
-        *_LOGGER_KEYS,
-        "kubernetes",
-        *(k for ks in _SINGLE.values() for k in ks),
+_SHORT_SLOTS: Final = ("trace_id", "request_id", "logger", "host", *_SINGLE)
+# alias -> (slot, priority): one dict lookup per key of the event instead of a scan per slot.
+_SLOT_OF: Final[dict[str, tuple[str, int]]] = {
+    key: (slot, priority)
+    for slot, keys in (
+        ("timestamp", _TIME_KEYS),
+        ("level", _LEVEL_KEYS),
+        ("message", _MESSAGE_KEYS),
+        ("service", _SERVICE_KEYS),
+        ("stack_trace", _STACK_KEYS),
+        ("trace_id", _TRACE_KEYS),
+        ("request_id", _REQUEST_KEYS),
+        ("host", _HOST_KEYS),
+        ("logger", _LOGGER_KEYS),
+        *_SINGLE.items(),
     )
-)
+    for priority, key in enumerate(keys)
+}
 
 # log4j's DATE and ABSOLUTE-with-date forms, e.g. "23 Nov 2026 10:00:00,123".
 _LOG4J_DATE = re.compile(r"^(\d{1,2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2})(?:[,.](\d{1,6}))?$")
@@ -142,14 +145,6 @@ def parse_level(value: object) -> Level:
     raise ValueError(f"unsupported level type {type(value).__name__}")
 
 
-def _first(event: dict[str, Any], keys: tuple[str, ...]) -> Any:
-    for key in keys:
-        value = event.get(key)
-        if value is not None and value != "":
-            return value
-    return None
-
-
 def _short(value: object) -> str | None:
     """Identifiers and metadata: scalars become strings, containers are a type error."""
     if value is None:
@@ -209,68 +204,94 @@ class _InvalidField(ValueError):
 def normalise_event(event: dict[str, Any], arrival_time: datetime | None = None) -> dict[str, Any]:
     """Map one decoded event's keys onto ``LogRecord``'s fields (before type validation).
 
-    A multi-line ``message`` without a separate stack-trace field is split: the first line is
-    the message, the rest the stack trace (how Fluent Bit's multiline parser delivers Java,
+    One pass over the keys: each known alias claims its slot (the most specific alias wins,
+    the others stay in ``fields``), everything else goes to ``fields``. A multi-line
+    ``message`` without a separate stack-trace field is split: the first line is the
+    message, the rest the stack trace (how Fluent Bit's multiline parser delivers Java,
     Python and Go traces).
     """
-    kube = event.get("kubernetes")
-    if not isinstance(kube, dict):
-        kube = {}
-    labels = kube.get("labels")
-    if not isinstance(labels, dict):
-        labels = {}
+    found: dict[str, tuple[int, str, Any]] = {}
+    fields: dict[str, Any] = {}
+    kube: Any = None
+    slot_of = _SLOT_OF
+    for key, value in event.items():
+        hit = slot_of.get(key)
+        if hit is None:
+            if key == "kubernetes" and isinstance(value, dict):
+                kube = value
+            elif isinstance(value, str) and len(value) > MAX_EXTRA_FIELD_CHARS:
+                fields[key] = truncate(value, MAX_EXTRA_FIELD_CHARS)
+            else:
+                fields[key] = value
+            continue
+        if value is None or value == "":
+            continue
+        slot, priority = hit
+        previous = found.get(slot)
+        if previous is None:
+            found[slot] = (priority, key, value)
+        elif priority < previous[0]:
+            found[slot] = (priority, key, value)
+            fields[previous[1]] = previous[2]
+        else:
+            fields[key] = value
 
-    message = _first(event, _MESSAGE_KEYS)
-    stack = _first(event, _STACK_KEYS)
+    def get(slot: str) -> Any:
+        claimed = found.get(slot)
+        return None if claimed is None else claimed[2]
+
+    message = get("message")
+    stack = get("stack_trace")
     if isinstance(message, str):
         if stack is None and "\n" in message:
             head, _, tail = message.partition("\n")
             if tail.strip():
                 message, stack = head, tail
-        message = truncate(message.rstrip("\r\n"), MAX_MESSAGE_CHARS)
+        message = message.rstrip("\r\n")
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = truncate(message, MAX_MESSAGE_CHARS)
     if isinstance(stack, list):
         stack = "\n".join(str(line) for line in stack)
-    if isinstance(stack, str):
+    if isinstance(stack, str) and len(stack) > MAX_STACK_TRACE_CHARS:
         stack = truncate(stack, MAX_STACK_TRACE_CHARS)
 
-    service = (
-        _first(event, _SERVICE_KEYS)
-        or labels.get("app")
-        or labels.get("app.kubernetes.io/name")
-        or kube.get("container_name")
-        or event.get("container_name")
-    )
-    timestamp = _first(event, _TIME_KEYS)
-    if timestamp is None:
-        timestamp = arrival_time
+    service = get("service")
+    if kube is not None:
+        labels = kube.get("labels")
+        if service is None and isinstance(labels, dict):
+            service = labels.get("app") or labels.get("app.kubernetes.io/name")
+        for slot, kube_key in (
+            ("pod", "pod_name"),
+            ("namespace", "namespace_name"),
+            ("container", "container_name"),
+            ("host", "host"),
+        ):
+            if slot not in found and kube.get(kube_key):
+                found[slot] = (0, kube_key, kube[kube_key])
+    service = service or get("container")
+    if isinstance(service, str) and len(service) > MAX_SHORT_FIELD_CHARS:
+        service = truncate(service, MAX_SHORT_FIELD_CHARS)
+    timestamp = get("timestamp")
+    level = get("level")
     canonical: dict[str, Any] = {
-        "timestamp": timestamp,
-        "level": _first(event, _LEVEL_KEYS),
-        "service": truncate(service, MAX_SHORT_FIELD_CHARS) if isinstance(service, str) else service,
+        "timestamp": arrival_time if timestamp is None else timestamp,
+        "level": Level.INFO if level is None else level,
+        "service": UNKNOWN_SERVICE if service is None else service,
         "message": message,
         "stack_trace": stack,
-        "fields": {
-            key: truncate(value, MAX_EXTRA_FIELD_CHARS) if isinstance(value, str) else value
-            for key, value in event.items()
-            if key not in _CONSUMED
-        },
+        "fields": fields,
     }
-    if canonical["service"] is None:
-        canonical["service"] = UNKNOWN_SERVICE
-    if canonical["level"] is None:
-        canonical["level"] = Level.INFO
-    single: dict[str, object] = {
-        "trace_id": _first(event, _TRACE_KEYS),
-        "request_id": _first(event, _REQUEST_KEYS),
-        "logger": _first(event, _LOGGER_KEYS),
-        "host": _first(event, _HOST_KEYS) or kube.get("host"),
-        "environment": _first(event, _SINGLE["environment"]),
-        "thread": _first(event, _SINGLE["thread"]),
-        "pod": _first(event, _SINGLE["pod"]) or kube.get("pod_name"),
-        "container": _first(event, _SINGLE["container"]) or kube.get("container_name"),
-        "namespace": _first(event, _SINGLE["namespace"]) or kube.get("namespace_name"),
-    }
-    for name, value in single.items():
+    for name in _SHORT_SLOTS:
+        claimed = found.get(name)
+        if claimed is None:
+            canonical[name] = None
+            continue
+        value = claimed[2]
+        if type(value) is str:  # the common case, without a call
+            canonical[name] = (
+                value if len(value) <= MAX_SHORT_FIELD_CHARS else truncate(value, MAX_SHORT_FIELD_CHARS)
+            )
+            continue
         try:
             canonical[name] = _short(value)
         except TypeError as exc:
