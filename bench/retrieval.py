@@ -16,7 +16,12 @@ incident of the very same failure, the other one as ``also_relevant``.
 
 Reported: hit rate at 1 and 3 and MRR counting any relevant entry, the same against
 ``expected`` alone (strict), and per-query latency of embedding + search (median, p95).
-No similarity floor is applied: the benchmark measures ranking. Target: top-3 >= 0.9.
+Ranking is measured without a similarity floor. Target: top-3 >= 0.9.
+
+Queries with ``"expected": null`` are negatives: ordinary application errors that no entry
+covers. With them the benchmark checks the similarity floor (``--min-score``, default the
+analyzer's ``RETRIEVAL_MIN_SCORE``): the share of positives whose relevant entry still
+clears it within the top 3, and the share of negatives that would show a hit anyway.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 from cali.embeddings import LocalOnnxEmbedder
 from cali.knowledge_base import load_knowledge_base
 from cali.knowledge_store import KnowledgeStore
+from cali.settings import AnalyzerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_QUERIES = ROOT / "bench" / "data" / "retrieval_queries.jsonl"
@@ -43,8 +49,9 @@ TOP_K = 5
 @dataclass
 class QueryResult:
     id: str
-    expected: str
+    expected: str | None
     ranked: list[str]
+    scores: list[float]
     relevant: list[str]
     latency_ms: float
     rank_any: int | None = field(init=False)
@@ -63,10 +70,21 @@ def _mrr(ranks: list[int | None]) -> float:
     return sum(1.0 / rank for rank in ranks if rank is not None) / len(ranks)
 
 
+def _survivors(positives: list[QueryResult], floor: float) -> int:
+    """Positives whose relevant entry is in the top 3 with a score at or above ``floor``."""
+    return sum(
+        any(
+            hit in r.relevant and score >= floor
+            for hit, score in zip(r.ranked[:3], r.scores[:3], strict=True)
+        )
+        for r in positives
+    )
+
+
 def load_queries(path: Path, known_ids: set[str]) -> list[dict[str, object]]:
     queries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     for query in queries:
-        labels = [query["expected"], *query.get("also_relevant", [])]
+        labels = [label for label in [query["expected"], *query.get("also_relevant", [])] if label]
         unknown = [label for label in labels if label not in known_ids]
         if unknown:
             raise SystemExit(f"query {query['id']}: label(s) {unknown} are not knowledge-base ids")
@@ -79,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kb", type=Path, default=DEFAULT_KB)
     parser.add_argument("--show-misses", action="store_true", help="print the ranking of each miss")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
+    parser.add_argument(
+        "--min-score",
+        type=float,
+        default=AnalyzerSettings().retrieval_min_score,
+        help="similarity floor to evaluate (default: RETRIEVAL_MIN_SCORE)",
+    )
     args = parser.parse_args(argv)
 
     entries = load_knowledge_base(args.kb)
@@ -95,22 +119,28 @@ def main(argv: list[str] | None = None) -> int:
         embedder.embed(["warm-up"])  # the first call pays for the ONNX session's lazy init
         results: list[QueryResult] = []
         for query in queries:
-            text, expected = str(query["query"]), str(query["expected"])
+            text = str(query["query"])
+            expected = str(query["expected"]) if query["expected"] else None
             started = time.perf_counter()
             vector = embedder.embed([text])[0]
             hits = store.search(vector, top_k=TOP_K, min_score=-1.0)
             latency_ms = (time.perf_counter() - started) * 1000
-            relevant = [expected, *(str(i) for i in query.get("also_relevant", []))]  # type: ignore[attr-defined]
-            results.append(
-                QueryResult(str(query["id"]), expected, [h.id for h in hits], relevant, latency_ms)
-            )
+            also = [str(i) for i in query.get("also_relevant", [])]  # type: ignore[attr-defined]
+            relevant = [expected, *also] if expected else []
+            ranked, scores = [h.id for h in hits], [h.score for h in hits]
+            results.append(QueryResult(str(query["id"]), expected, ranked, scores, relevant, latency_ms))
         store.close()
 
-    any_ranks = [r.rank_any for r in results]
-    strict_ranks = [r.rank_strict for r in results]
+    positives = [r for r in results if r.expected]
+    negatives = [r for r in results if not r.expected]
+    any_ranks = [r.rank_any for r in positives]
+    strict_ranks = [r.rank_strict for r in positives]
     latencies = sorted(r.latency_ms for r in results)
+    floor = args.min_score
+    leaks = [bool(r.scores) and r.scores[0] >= floor for r in negatives]
     summary = {
-        "queries": len(results),
+        "queries": len(positives),
+        "negatives": len(negatives),
         "entries": len(entries),
         "embedder": embedder.model_name,
         "index_seconds": round(index_s, 2),
@@ -120,22 +150,26 @@ def main(argv: list[str] | None = None) -> int:
         "strict_top1": round(_rate(strict_ranks, 1), 3),
         "strict_top3": round(_rate(strict_ranks, 3), 3),
         "strict_mrr": round(_mrr(strict_ranks), 3),
+        "min_score": floor,
+        "top3_above_floor": round(_survivors(positives, floor) / len(positives), 3),
+        "negatives_above_floor": round(sum(leaks) / len(negatives), 3) if negatives else None,
         "latency_ms_median": round(statistics.median(latencies), 1),
         "latency_ms_p95": round(latencies[max(0, int(len(latencies) * 0.95) - 1)], 1),
     }
 
-    print(f"{'query':<6} {'rank':>4} {'strict':>6} {'ms':>7}  expected -> top-1")
+    print(f"{'query':<6} {'rank':>4} {'strict':>6} {'top-1':>6} {'ms':>7}  expected -> top-1")
     for r in results:
         rank = str(r.rank_any) if r.rank_any else "-"
         strict = str(r.rank_strict) if r.rank_strict else "-"
         top1 = r.ranked[0] if r.ranked else "(none)"
-        print(f"{r.id:<6} {rank:>4} {strict:>6} {r.latency_ms:>7.1f}  {r.expected} -> {top1}")
-        if args.show_misses and (r.rank_any is None or r.rank_any > 3):
+        score = f"{r.scores[0]:.3f}" if r.scores else "-"
+        print(f"{r.id:<6} {rank:>4} {strict:>6} {score:>6} {r.latency_ms:>7.1f}  {r.expected} -> {top1}")
+        if args.show_misses and r.expected and (r.rank_any is None or r.rank_any > 3):
             print("         ranked: " + ", ".join(r.ranked))
     print()
     print(
-        f"{summary['queries']} queries over {summary['entries']} entries, embedder {summary['embedder']}, "
-        f"indexing {summary['index_seconds']} s"
+        f"{summary['queries']} queries (+{summary['negatives']} negatives) over "
+        f"{summary['entries']} entries, embedder {summary['embedder']}, indexing {summary['index_seconds']} s"
     )
     print(
         f"top-1 {summary['top1']:.3f}  top-3 {summary['top3']:.3f}  MRR {summary['mrr']:.3f}  (any relevant)"
@@ -145,9 +179,19 @@ def main(argv: list[str] | None = None) -> int:
         f"MRR {summary['strict_mrr']:.3f}  (expected id only)"
     )
     print(
+        f"similarity floor {floor}: relevant hit in top-3 and above it {summary['top3_above_floor']:.3f}; "
+        f"negatives with a hit above it {summary['negatives_above_floor']}"
+    )
+    print(
         f"latency per query (embed + search): median {summary['latency_ms_median']} ms, "
         f"p95 {summary['latency_ms_p95']} ms"
     )
+    if negatives:
+        print("floor sweep (relevant in top-3 above floor / negatives with a hit above floor):")
+        for candidate in (0.30, 0.35, 0.40, 0.45, 0.50):
+            kept = _survivors(positives, candidate) / len(positives)
+            leaked = sum(1 for r in negatives if r.scores and r.scores[0] >= candidate) / len(negatives)
+            print(f"  {candidate:.2f}: {kept:.3f} / {leaked:.3f}")
     target_met = _rate(any_ranks, 3) >= 0.9
     print(f"target top-3 >= 0.9: {'met' if target_met else 'NOT met'}")
     if args.json:
