@@ -51,7 +51,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--top", type=int, default=None, metavar="N",
-        help="with --summary, print only the N largest groups",
+        help="print only the N largest groups (implies --summary)",
     )
     parser.set_defaults(func=run)
 
@@ -59,9 +59,13 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from cali.fingerprint import Fingerprinter
 
+    if args.top is not None and args.top < 1:
+        sys.stderr.write("cali fingerprint: --top must be at least 1\n")
+        return 2
+    summary = args.summary or args.top is not None
     fingerprinter = Fingerprinter()
     out = sys.stdout
-    if not args.summary and hasattr(out, "reconfigure"):
+    if not summary and hasattr(out, "reconfigure"):
         # Streaming: each result appears as soon as its line is read, even on a pipe.
         out.reconfigure(line_buffering=True)
     counts: Counter[str] = Counter()
@@ -69,12 +73,12 @@ def run(args: argparse.Namespace) -> int:
     for raw in _lines(args.files):
         # One output line per input line (blank ones too) so `paste` can align them.
         result = fingerprinter.fingerprint(raw.rstrip("\r\n"))
-        if args.summary:
+        if summary:
             counts[result.id] += 1
             templates.setdefault(result.id, result.template)
         else:
             out.write(f"{result.id}\t{result.template}\n")
-    if args.summary:
+    if summary:
         for fp_id, count in counts.most_common(args.top):
             out.write(f"{count}\t{fp_id}\t{templates[fp_id]}\n")
         sys.stderr.write(f"{counts.total()} lines, {len(counts)} fingerprints\n")

@@ -100,10 +100,11 @@ def _token_variables(*, host_names: bool, user_names: bool) -> re.Pattern[str]:
         rf"(?=[A-Z][a-z][a-z]\s)(?:{_WEEKDAY}\s+)?{_MONTH}\s+\d{{1,2}}"
         r"(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?(?:\s+[A-Z]{3,4}(?=\s+\d{4}))?(?:\s+\d{4})?(?!\w)"
         # MAC addresses and other colon-separated hex pairs, digits or not: "FF:F2:9C:DC";
-        # full IPv6 addresses ("2001:db8:0:0:0:0:2:fa", a digit somewhere). Not a time
+        # full IPv6 addresses ("2001:db8:0:0:0:0:2:fa", "fdff:ffff:...:fffa"). Not a time
         # with a fraction ("12:30:45.123"), which the digit branch takes token by token.
         # (Bounded repeats: an adversarial "a:a:a:..." line must stay linear.)
         r"|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){2,7}(?![\w:]|\.\d)"
+        r"|[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}(?![\w:]|\.\d)"  # eight groups need no digit
         r"|(?=[0-9A-Fa-f:]{0,38}\d)[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){2,7}(?![\w:]|\.\d)"
         # absolute, home and relative paths, digits or not; Windows and UNC paths
         rf"|[~.]{{0,2}}/[^{_DELIMS}]*+|(?:[A-Za-z]:)?\\[^{_DELIMS}]*+"

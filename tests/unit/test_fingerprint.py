@@ -539,8 +539,11 @@ def test_cli_summary_sorted_by_count(monkeypatch: pytest.MonkeyPatch,
     assert [row[0] for row in rows] == ["3", "1", "1"]
     assert rows[0][2] == "Connection to <*> timed out after <*>"
     assert "5 lines, 3 fingerprints" in err
-    _, top, _ = run_cli(monkeypatch, capsys, ["--summary", "--top", "1"], CLI_INPUT)
-    assert len(top.splitlines()) == 1
+    _, top, _ = run_cli(monkeypatch, capsys, ["--top", "1"], CLI_INPUT)  # --top implies --summary
+    assert top.splitlines() == [out.splitlines()[0]]
+    code, _, err = run_cli(monkeypatch, capsys, ["--top", "0"], CLI_INPUT)
+    assert code == 2
+    assert "--top must be at least 1" in err
 
 
 def test_cli_reads_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
