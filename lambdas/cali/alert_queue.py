@@ -12,6 +12,7 @@ containers racing) the second attempt finds the record and does not send.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from cali.incident import IncidentMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+
+logger = logging.getLogger(__name__)
 
 SQS_BATCH = 10
 SQS_BATCH_BYTES = 256 * 1024
@@ -182,21 +185,41 @@ class IdempotentAlertSender:
             report.sent = [m for m in messages if m not in report.failed]
             return report
         claimed: list[IncidentMessage] = []
+        unclaimed: list[IncidentMessage] = []
         for message in messages:
             try:
                 self.persistence.save_inprogress({"key": alert_key(message)}, self.remaining_ms())
             except IdempotencyItemAlreadyExistsError:
                 report.already_sent.append(message)
                 continue
+            except Exception:
+                # The persistence layer lets boto3 errors through: the state table is failing,
+                # and an alert is better than silence (fail open).
+                logger.warning(
+                    "Idempotency store unavailable; sending without a claim",
+                    extra={"incident_id": message.incident_id},
+                )
+                unclaimed.append(message)
+                continue
             claimed.append(message)
-        failed = self.queue.send(claimed)
+        if unclaimed:
+            failed_open = self.queue.send(unclaimed)
+            report.failed += failed_open
+            report.sent += [m for m in unclaimed if m not in failed_open]
+        failed = self.queue.send(claimed) if claimed else []
         failed_keys = {alert_key(m) for m in failed}
         for message in claimed:
             data = {"key": alert_key(message)}
-            if alert_key(message) in failed_keys:
-                self.persistence.delete_record(data, RuntimeError("send failed"))
-                report.failed.append(message)
-            else:
-                self.persistence.save_success(data, {"sent": True})
-                report.sent.append(message)
+            try:
+                if alert_key(message) in failed_keys:
+                    report.failed.append(message)
+                    self.persistence.delete_record(data, RuntimeError("send failed"))
+                else:
+                    report.sent.append(message)
+                    self.persistence.save_success(data, {"sent": True})
+            except Exception:
+                # The in-progress claim expires with the invocation; nothing else to do.
+                logger.warning(
+                    "Could not record the send outcome", extra={"incident_id": message.incident_id}
+                )
         return report

@@ -16,7 +16,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
 
 from cali.levels import Level
 
@@ -179,9 +179,10 @@ class LogRecord(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _resolve_aliases(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or ("fields" in data and "message" in data and "level" in data):
-            return data  # already canonical (e.g. re-validating a dumped record)
+    def _resolve_aliases(cls, data: Any, info: ValidationInfo) -> Any:
+        # ``build_record`` normalises first (to tell a missing field from a bad one) and says so.
+        if not isinstance(data, dict) or (info.context or {}).get("canonical"):
+            return data
         return normalise_event(data)
 
     @field_validator("timestamp", mode="before")
@@ -299,6 +300,9 @@ def normalise_event(event: dict[str, Any], arrival_time: datetime | None = None)
     return canonical
 
 
+_CANONICAL: Final = {"canonical": True}
+
+
 class RecordError(Exception):
     """A log event that cannot become a ``LogRecord``; ``reason`` is the stable DLQ reason."""
 
@@ -325,7 +329,7 @@ def build_record(event: object, arrival_time: datetime | None = None) -> LogReco
     if canonical["timestamp"] is None:
         raise RecordError("missing_field:timestamp", f"none of {', '.join(_TIME_KEYS)} is present")
     try:
-        return LogRecord.model_validate(canonical)
+        return LogRecord.model_validate(canonical, context=_CANONICAL)
     except ValidationError as exc:
         error = exc.errors(include_url=False, include_input=False)[0]
         name = str(error["loc"][0]) if error["loc"] else "record"

@@ -231,3 +231,14 @@ def test_handler_reports_retryable_failures_as_partial_batch(handler_fake: tuple
     response = module.handler(kinesis_event([line(event(level="INFO")), line(event())]), Context())
     assert response == {"batchItemFailures": [{"itemIdentifier": seq(2)}]}
     assert base64.b64decode(kinesis_event([b"x"])["Records"][0]["kinesis"]["data"]) == b"x"
+
+
+def test_idempotency_store_failure_still_sends_the_alert() -> None:
+    fake = Fake(Clock())
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("dynamodb unreachable")
+
+    fake.persistence._put_record = broken  # type: ignore[method-assign]
+    result = fake.run([line(event())], first=1)
+    assert [m.kind for m in fake.queue.sent] == ["new"] and result.failed_sequence_numbers == set()
