@@ -151,7 +151,10 @@ def run(args: argparse.Namespace) -> int:
         cluster=args.cluster,
         clock=clock,
     )
-    sink = _Sink(args)
+    try:
+        sink = _Sink(args)
+    except Exception as exc:  # boto3 setup: no region, bad endpoint URL
+        return _fail(f"cannot open the output: {exc}")
     labels = Path(args.labels).open("w", encoding="utf-8") if args.labels else None  # noqa: SIM115 - closed below
     stats: Counter[str] = Counter()
     began = time.monotonic()
@@ -173,6 +176,12 @@ def run(args: argparse.Namespace) -> int:
                     sink.idle()
                     time.sleep(delay)
         report = sink.close()
+    except (OSError, RuntimeError) as exc:
+        return _fail(str(exc))
+    except Exception as exc:
+        if type(exc).__module__.startswith("botocore"):  # credentials, missing stream, access denied
+            return _fail(f"Kinesis rejected the records: {exc}")
+        raise
     finally:
         if labels:
             labels.close()
@@ -220,12 +229,17 @@ class _Sink:
         self.out: BinaryIO | None = None
         self.kinesis: KinesisStreamsOutput | None = None
         self.output_dir = Path(args.output_dir) if args.output_dir else None
+        self.last_put = 0.0
         if args.to_stream:
+            import os
+
             import boto3
 
             from cali_local.fluentbit_emulation import KinesisStreamsOutput, PutRecordsClient
 
-            client = cast("PutRecordsClient", boto3.client("kinesis"))
+            # AWS_REGION is what Fluent Bit and Lambda use; boto3 itself reads AWS_DEFAULT_REGION.
+            region = os.environ.get("AWS_REGION") or None
+            client = cast("PutRecordsClient", boto3.client("kinesis", region_name=region))
             self.kinesis = KinesisStreamsOutput(client, args.to_stream)
         elif self.output_dir:
             self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -260,8 +274,12 @@ class _Sink:
 
     def idle(self) -> None:
         """Paced mode: make what was written visible before sleeping."""
-        if self.kinesis is not None:
+        import time
+
+        # Like Fluent Bit's `flush: 1`: at most one PutRecords per second when pacing.
+        if self.kinesis is not None and time.monotonic() - self.last_put >= 1.0:
             self.kinesis.flush()
+            self.last_put = time.monotonic()
         if self.out is not None:
             self.out.flush()
 
