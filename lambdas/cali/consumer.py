@@ -244,9 +244,8 @@ class BatchConsumer:
             if not outcome.alerts:
                 counts.alerts_suppressed += 1
                 continue
-            rendered = self._render(group, outcome.alerts)
             for alert in outcome.alerts:
-                message = IncidentMessage.model_validate_json(rendered[alert.key])
+                message = IncidentMessage.model_validate_json(outcome.written[alert.key])
                 if message.kind == "new":
                     counts.incidents_opened += 1
                 to_send.append(message)

@@ -206,6 +206,7 @@ class Outcome:
     pending: dict[str, str]  # outbox entries left by an earlier batch: resend these
     counted: int
     duplicates: int
+    written: dict[str, str] = field(default_factory=dict)  # outbox entries of ``alerts``
 
 
 class Throttle:
@@ -236,11 +237,12 @@ class Throttle:
             if decision.state is None:
                 return Outcome(obs.fingerprint, (), pending, 0, decision.duplicates)
             new_state = decision.state
-            if decision.alerts:
-                new_state = replace(new_state, outbox={**new_state.outbox, **outbox_for(decision.alerts)})
+            written = outbox_for(decision.alerts) if decision.alerts else {}
+            if written:
+                new_state = replace(new_state, outbox={**new_state.outbox, **written})
             if self.store.save(obs.fingerprint, new_state, current.version, expires_at):
                 return Outcome(
-                    obs.fingerprint, decision.alerts, pending, decision.counted, decision.duplicates
+                    obs.fingerprint, decision.alerts, pending, decision.counted, decision.duplicates, written
                 )
             time.sleep(0.005 * (attempt + 1))
             current = self.store.load(obs.fingerprint) or ABSENT
