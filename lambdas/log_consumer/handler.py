@@ -157,6 +157,12 @@ def use(consumer_: BatchConsumer | None) -> None:
     _Wiring.consumer = consumer_
 
 
+def reset_for_tests() -> None:
+    """Forget the wiring so the next invocation reads settings and creates clients again
+    (the local pipeline calls this after pointing the environment at its services)."""
+    use(None)
+
+
 def consumer() -> BatchConsumer:
     if _Wiring.consumer is None:
         _Wiring.consumer = build_consumer(consumer_settings())

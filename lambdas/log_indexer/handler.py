@@ -99,6 +99,11 @@ def _environment() -> str:
     return CommonSettings().cali_env
 
 
+def reset_for_tests() -> None:
+    """Re-read ``CALI_ENV`` on the next invocation (the local pipeline sets it late)."""
+    _environment.cache_clear()
+
+
 def transform_record(record: dict[str, Any], environment: str) -> dict[str, Any]:
     record_id = record["recordId"]
     try:
