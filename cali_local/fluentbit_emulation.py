@@ -419,6 +419,7 @@ class PipelineStats:
     events_grouped: int = 0
     records_out: int = 0
     records_unparsed: int = 0
+    skipped_long_lines: int = 0
     discarded_empty: int = 0
     discarded_oversize: int = 0
 
@@ -500,6 +501,14 @@ def _as_list(value: Any) -> list[str]:
     if isinstance(value, list):
         return [str(v) for v in value]
     return [str(value)]
+
+
+def _unit_size(text: str) -> int:
+    """Fluent Bit unit sizes: 32k, 1M, 5G (powers of 1024, case-insensitive, optional B)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)[bB]?\s*", text)
+    if not match:
+        raise EmulationError(f"not a unit size: {text!r}")
+    return int(match.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
 
 
 def _tag_matches(pattern: str, tag: str) -> bool:
@@ -707,6 +716,9 @@ class FluentBitPipeline:
         tail = config.inputs[0]
         self.tag_prefix = str(tail.get("tag", "tail.*")).split("*")[0]
         self.path_key: str | None = tail.get("path_key")
+        # tail: a line longer than buffer_max_size is skipped (skip_long_lines on) or stops
+        # the file; either way it never reaches the output, so it is counted here.
+        self.buffer_max_size = _unit_size(str(tail.get("buffer_max_size", "32k")))
         ml_names = [n.strip() for n in str(tail.get("multiline.parser", "")).split(",") if n.strip()]
         self.container_framing = bool(ml_names) and set(ml_names) <= {"cri", "docker"}
         self.input_multiline: MultilineParser | None = None
@@ -809,6 +821,9 @@ class PipelineSession:
         """One raw line (without its newline) as the application wrote it."""
         pipeline = self.pipeline
         pipeline.stats.lines_in += 1
+        if len(line.encode("utf-8", "surrogateescape")) + 1 > pipeline.buffer_max_size:
+            pipeline.stats.skipped_long_lines += 1
+            return []
         moment = time() if callable(time) else (time or datetime.now(UTC))
         tag = pipeline.tag_for(source)
         body: dict[str, Any] = {"log": line}

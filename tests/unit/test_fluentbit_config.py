@@ -20,7 +20,6 @@ from cali_local.fluentbit_emulation import (
     FILES_CONFIG,
     FLUENT_BIT_DIR,
     KUBERNETES_CONFIG,
-    MAX_EVENT_SIZE,
     PARSERS_FILE,
     EmulationError,
     FluentBitPipeline,
@@ -256,11 +255,16 @@ def test_kinesis_record_bytes_match_the_plugin() -> None:
     assert json.loads(text)["level"] == 50
 
 
-def test_empty_and_oversized_records_are_dropped_and_counted() -> None:
+def test_long_lines_and_oversized_records_are_dropped_and_counted() -> None:
     pipeline = FluentBitPipeline.load(FILES_CONFIG, ENV)
-    huge = "2026-11-23T18:48:39.123Z ERROR 1 --- [checkout] [main] c.a.X : " + "x" * MAX_EVENT_SIZE
-    assert pipeline.run([huge], LogSource("/var/log/app/checkout.log"), time=READ_TIME) == []
+    source = LogSource("/var/log/app/checkout.log")
+    header = "2026-11-23T18:48:39.123Z ERROR 1 --- [checkout] [main] c.a.X : boom"
+    assert pipeline.run([header + "x" * 2_000_000], source, time=READ_TIME) == []
+    assert pipeline.stats.skipped_long_lines == 1  # over the tail's buffer_max_size
+    trace = [header] + ["\tat " + "y" * 400_000] * 3  # each line fits, the event does not
+    assert pipeline.run(trace, source, time=READ_TIME) == []
     assert pipeline.stats.discarded_oversize == 1
+    assert len(pipeline.run(trace[:2], source, time=READ_TIME)) == 1
 
 
 def test_missing_environment_variable_is_a_clear_error() -> None:
