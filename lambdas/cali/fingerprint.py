@@ -72,7 +72,8 @@ _USER_NAME = (
     rf"|with|from|to|in|on|at|by|for|of|and|or|the|a|an)(?![^{_DELIMS}]))[^{_DELIMS}]++"
 )
 # A run of dots is a leader between a label and its value: "threshold......12".
-_DOT_LEADER = re.compile(r"(?<!\.)\.{2,}+(?=[^\s.])")
+# (Three or more dots after a word: "../x" and "a..b" inside paths are not leaders.)
+_DOT_LEADER = re.compile(r"(?<=\w)\.{3,}+(?=[^\s.])")
 # Compressed IPv6 ("fe80::1%eth0", "::1"); full forms are digit-bearing tokens anyway.
 _IPV6_COMPRESSED = re.compile(r"(?<![\w:])[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4})*::[0-9a-fA-F:]*(?:%\w+)?")
 # A free-standing empty pair is a variable that happened to be empty: "from 1.2.3.4 ()"
@@ -176,7 +177,7 @@ class Fingerprinter:
             text = _QUOTED.sub(_quoted_wildcard, text)
         if "=" in text:
             text = _KEY_VALUE.sub("=<*>", text)
-        if ".." in text:
+        if "..." in text:
             text = _DOT_LEADER.sub(r"\g<0> ", text)
         if "::" in text:
             text = _IPV6_COMPRESSED.sub(WILDCARD, text)

@@ -50,6 +50,8 @@ def same(a: str, b: str) -> bool:
                      "cannot open <*>", id="unix-path"),
         pytest.param("cannot open ./config/app.yaml", "cannot open ~/settings.json", "cannot open <*>",
                      id="relative-path"),
+        pytest.param("cannot open ../a..b/x.conf", "cannot open /srv/.../y", "cannot open <*>",
+                     id="dots-in-path"),
         pytest.param(r"cannot open C:\Users\alice\app.ini", r"cannot open D:\data\x.ini",
                      "cannot open <*>", id="windows-path"),
         pytest.param("GET https://api.example.com/v1/orders?id=7 failed", "GET http://localhost:8080/ failed",
@@ -454,6 +456,13 @@ VALUES = st.one_of(
     st.uuids().map(str),
     st.integers(min_value=0, max_value=2**64).map(hex),
     st.binary(min_size=4, max_size=20).map(bytes.hex).filter(lambda h: any(c.isdigit() for c in h)),
+    st.datetimes().map(lambda d: d.isoformat()),
+    st.datetimes().map(lambda d: d.strftime("%a %b %d %H:%M:%S %Y")),
+    st.lists(st.from_regex(r"[A-Za-z0-9_.-]{1,8}", fullmatch=True), min_size=1, max_size=4).map(
+        lambda parts: "/" + "/".join(parts)),
+    st.tuples(st.from_regex(r"[a-z0-9]{1,8}", fullmatch=True), st.sampled_from(["com", "org", "io"])).map(
+        lambda t: f"ops-{t[0]}@example.{t[1]}"),
+    st.integers(0, 10**6).map(lambda n: f"{n} ms"),
 )
 # A template: constant words and variable slots (None), at least one word.
 TEMPLATES = st.lists(st.one_of(WORDS, st.none()), min_size=1, max_size=8).filter(
