@@ -65,6 +65,8 @@ class PipLocalBundling:
             "install",
             "-qq",  # errors only: keeps `cdk synth` output readable
             "--disable-pip-version-check",
+            # The check compares against the synth venv, not the bundle: misleading here.
+            "--no-warn-conflicts",
             "--no-compile",
             "--target",
             str(out),
