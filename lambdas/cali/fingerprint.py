@@ -104,9 +104,10 @@ def _token_variables(*, host_names: bool, user_names: bool) -> re.Pattern[str]:
         # full IPv6 addresses ("2001:db8:0:0:0:0:2:fa", "fdff:ffff:...:fffa"). Not a time
         # with a fraction ("12:30:45.123"), which the digit branch takes token by token.
         # (Bounded repeats: an adversarial "a:a:a:..." line must stay linear.)
-        r"|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){2,7}(?![\w:]|\.\d)"
-        r"|[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}(?![\w:]|\.\d)"  # eight groups need no digit
-        r"|(?=[0-9A-Fa-f:]{0,38}\d)[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){2,7}(?![\w:]|\.\d)"
+        # They must end the token, else the digit branch takes the parts ("a:b:c1/x").
+        rf"|[0-9A-Fa-f]{{2}}(?::[0-9A-Fa-f]{{2}}){{2,7}}(?![^{_DELIMS}]|:)"
+        rf"|[0-9A-Fa-f]{{1,4}}(?::[0-9A-Fa-f]{{1,4}}){{7}}(?![^{_DELIMS}]|:)"  # eight groups need no digit
+        rf"|(?=[0-9A-Fa-f:]{{0,38}}\d)[0-9A-Fa-f]{{1,4}}(?::[0-9A-Fa-f]{{1,4}}){{2,7}}(?![^{_DELIMS}]|:)"
         # absolute, home and relative paths, digits or not; Windows and UNC paths
         rf"|[~.]{{0,2}}/[^{_DELIMS}]*+|(?:[A-Za-z]:)?\\[^{_DELIMS}]*+"
         # One scan of the token decides the rest: it is a variable when it carries a
