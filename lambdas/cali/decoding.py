@@ -21,7 +21,6 @@ envelope), so ``cali dlq replay`` never duplicates the good events.
 from __future__ import annotations
 
 import gzip
-import re
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -29,9 +28,6 @@ from typing import Any, Final
 import orjson
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
-_LEVEL_SNIFF = re.compile(
-    rb"^\W{0,2}(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|FATAL|CRITICAL|SEVERE)\b", re.IGNORECASE
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +152,7 @@ def _decode_cloudwatch(envelope: dict[str, Any], result: DecodedPayload) -> None
             except orjson.JSONDecodeError:
                 event = None
         if not isinstance(event, dict):
-            event = {"message": text}
-            sniff = _LEVEL_SNIFF.match(text.encode("utf-8", "replace")[:40])
-            if sniff:
-                event["level"] = sniff.group(1).decode()
+            event = {"message": text}  # the record layer reads a level from the line's header
         event.setdefault("timestamp", log_event.get("timestamp"))
         if service:
             event.setdefault("service", service)

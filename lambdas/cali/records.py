@@ -62,6 +62,15 @@ _SLOT_OF: Final[dict[str, tuple[str, int]]] = {
     for priority, key in enumerate(keys)
 }
 
+# A level word in the header of a raw line (Fluent Bit's ``log`` when no parser matched,
+# CloudWatch text lines): upper case, or any case in brackets ("[error]"), in the first
+# 100 characters, so "no error found" in free text does not count.
+_HEADER_LEVEL = re.compile(
+    r"(?<![\w.-])(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|FATAL|CRIT|CRITICAL|SEVERE|PANIC)(?![\w.-])"
+    r"|\[(?i:(trace|debug|info|notice|warn|warning|error|err|fatal|crit|critical|severe|panic))\]"
+)
+HEADER_CHARS: Final = 100
+
 # log4j's DATE and ABSOLUTE-with-date forms, e.g. "23 Nov 2026 10:00:00,123".
 _LOG4J_DATE = re.compile(r"^(\d{1,2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2})(?:[,.](\d{1,6}))?$")
 
@@ -274,6 +283,10 @@ def normalise_event(event: dict[str, Any], arrival_time: datetime | None = None)
         service = truncate(service, MAX_SHORT_FIELD_CHARS)
     timestamp = get("timestamp")
     level = get("level")
+    if level is None and isinstance(message, str):
+        sniffed = _HEADER_LEVEL.search(message, 0, HEADER_CHARS)
+        if sniffed is not None:
+            level = sniffed.group(1) or sniffed.group(2)
     canonical: dict[str, Any] = {
         "timestamp": arrival_time if timestamp is None else timestamp,
         "level": Level.INFO if level is None else level,

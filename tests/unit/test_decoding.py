@@ -7,6 +7,8 @@ import pytest
 from consumer_support import cloudwatch, event, line
 
 from cali.decoding import decode_payload, gunzip_bounded
+from cali.levels import Level
+from cali.records import build_record
 
 
 def test_single_fluent_bit_event_with_trailing_newline() -> None:
@@ -43,7 +45,8 @@ def test_cloudwatch_subscription_envelope() -> None:
         ]
     )
     decoded = decode_payload(payload)
-    assert [e.get("level") for e in decoded.events] == ["error", "ERROR", None]
+    assert [e.get("level") for e in decoded.events] == ["error", None, None]
+    assert [build_record(e).level for e in decoded.events] == [Level.ERROR, Level.ERROR, Level.INFO]
     assert all(
         e["service"] == "orders-api" and e["log_group"] == "/aws/lambda/orders-api" for e in decoded.events
     )

@@ -192,3 +192,24 @@ def test_bad_events_raise_with_stable_reason(event: object, reason: str) -> None
 def test_model_validate_accepts_raw_aliases_too() -> None:
     record = LogRecord.model_validate({"ts": "2026-11-23T10:00:00.123Z", "msg": "hi", "level": "E"})
     assert record.level is Level.ERROR and record.message == "hi"
+
+
+@pytest.mark.parametrize(
+    ("line", "level"),
+    [
+        ("2026-11-23 10:00:01.456 [http-1] ERROR com.acme.Orders - order 1234 failed", Level.ERROR),
+        ("2026-11-23 10:00:03.000 [main] WARN  com.acme.Pool - pool 80% used", Level.WARN),
+        ("[error] 2026/11/23 10:00:00 upstream timed out", Level.ERROR),
+        ("E1123 10:00:00.000000 1 main.go:42] ERR: dial tcp", Level.ERROR),
+        ("request finished with no error in 20 ms", Level.INFO),
+        ("x" * 120 + " ERROR late in the line", Level.INFO),
+    ],
+)
+def test_raw_line_without_level_field_takes_the_level_in_its_header(line: str, level: Level) -> None:
+    # Fluent Bit's `log` key when no parser matched the line.
+    record = build_record({"time": "2026-11-23T10:00:00Z", "log": line, "service": "raw"})
+    assert record.level is level
+
+
+def test_level_field_wins_over_header() -> None:
+    assert build_record(fluent(level="info", message="ERROR in text")).level is Level.INFO
