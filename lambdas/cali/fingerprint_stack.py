@@ -16,6 +16,7 @@ line then ``\\t/app/main.go:12 +0x1d``) and Node.js (``at fn (/app/file.js:1:2)`
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ _JAVA_EXCEPTION = re.compile(
 )
 _NODE_FRAME = re.compile(r"^at\s+(?:async\s+)?(?:new\s+)?(?:(.+?)\s+\((.+)\)|(.+))$")
 _NODE_EXCEPTION = re.compile(r"^([A-Za-z_$][\w$.]*(?:\s\[[\w-]+\])?):\s?(.*)$")
+_LINE_COLUMN = re.compile(r"(?::\d+)+$")
 _JS_LOCATION = re.compile(r"\.(?:[cm]?js|[cm]?ts|jsx|tsx)(?::\d+)*$")
 _PY_FRAME = re.compile(r'^\s*File "([^"]+)", line \d+, in (\S+)')
 _PY_EXCEPTION = re.compile(r"^((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*)(?::\s?(.*))?$")
@@ -75,10 +77,12 @@ def parse_trace(
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         return ParsedTrace(None, None, ())
-    markers = _Markers(framework_markers)
-    if _GO_PANIC.match(lines[0]) or any(_GO_GOROUTINE.match(line) for line in lines[:8]):
+    markers = _markers(tuple(framework_markers))
+    # Substring tests first: this runs for every ERROR record that carries a trace.
+    if ("goroutine " in text and any(_GO_GOROUTINE.match(line) for line in lines[:8])) or (
+            ":" in lines[0] and _GO_PANIC.match(lines[0])):
         return _parse_go(lines, max_frames, markers)
-    if any(_PY_FRAME.match(line) for line in lines[:8]):
+    if 'File "' in text and any(_PY_FRAME.match(line) for line in lines[:8]):
         return _parse_python(lines, max_frames, markers)
     return _parse_at_style(lines, max_frames, markers)
 
@@ -103,12 +107,19 @@ def parse_exception_header(line: str) -> tuple[str, str | None] | None:
 
 
 class _Markers:
-    def __init__(self, markers: Sequence[str]) -> None:
-        self.substrings = tuple(m for m in markers if any(c in m for c in "/\\:<"))
-        self.prefixes = tuple(m for m in markers if m not in self.substrings)
+    def __init__(self, markers: tuple[str, ...]) -> None:
+        substrings = [m for m in markers if any(c in m for c in "/\\:<")]
+        self.prefixes = tuple(m for m in markers if m not in substrings)
+        # One regex search instead of a loop over substrings: this runs per frame.
+        self._in_location = re.compile("|".join(map(re.escape, substrings)) or "(?!)")
 
     def is_framework(self, function: str, location: str) -> bool:
-        return function.startswith(self.prefixes) or any(s in location for s in self.substrings)
+        return function.startswith(self.prefixes) or self._in_location.search(location) is not None
+
+
+@functools.lru_cache(maxsize=8)
+def _markers(markers: tuple[str, ...]) -> _Markers:
+    return _Markers(markers)
 
 
 def _frame_name(name: str) -> str:
@@ -135,6 +146,8 @@ def _parse_at_style(lines: list[str], max_frames: int, markers: _Markers) -> Par
                 every.append(function)
                 if not markers.is_framework(function, location):
                     app.append(function)
+                    if len(app) == max_frames:
+                        break  # the rest of a long trace cannot change the result
             continue
         if stripped.startswith(("Caused by:", "Suppressed:")):
             # The outermost exception is the failure the application saw; causes and
@@ -167,7 +180,7 @@ def _node_frame(line: str) -> tuple[str, str] | None:
         function, location = match.group(1), match.group(2)
     else:
         function, location = "<anonymous>", match.group(3)
-    location = re.sub(r"(?::\d+)+$", "", location)
+    location = _LINE_COLUMN.sub("", location)
     if not any(c in location for c in "./\\"):
         # V8 built-ins have no file: "at async Promise.all (index 0)", "(native)".
         location = "node:builtin"
@@ -244,6 +257,8 @@ def _parse_go(lines: list[str], max_frames: int, markers: _Markers) -> ParsedTra
         every.append(name)
         if not markers.is_framework(name, "") and not _is_go_stdlib(name):
             app.append(name)
+            if len(app) == max_frames:
+                break
     return ParsedTrace(exc_type, exc_message, _pick(app, every, max_frames))
 
 
