@@ -587,7 +587,8 @@ def test_cli_help_example_is_true() -> None:
 def test_cli_streams_through_a_pipe() -> None:
     # A real pipe: the first result must arrive before the input is closed.
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'lambdas'}{os.pathsep}{ROOT}"}
-    code = "import sys; from cali_cli import main; sys.exit(main.main(['fingerprint']))"
+    code = ("import sys; from cali_cli import main; main.COMMANDS = ('fingerprint',); "
+            "sys.exit(main.main(['fingerprint']))")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdin is not None and proc.stdout is not None
