@@ -156,7 +156,12 @@ class BatchConsumer:
             except RecordError as exc:
                 raw = decoded.raw_for(index)
                 self._reject(
-                    record, exc.reason, exc.detail, data if raw is None else raw, index, counted=True
+                    record,
+                    exc.reason,
+                    exc.detail,
+                    data if raw is None else raw,
+                    decoded.positions[index],
+                    counted=True,
                 )
                 continue
             counts.per_level[log.level.name] += 1

@@ -45,6 +45,7 @@ class DecodedPayload:
     """Events of one record; ``raws[i]`` is None when the record holds just that event."""
 
     events: list[Any] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # each event's line / logEvents index
     raws: list[bytes | None] = field(default_factory=list)
     errors: list[EventError] = field(default_factory=list)
     control_messages: int = 0
@@ -102,6 +103,7 @@ def decode_payload(data: bytes, max_bytes: int = 1_048_576) -> DecodedPayload:
         _decode_cloudwatch(value, result)
     else:
         result.events.append(value)
+        result.positions.append(0)
         result.raws.append(None)
     return result
 
@@ -121,6 +123,7 @@ def _decode_lines(data: bytes, result: DecodedPayload) -> None:
             continue
         try:
             result.events.append(orjson.loads(line))
+            result.positions.append(index)
             result.raws.append(line)
         except orjson.JSONDecodeError as exc:
             result.errors.append(_json_error(index, line, exc, line))
@@ -159,6 +162,7 @@ def _decode_cloudwatch(envelope: dict[str, Any], result: DecodedPayload) -> None
         event.setdefault("log_group", group)
         event.setdefault("log_stream", stream)
         result.events.append(event)
+        result.positions.append(index)
         result.raws.append(None)
         result.log_events.append(log_event)
     result.envelope = envelope

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from consumer_support import ARRIVAL, Clock, Fake, cloudwatch, event, kinesis_event, kinesis_input, line, seq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cali.consumer import KinesisInput
 from cali.levels import Level
@@ -242,3 +245,50 @@ def test_idempotency_store_failure_still_sends_the_alert() -> None:
     fake.persistence._put_record = broken  # type: ignore[method-assign]
     result = fake.run([line(event())], first=1)
     assert [m.kind for m in fake.queue.sent] == ["new"] and result.failed_sequence_numbers == set()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=6)
+    ),
+    max_leaves=20,
+)
+alias_keys = st.sampled_from(
+    [
+        "time",
+        "ts",
+        "@timestamp",
+        "level",
+        "lvl",
+        "severity",
+        "message",
+        "msg",
+        "log",
+        "service",
+        "app",
+        "kubernetes",
+        "stack_trace",
+        "trace_id",
+        "host",
+        "pod_name",
+    ]
+)
+events = st.dictionaries(alias_keys | st.text(max_size=8), json_values, max_size=8)
+payloads = st.one_of(
+    st.binary(max_size=200),
+    events.map(lambda e: json.dumps(e).encode()),
+    st.lists(events, min_size=1, max_size=4).map(lambda es: b"\n".join(json.dumps(e).encode() for e in es)),
+    events.map(lambda e: gzip.compress(json.dumps(e).encode())),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(payloads, min_size=1, max_size=6))
+def test_any_input_is_counted_and_never_raises(batch: list[bytes]) -> None:
+    fake = Fake(Clock())
+    result = fake.run(batch, first=1)
+    counts = result.counts
+    assert counts.conserved and counts.records_in >= len(batch)
+    assert counts.invalid == len(fake.dlq.entries)
+    assert result.failed_sequence_numbers == set()

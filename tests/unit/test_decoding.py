@@ -27,6 +27,7 @@ def test_one_bad_line_does_not_spoil_its_neighbours() -> None:
     decoded = decode_payload(line(event(message="a")) + b"\nnot json\n" + line(event(message="c")))
     assert [e["message"] for e in decoded.events] == ["a", "c"]
     assert [(e.index, e.reason, e.raw) for e in decoded.errors] == [(1, "not_json", b"not json")]
+    assert decoded.positions == [0, 2]  # DLQ ids use the line's own position
     assert decoded.total == 3
 
 
