@@ -251,3 +251,23 @@ class _Context:
     @staticmethod
     def get_remaining_time_in_millis() -> int:
         return 60_000
+
+
+def test_unreachable_dynamodb_fails_open_with_real_clients(aws: dict[str, Any]) -> None:
+    from botocore.config import Config
+
+    from cali_local.aws_endpoint import free_port
+
+    dead = boto3.client(
+        "dynamodb",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        config=Config(connect_timeout=0.5, read_timeout=0.5, retries={"max_attempts": 1}),
+    )
+    clock = Clock()
+    consumer = consumer_for(aws, clock)
+    consumer.throttle.store = DynamoDbThrottleStore(dead, aws["table"])
+    consumer.fail_open = FailOpenLimiter(1, clock)
+    result = run(consumer, [line(event(message="Disk full")), line(event(message="OOM killed pod"))], first=1)
+    assert (result.counts.alerts_fail_open, result.counts.alerts_suppressed) == (1, 1)
+    assert [a["kind"] for a in receive_all(aws)] == ["new"]
+    assert result.failed_sequence_numbers == set()
