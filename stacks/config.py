@@ -254,7 +254,10 @@ def load_environments(
     """
     raw = parse_context_value(context.get("environments"))
     if raw is None:
-        raise ConfigError("invalid cdk.json context:\n  environments: missing")
+        raise ConfigError(
+            "invalid cdk.json context:\n  environments: missing (run through `npx cdk ...` so that "
+            "cdk.json is read, or pass the context to App(context=...))"
+        )
     try:
         app = AppConfig.model_validate({"environments": raw})
     except ValidationError as error:

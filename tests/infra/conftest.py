@@ -7,12 +7,17 @@ Bundling is skipped (`aws:cdk:bundling-stacks: []`): `make synth` exercises it f
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Before the first jsii import: the Node runtime banner would otherwise clutter the output.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
 from aws_cdk import App
 
 from stacks.app import build_app
