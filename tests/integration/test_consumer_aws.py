@@ -271,3 +271,26 @@ def test_unreachable_dynamodb_fails_open_with_real_clients(aws: dict[str, Any]) 
     assert (result.counts.alerts_fail_open, result.counts.alerts_suppressed) == (1, 1)
     assert [a["kind"] for a in receive_all(aws)] == ["new"]
     assert result.failed_sequence_numbers == set()
+
+
+def test_dynamodb_fast_path_counts_and_surge_takes_the_slow_path(aws: dict[str, Any]) -> None:
+    store = DynamoDbThrottleStore(aws["dynamodb"], aws["table"])
+    throttle = Throttle(store, ThrottlePolicy(surge_factor=5.0, surge_min_baseline=10), Clock())
+    fp = "00000000000000bb"
+    numbers = iter(range(1, 10_000))
+
+    def observe(n: int) -> list[str]:
+        seqs = [pad_sequence(str(next(numbers))) for _ in range(n)]
+        outcome = throttle.observe(Observation(fp, "shardId-000000000000", seqs), lambda alerts: {})
+        return [a.kind for a in outcome.alerts]
+
+    assert observe(1) == ["new"]
+    before = store.load(fp)
+    assert observe(20) == [] and observe(20) == []  # one conditional ADD each
+    after = store.load(fp)
+    assert before is not None and after is not None
+    assert (after.count, after.version) == (41, before.version + 2) and after.surge_at == 50
+    assert observe(9) == ["surge"]
+    assert observe(100) == []
+    final = store.load(fp)
+    assert final is not None and final.surge_sent and final.count == 150
