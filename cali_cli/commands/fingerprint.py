@@ -70,14 +70,19 @@ def run(args: argparse.Namespace) -> int:
         out.reconfigure(line_buffering=True)
     counts: Counter[str] = Counter()
     templates: dict[str, str] = {}
-    for raw in _lines(args.files):
-        # One output line per input line (blank ones too) so `paste` can align them.
-        result = fingerprinter.fingerprint(raw.rstrip("\r\n"))
-        if summary:
-            counts[result.id] += 1
-            templates.setdefault(result.id, result.template)
-        else:
-            out.write(f"{result.id}\t{result.template}\n")
+    try:
+        for raw in _lines(args.files):
+            # One output line per input line (blank ones too) so `paste` can align them.
+            result = fingerprinter.fingerprint(raw.rstrip("\r\n"))
+            if summary:
+                counts[result.id] += 1
+                templates.setdefault(result.id, result.template)
+            else:
+                out.write(f"{result.id}\t{result.template}\n")
+    except OSError as error:
+        out.flush()
+        sys.stderr.write(f"cali fingerprint: cannot read {error.filename or 'input'}: {error.strerror}\n")
+        return 2
     if summary:
         for fp_id, count in counts.most_common(args.top):
             out.write(f"{count}\t{fp_id}\t{templates[fp_id]}\n")

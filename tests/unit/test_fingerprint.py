@@ -564,6 +564,13 @@ def test_cli_reads_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert out.split("\t")[1] == "bad byte \ufffd in line <*>\n"
 
 
+def test_cli_missing_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(monkeypatch, capsys, [str(tmp_path / "nope.log")], "")
+    assert code == 2
+    assert err == f"cali fingerprint: cannot read {tmp_path / 'nope.log'}: No such file or directory\n"
+
+
 def test_cli_help_explains_output(capsys: pytest.CaptureFixture[str]) -> None:
     from cali_cli import main as cli
 
