@@ -43,6 +43,7 @@ _SINGLE: Final = {
     "container": ("container", "container_name"),
     "namespace": ("namespace",),
 }
+_UNCLAIMED: Final[tuple[int, str, Any]] = (0, "", None)
 _SHORT_SLOTS: Final = ("trace_id", "request_id", "logger", "host", *_SINGLE)
 # alias -> (slot, priority): one dict lookup per key of the event instead of a scan per slot.
 _SLOT_OF: Final[dict[str, tuple[str, int]]] = {
@@ -246,12 +247,8 @@ def normalise_event(event: dict[str, Any], arrival_time: datetime | None = None)
         else:
             fields[key] = value
 
-    def get(slot: str) -> Any:
-        claimed = found.get(slot)
-        return None if claimed is None else claimed[2]
-
-    message = get("message")
-    stack = get("stack_trace")
+    message = found.get("message", _UNCLAIMED)[2]
+    stack = found.get("stack_trace", _UNCLAIMED)[2]
     if isinstance(message, str):
         if stack is None and "\n" in message:
             head, _, tail = message.partition("\n")
@@ -265,7 +262,7 @@ def normalise_event(event: dict[str, Any], arrival_time: datetime | None = None)
     if isinstance(stack, str) and len(stack) > MAX_STACK_TRACE_CHARS:
         stack = truncate(stack, MAX_STACK_TRACE_CHARS)
 
-    service = get("service")
+    service = found.get("service", _UNCLAIMED)[2]
     if kube is not None:
         labels = kube.get("labels")
         if service is None and isinstance(labels, dict):
@@ -278,11 +275,11 @@ def normalise_event(event: dict[str, Any], arrival_time: datetime | None = None)
         ):
             if slot not in found and kube.get(kube_key):
                 found[slot] = (0, kube_key, kube[kube_key])
-    service = service or get("container")
+    service = service or found.get("container", _UNCLAIMED)[2]
     if isinstance(service, str) and len(service) > MAX_SHORT_FIELD_CHARS:
         service = truncate(service, MAX_SHORT_FIELD_CHARS)
-    timestamp = get("timestamp")
-    level = get("level")
+    timestamp = found.get("timestamp", _UNCLAIMED)[2]
+    level = found.get("level", _UNCLAIMED)[2]
     if level is None and isinstance(message, str):
         sniffed = _HEADER_LEVEL.search(message, 0, HEADER_CHARS)
         if sniffed is not None:
