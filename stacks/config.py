@@ -142,7 +142,12 @@ class ConsumerConfig(_Strict):
 
 
 class AnalyzerConfig(_Strict):
-    reserved_concurrency: int = Field(2, ge=1, le=1000, description="Upper bound on parallel analyses")
+    reserved_concurrency: int = Field(
+        2,
+        ge=2,
+        le=1000,
+        description="Upper bound on parallel analyses (min 2: the SQS poller's smallest max concurrency)",
+    )
     llm_base_url: str = Field(
         "", pattern=r"^(|https://\S+)$", description="OpenAI-compatible base URL (https); empty: OpenAI"
     )

@@ -141,9 +141,9 @@ class Functions(Construct):
                 queues.queue,
                 batch_size=analyzer_cfg.batch_size,
                 report_batch_item_failures=True,
-                max_concurrency=analyzer_cfg.reserved_concurrency
-                if analyzer_cfg.reserved_concurrency >= 2
-                else None,
+                # Pollers never exceed the reserved concurrency: a throttled SQS delivery
+                # would count as a receive and push healthy incidents towards the DLQ.
+                max_concurrency=analyzer_cfg.reserved_concurrency,
             )
         )
 

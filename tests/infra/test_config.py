@@ -91,7 +91,7 @@ def test_explicit_account_wins_over_defaults() -> None:
         ("consumer", "parallelization_factor", 11, "environments.dev.consumer.parallelization_factor"),
         ("consumer", "min_level", "LOUD", "environments.dev.consumer.min_level"),
         ("kinesis", "retention_hours", 1, "environments.dev.kinesis.retention_hours"),
-        ("analyzer", "reserved_concurrency", 0, "environments.dev.analyzer.reserved_concurrency"),
+        ("analyzer", "reserved_concurrency", 1, "environments.dev.analyzer.reserved_concurrency"),
         ("analyzer", "llm_base_url", "http://plain-text.example", "environments.dev.analyzer.llm_base_url"),
         ("knowledge_sync", "schedule", "every day", "environments.dev.knowledge_sync.schedule"),
         ("alarms", "email", "not-an-address", "environments.dev.alarms.email"),

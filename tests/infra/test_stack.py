@@ -310,13 +310,14 @@ def test_consumer_event_source(synth: Synth) -> None:
 
 
 def test_analyzer_event_source_and_reserved_concurrency(synth: Synth) -> None:
-    for name, reserved in (("dev", 1), ("prod", 5)):
+    for name, reserved in (("dev", 2), ("prod", 5)):
         template = synth.templates[name]
         (esm,) = [
             m for m in props(template, "AWS::Lambda::EventSourceMapping") if "StartingPosition" not in m
         ]
         assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert esm["BatchSize"] == 5
+        assert esm["ScalingConfig"] == {"MaximumConcurrency": reserved}
         analyzer = functions_by_service(template)["incident_analyzer"]
         assert analyzer["ReservedConcurrentExecutions"] == reserved
 
