@@ -13,7 +13,12 @@ from datetime import UTC, datetime
 from cali.fingerprint import Fingerprint
 from cali.incident import AlertKind, IncidentMessage, SampleLine
 from cali.levels import Level
-from cali.records import LogRecord
+from cali.records import LogRecord, truncate
+
+# Samples travel in SQS messages (256 KiB) and wait in the throttle outbox (DynamoDB items
+# are at most 400 KiB): bounded so that even 20 samples with stack traces fit.
+SAMPLE_MESSAGE_CHARS = 2_000
+SAMPLE_STACK_TRACE_CHARS = 4_000
 
 
 @dataclass(slots=True)
@@ -81,9 +86,9 @@ class IncidentAggregate:
                 timestamp=r.timestamp,
                 service=r.service,
                 level=r.level,
-                message=r.message,
+                message=truncate(r.message, SAMPLE_MESSAGE_CHARS),
                 host=r.host,
-                stack_trace=r.stack_trace,
+                stack_trace=truncate(r.stack_trace, SAMPLE_STACK_TRACE_CHARS) if r.stack_trace else None,
                 trace_id=r.trace_id,
             )
             for r in chosen

@@ -38,12 +38,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from cali.incident import AlertKind
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-AlertKindName = Literal["new", "update", "surge"]
 Clock = Callable[[], datetime]
 SEQ_WIDTH = 64  # Kinesis sequence numbers are up to 56 digits; padded they compare as strings
 _NO_SURGE = 10**15
@@ -104,7 +105,7 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class AlertDecision:
-    kind: AlertKindName
+    kind: AlertKind
     window_start: int  # epoch ms; with the fingerprint it is the incident id
     count: int
     window_count: int

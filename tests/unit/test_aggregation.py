@@ -49,3 +49,19 @@ def test_incident_message_fields() -> None:
     )
     assert message.first_seen == base.timestamp and message.last_seen == later.timestamp
     assert len(message.samples) == 1 and message.samples[0].level is Level.FATAL
+
+
+def test_samples_are_bounded_for_sqs_and_the_outbox() -> None:
+    huge = build_record(event(message="Crash " + "x" * 10_000, stack_trace="at a.B(B.java:1)\n" * 1500))
+    fp = fingerprint(huge.message, huge.stack_trace)
+    message = incident_message(
+        aggregate([(huge, fp, "1")] * 20)[fp.id],
+        kind="new",
+        window_start_ms=1795428000000,
+        count=20,
+        window_count=20,
+        environment="prod",
+        max_samples=20,
+    )
+    assert len(message.model_dump_json()) < 200_000
+    assert message.samples[0].stack_trace is not None and "[truncated" in message.samples[0].stack_trace
