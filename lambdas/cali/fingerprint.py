@@ -47,10 +47,13 @@ _WEEKDAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
 # Units whose choice follows the magnitude ("512 B" / "1.2 KB", "30 ms" / "2 s").
 _UNIT = (r"(?:[KMGTPE]i?B|[KMGTPE]|B|bytes?|ns|us|µs|ms|s|secs?|seconds?|m|mins?|minutes?"
          r"|h|hours?|d|days?|%)")
-# Host names without digits are recognised by a well-known top-level domain.
+# Host names without digits are recognised by a well-known top-level domain, or a
+# cluster-internal suffix. Country codes that are also common file extensions or words
+# (.py .js .sh .pl .id .so ...) are left out on purpose.
 _TLDS = ("com", "net", "org", "edu", "gov", "mil", "int", "biz", "lan", "dev", "app", "io", "co",
-         "us", "uk", "de", "fr", "jp", "cn", "ru", "br", "in", "au", "ca", "nl", "eu", "info", "arpa",
-         "local", "cloud", "internal")
+         "us", "uk", "de", "fr", "jp", "cn", "ru", "br", "in", "au", "ca", "nl", "eu", "hk", "tw",
+         "kr", "sg", "it", "es", "se", "ch", "at", "be", "nz", "ie", "za", "mx", "info", "arpa",
+         "local", "cloud", "internal", "svc")
 
 # --- passes over the whole message, each behind a cheap substring test ---------------
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+")

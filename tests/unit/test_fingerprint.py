@@ -89,6 +89,8 @@ def same(a: str, b: str) -> bool:
         pytest.param("nic FF:F2:9C:DC down", "nic 00:1a:2b:3c:4d:5e down", "nic <*> down", id="mac"),
         pytest.param("resolved ns.example.com", "resolved db-primary.internal", "resolved <*>",
                      id="host-name"),
+        pytest.param("calling orders.default.svc failed", "calling proxy.cse.cuhk.edu.hk failed",
+                     "calling <*> failed", id="host-name-cluster-and-country"),
         pytest.param("values [1, 2, 3] rejected", "values [42] rejected", "values [<*>] rejected",
                      id="list-collapses"),
         pytest.param("session opened for user alice", "session opened for user root",
@@ -118,6 +120,7 @@ def test_variables_are_masked(first: str, second: str, template: str) -> None:
         pytest.param("icache prefetch depth.....4", "icache prefetch threshold.....4", id="dot-leader-label"),
         pytest.param("user is locked", "user not found", id="prose-after-user"),
         pytest.param("took 3 ms", "took 3 attempts", id="unit-versus-word"),
+        pytest.param("handler.py raised", "worker.py raised", id="file-name-is-not-a-host"),
     ],
 )
 def test_constant_parts_separate(first: str, second: str) -> None:
