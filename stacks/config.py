@@ -44,6 +44,7 @@ LOG_RETENTION_DAYS = (
 )
 
 _SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(\S+( \S+){5}\))$")
+_ROLE_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{1,14}$")
 
 
@@ -112,6 +113,10 @@ class OpenSearchConfig(_Strict):
     availability_zones: Literal[1, 2, 3] = Field(1, description="Zone awareness: 1 (off), 2 or 3 AZs")
     retention_days: int = Field(
         14, ge=1, description="ISM policy deletes cali-logs-* indices older than this"
+    )
+    reader_role_arns: list[Annotated[str, Field(pattern=_ROLE_ARN)]] = Field(
+        default_factory=list,
+        description="Extra IAM roles (e.g. a self-hosted Grafana's) mapped to the read-only cali_reader",
     )
 
     @model_validator(mode="after")

@@ -29,7 +29,7 @@ class OpenSearchSetup(Construct):
         search: SearchDomain,
         retention_days: int,
         writer_roles: Sequence[iam.IRole],
-        reader_roles: Sequence[iam.IRole],
+        reader_roles: Sequence[iam.IRole | str],
         architecture: lambda_.Architecture,
         log_retention: logs.RetentionDays,
     ) -> None:
@@ -93,7 +93,7 @@ class OpenSearchSetup(Construct):
                 "Region": Stack.of(self).region,
                 "RetentionDays": retention_days,
                 "WriterRoleArns": [role.role_arn for role in writer_roles],
-                "ReaderRoleArns": [role.role_arn for role in reader_roles],
+                "ReaderRoleArns": [r if isinstance(r, str) else r.role_arn for r in reader_roles],
                 # Re-run when the templates or the handler change, not only the inputs.
                 "CodeHash": asset_hash("opensearch_setup", architecture),
             },

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -91,12 +92,14 @@ class CaliStack(Stack):
         )
         delivery.grant_put_incidents(functions.incident_analyzer)
 
-        readers = []
+        readers: list[iam.IRole | str] = []
         grafana_url = None
         if config.grafana_workspace:
             workspace = Grafana(self, "Grafana", env_name=name, search=search)
             readers.append(workspace.role)
             grafana_url = workspace.url
+        readers.extend(config.opensearch.reader_role_arns)
+        search.allow(*config.opensearch.reader_role_arns)
         functions.set_analysis_links(
             incidents_stream_name=delivery.incidents_stream_name,
             dashboards_url=search.dashboards_url,

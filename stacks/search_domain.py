@@ -106,7 +106,7 @@ class SearchDomain(Construct):
             removal_policy=removal_policy,
         )
         self.domain.node.add_dependency(log_policy)
-        self._principals: list[iam.IRole] = [self.admin_role]
+        self._principals: list[str] = [self.admin_role.role_arn]
         self.endpoint = self.domain.domain_endpoint
         self.dashboards_url = f"https://{self.endpoint}/_dashboards"
 
@@ -138,9 +138,9 @@ class SearchDomain(Construct):
                 "availability_zones to 2 or 3.",
             )
 
-    def allow(self, *roles: iam.IRole) -> None:
-        """Let ``roles`` send signed HTTP requests; FGAC then decides what they may do."""
-        self._principals.extend(roles)
+    def allow(self, *roles: iam.IRole | str) -> None:
+        """Let ``roles`` (or role ARNs) send signed requests; FGAC then decides what they may do."""
+        self._principals.extend(role if isinstance(role, str) else role.role_arn for role in roles)
 
     def finalize_access_policy(self) -> None:
         cfn = self.domain.node.default_child
@@ -150,7 +150,7 @@ class SearchDomain(Construct):
             "Statement": [
                 {
                     "Effect": "Allow",
-                    "Principal": {"AWS": [role.role_arn for role in self._principals]},
+                    "Principal": {"AWS": list(self._principals)},
                     "Action": [
                         "es:ESHttpGet",
                         "es:ESHttpHead",

@@ -12,6 +12,8 @@ from .conftest import ENVIRONMENTS, Synth, synthesize
 
 pytestmark = pytest.mark.xdist_group("infra")
 
+SELF_HOSTED_GRAFANA = "arn:aws:iam::111111111111:role/self-hosted-grafana"
+
 
 def test_cdk_nag_has_no_unacknowledged_findings(synth: Synth) -> None:
     # The synth fixture would already have raised on an error; the report says why.
@@ -42,10 +44,11 @@ def test_cfn_lint_reports_no_errors(synth: Synth, name: str) -> None:
     assert not errors, "\n".join(errors)
 
 
-def test_grafana_workspace_is_nag_clean_when_enabled(tmp_path: Path) -> None:
+def test_grafana_and_extra_readers_are_nag_clean_when_enabled(tmp_path: Path) -> None:
     context = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())["context"]
     envs = context["environments"]
     envs["dev"]["grafana_workspace"] = True
+    envs["dev"]["opensearch"]["reader_role_arns"] = [SELF_HOSTED_GRAFANA]
     result = synthesize(tmp_path, env="dev", environments=envs)
     template = result.templates["dev"]
     (workspace,) = [
@@ -56,7 +59,16 @@ def test_grafana_workspace_is_nag_clean_when_enabled(tmp_path: Path) -> None:
     (setup,) = [
         r["Properties"] for r in template["Resources"].values() if r["Type"] == "Custom::CaliOpenSearchSetup"
     ]
-    assert len(setup["ReaderRoleArns"]) == 1
+    assert len(setup["ReaderRoleArns"]) == 2
+    assert SELF_HOSTED_GRAFANA in setup["ReaderRoleArns"]
+    (domain,) = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::OpenSearchService::Domain"
+    ]
+    principals = domain["AccessPolicies"]["Statement"][0]["Principal"]["AWS"]
+    assert SELF_HOSTED_GRAFANA in principals
+    assert len(principals) == 5  # master, 2 Firehose, managed Grafana, self-hosted reader
     analyzer_env = [
         r["Properties"]["Environment"]["Variables"]
         for r in template["Resources"].values()

@@ -103,6 +103,12 @@ def test_nonsense_values_name_the_field(section: str, key: str, value: Any, path
     assert re.search(rf"^  {re.escape(path)}: ", error_for(envs), re.MULTILINE)
 
 
+def test_reader_roles_must_be_role_arns() -> None:
+    envs = shipped()
+    envs["dev"]["opensearch"]["reader_role_arns"] = ["arn:aws:iam::111111111111:user/alice"]
+    assert "environments.dev.opensearch.reader_role_arns.0" in error_for(envs)
+
+
 def test_account_must_look_like_an_account_id() -> None:
     envs = shipped()
     envs["dev"]["account"] = "my-account"
