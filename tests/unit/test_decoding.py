@@ -64,15 +64,19 @@ def test_cloudwatch_control_message_is_skipped_and_counted() -> None:
     )
 
 
+# Explicit ids: the default id of a bytes value is the bytes themselves, and gzip's header
+# carries the compression time, so pytest-xdist workers would collect different names.
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
-        (b"plain text log line", "not_json"),
-        (b"\xff\xfe\x00garbage", "invalid_utf8"),
-        (b"\x1f\x8b\x08\x00broken", "invalid_gzip"),
-        (gzip.compress(b"x" * 200)[:-6], "invalid_gzip"),
-        (b"{" + b" " * 2000 + b"}", "oversized"),
-        (gzip.compress(b"[" + b"0," * 5000 + b"0]"), "oversized"),  # inflates past the limit
+        pytest.param(b"plain text log line", "not_json", id="plain-text"),
+        pytest.param(b"\xff\xfe\x00garbage", "invalid_utf8", id="not-utf8"),
+        pytest.param(b"\x1f\x8b\x08\x00broken", "invalid_gzip", id="gzip-magic-then-junk"),
+        pytest.param(gzip.compress(b"x" * 200, mtime=0)[:-6], "invalid_gzip", id="gzip-truncated"),
+        pytest.param(b"{" + b" " * 2000 + b"}", "oversized", id="over-max-bytes"),
+        pytest.param(
+            gzip.compress(b"[" + b"0," * 5000 + b"0]", mtime=0), "oversized", id="gzip-inflates-past-limit"
+        ),
     ],
 )
 def test_whole_record_errors(payload: bytes, reason: str) -> None:
