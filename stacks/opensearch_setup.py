@@ -28,6 +28,7 @@ class OpenSearchSetup(Construct):
         *,
         search: SearchDomain,
         retention_days: int,
+        replicas: int,
         writer_roles: Sequence[iam.IRole],
         reader_roles: Sequence[iam.IRole | str],
         architecture: lambda_.Architecture,
@@ -92,6 +93,7 @@ class OpenSearchSetup(Construct):
                 "Endpoint": search.endpoint,
                 "Region": Stack.of(self).region,
                 "RetentionDays": retention_days,
+                "Replicas": replicas,
                 "WriterRoleArns": [role.role_arn for role in writer_roles],
                 "ReaderRoleArns": [r if isinstance(r, str) else r.role_arn for r in reader_roles],
                 # Re-run when the templates or the handler change, not only the inputs.

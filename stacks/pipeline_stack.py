@@ -111,6 +111,8 @@ class CaliStack(Stack):
             "OpenSearchSetup",
             search=search,
             retention_days=config.opensearch.retention_days,
+            # One replica where a second node can hold it; none on a one-node dev domain.
+            replicas=min(1, config.opensearch.data_nodes - 1),
             writer_roles=delivery.search_writer_roles,
             reader_roles=readers,
             architecture=ARCHITECTURE,

@@ -60,9 +60,19 @@ def _read_json(name: str) -> str:
     return resources.files("cali").joinpath(_PACKAGE_DIR, name).read_text(encoding="utf-8")
 
 
-def index_templates() -> dict[str, dict[str, Any]]:
-    """Composable index templates by name (``PUT _index_template/<name>`` bodies)."""
-    return {name: json.loads(_read_json(file)) for name, file in _TEMPLATE_FILES.items()}
+def index_templates(*, replicas: int | None = None) -> dict[str, dict[str, Any]]:
+    """Composable index templates by name (``PUT _index_template/<name>`` bodies).
+
+    ``replicas`` overrides the files' ``number_of_replicas``: a one-node domain cannot
+    place a replica, and an index waiting for one keeps the cluster yellow forever.
+    """
+    if replicas is not None and (isinstance(replicas, bool) or replicas < 0):
+        raise ValueError(f"replicas must be 0 or more, got {replicas!r}")
+    templates = {name: json.loads(_read_json(file)) for name, file in _TEMPLATE_FILES.items()}
+    if replicas is not None:
+        for body in templates.values():
+            body["template"]["settings"]["index"]["number_of_replicas"] = replicas
+    return templates
 
 
 def ism_policy(retention_days: int, *, index_pattern: str = LOGS_INDEX_PATTERN) -> dict[str, Any]:
@@ -104,6 +114,7 @@ def apply(
     retention_days: int,
     *,
     incident_retention_days: int = DEFAULT_INCIDENT_RETENTION_DAYS,
+    replicas: int | None = None,
 ) -> None:
     """Create or update both index templates and both retention policies (idempotent).
 
@@ -116,7 +127,7 @@ def apply(
         LOGS_POLICY_ID: ism_policy(retention_days, index_pattern=LOGS_INDEX_PATTERN),
         INCIDENTS_POLICY_ID: ism_policy(incident_retention_days, index_pattern=INCIDENTS_INDEX_PATTERN),
     }
-    for name, body in index_templates().items():
+    for name, body in index_templates(replicas=replicas).items():
         client.transport.perform_request("PUT", f"/_index_template/{name}", body=body)
     for policy_id, body in policies.items():
         _put_policy(client, policy_id, body)

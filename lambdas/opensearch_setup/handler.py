@@ -33,6 +33,7 @@ class SetupProperties(BaseModel):
     endpoint: str = Field(alias="Endpoint", min_length=1)
     region: str = Field(alias="Region", min_length=1)
     retention_days: int = Field(alias="RetentionDays", ge=1)
+    replicas: int = Field(alias="Replicas", ge=0)
     writer_role_arns: list[str] = Field(alias="WriterRoleArns", default_factory=list)
     reader_role_arns: list[str] = Field(alias="ReaderRoleArns", default_factory=list)
 
@@ -56,7 +57,7 @@ def build_client(endpoint: str, region: str) -> search_index.SearchClient:
 
 
 def configure(client: search_index.SearchClient, props: SetupProperties) -> None:
-    search_index.apply(client, props.retention_days)
+    search_index.apply(client, props.retention_days, replicas=props.replicas)
     apply_roles(client, writers=props.writer_role_arns, readers=props.reader_role_arns)
 
 

@@ -54,6 +54,7 @@ def event(request: str = "Create", **props: Any) -> dict[str, Any]:
         "Endpoint": "search-cali-dev.example",
         "Region": "us-east-1",
         "RetentionDays": "7",
+        "Replicas": "0",
         "WriterRoleArns": [WRITER],
         "ReaderRoleArns": [READER],
         "CodeHash": "abc",
@@ -83,6 +84,8 @@ def test_create_applies_templates_policies_and_role_mappings(domain: FakeDomain)
     assert {"/_index_template/cali-logs", "/_index_template/cali-incidents"} <= set(docs)
     logs_policy = docs["/_plugins/_ism/policies/cali-logs-retention"]
     assert '"7d"' in str(logs_policy).replace("'", '"')
+    template_settings = docs["/_index_template/cali-logs"]["template"]["settings"]["index"]
+    assert template_settings["number_of_replicas"] == 0
     assert docs[f"/_plugins/_security/api/roles/{WRITER_ROLE}"] == ROLE_BODIES[WRITER_ROLE]
     assert docs[f"/_plugins/_security/api/rolesmapping/{WRITER_ROLE}"]["backend_roles"] == [WRITER]
     assert docs[f"/_plugins/_security/api/rolesmapping/{READER_ROLE}"]["backend_roles"] == [READER]

@@ -210,6 +210,10 @@ def test_domain_sizing_differs_between_dev_and_prod(synth: Synth) -> None:
     assert prod["ClusterConfig"]["ZoneAwarenessEnabled"] is True
     assert prod["ClusterConfig"]["ZoneAwarenessConfig"] == {"AvailabilityZoneCount": 3}
     assert (dev["EBSOptions"]["VolumeSize"], prod["EBSOptions"]["VolumeSize"]) == (20, 300)
+    # A replica needs a second node: none on the one-node dev domain (it would stay yellow).
+    (dev_setup,) = props(synth.templates["dev"], "Custom::CaliOpenSearchSetup")
+    (prod_setup,) = props(synth.templates["prod"], "Custom::CaliOpenSearchSetup")
+    assert (int(dev_setup["Replicas"]), int(prod_setup["Replicas"])) == (0, 1)
 
 
 def test_domain_log_groups_writable_only_by_opensearch_from_this_account(template: dict[str, Any]) -> None:

@@ -211,3 +211,15 @@ def test_other_cluster_errors_are_not_mistaken_for_missing_ism() -> None:
     client.transport = Failing()
     with pytest.raises(RequestError):
         search_index.apply(client, 14)
+
+
+def test_replicas_override_every_template_and_refuse_nonsense() -> None:
+    files = search_index.index_templates()
+    zero = search_index.index_templates(replicas=0)
+    for name, body in zero.items():
+        assert body["template"]["settings"]["index"]["number_of_replicas"] == 0
+        # Nothing else changes.
+        files[name]["template"]["settings"]["index"]["number_of_replicas"] = 0
+        assert body == files[name]
+    with pytest.raises(ValueError, match="replicas"):
+        search_index.index_templates(replicas=-1)
