@@ -239,18 +239,25 @@ class Parser:
         self.time_format: str | None = spec.get("time_format")
         self.time_keep = _truthy(spec.get("time_keep", False))
         self.skip_empty = _truthy(spec.get("skip_empty_values", True))
+        self.no_bare_keys = _truthy(spec.get("logfmt_no_bare_keys", False))
         self.pattern: OnigmoPattern | None = None
         self.hits = 0
         if self.format == "regex":
             if "regex" not in spec:
                 raise EmulationError(f"parser {self.name}: format regex needs 'regex'")
             self.pattern = compile_onigmo(str(spec["regex"]))
-        elif self.format != "json":
+        elif self.format not in {"json", "logfmt"}:
             raise EmulationError(f"parser {self.name}: format {self.format!r} is not emulated")
         if self.format == "json" and "time_key" in spec:
             raise EmulationError(f"parser {self.name}: json time_key is not emulated")
+        if self.format != "regex" and spec.get("types"):
+            raise EmulationError(f"parser {self.name}: types are not emulated")
 
     def parse(self, text: str) -> ParseResult | None:
+        if self.format == "logfmt":
+            result = self._parse_logfmt(text)
+            self.hits += result is not None
+            return result
         if self.pattern is None:
             result = self._parse_json(text)
             self.hits += result is not None
@@ -274,6 +281,34 @@ class Parser:
             fields[name] = value
         return ParseResult(fields=fields, time=parsed_time)
 
+    def _parse_logfmt(self, text: str) -> ParseResult | None:
+        """``flb_parser_logfmt.c``: key=value pairs up to the first line break.
+
+        Fluent Bit walks the text twice (count, then pack); a bare key with
+        ``logfmt_no_bare_keys``, no pair at all, or a ``time_key`` value that does not
+        parse with ``time_format`` (time_strict) fails the whole line. ``key=`` is
+        ``true``, ``key=""`` the empty string, quoted values are unescaped.
+        """
+        fields: dict[str, Any] = {}
+        parsed_time: datetime | None = None
+        time_key = self.time_key if self.time_key else "time"
+        for key, value, value_set, quoted, escaped in _logfmt_pairs(text):
+            if self.no_bare_keys and value == "" and not value_set:
+                return None
+            if self.time_format and key == time_key and value != "":
+                parsed_time = _parse_time(value, self.time_format)
+                if parsed_time is None:
+                    return None
+                if not self.time_keep:
+                    continue
+            if value == "":
+                fields[key] = "" if quoted else True
+            else:
+                fields[key] = _flb_unescape(value) if escaped else value
+        if not fields:
+            return None
+        return ParseResult(fields=fields, time=parsed_time)
+
     @staticmethod
     def _parse_json(text: str) -> ParseResult | None:
         try:
@@ -283,6 +318,86 @@ class Parser:
         if not isinstance(value, dict):
             return None
         return ParseResult(fields=value, time=None)
+
+
+def _logfmt_ident(char: str) -> bool:
+    """``ident_byte`` in flb_parser_logfmt.c: any byte above space except ``=`` and ``"``."""
+    return char > " " and char not in '="'
+
+
+def _logfmt_pairs(text: str) -> Iterator[tuple[str, str, bool, bool, bool]]:
+    """(key, raw value, value_set, quoted, has_escape) as ``logfmt_parser()`` scans them."""
+    i, end = 0, len(text)
+    while i < end:
+        while i < end and not _logfmt_ident(text[i]):
+            i += 1
+        if i == end:
+            break
+        start = i
+        while i < end and _logfmt_ident(text[i]):
+            i += 1
+        key = text[start:i]
+        value, value_set, quoted, escaped = "", False, False, False
+        if i < end and text[i] == "=":
+            value_set = True
+            i += 1
+            if i < end and text[i] == '"':
+                i += 1
+                quoted = True
+                vstart = i
+                while i < end and text[i] != '"':
+                    if text[i] == "\\":
+                        escaped = True
+                        i += 1
+                        if i == end:
+                            break
+                    i += 1
+                value = text[vstart:i]
+                if i < end and text[i] == '"':
+                    i += 1
+            else:
+                vstart = i
+                while i < end and _logfmt_ident(text[i]):
+                    i += 1
+                value = text[vstart:i]
+        yield key, value, value_set, quoted, escaped
+        if i == end:
+            break
+        if text[i] == "\r":
+            break
+        if text[i] == "\n":
+            break
+
+
+_FLB_SIMPLE_ESCAPES = {
+    '"': '"',
+    "'": "'",
+    "\\": "\\",
+    "/": "/",
+    "n": "\n",
+    "b": "\b",
+    "t": "\t",
+    "f": "\f",
+    "r": "\r",
+}
+_FLB_SEQUENCE = re.compile(
+    r"\\(?:([0-7]{1,3})|x([0-9A-Fa-f]{1,2})|u([0-9A-Fa-f]{1,4})|U([0-9A-Fa-f]{1,8})|(.))", re.DOTALL
+)
+
+
+def _flb_unescape(value: str) -> str:
+    """``flb_unescape_string_utf8``: JSON-style escapes, octal, \\x, \\u, \\U; else the char."""
+
+    def repl(match: re.Match[str]) -> str:
+        octal, hex2, hex4, hex8, other = match.groups()
+        if other is not None:
+            return _FLB_SIMPLE_ESCAPES.get(other, other)
+        if octal is not None:
+            return chr(int(octal, 8))
+        code = int(hex2 or hex4 or hex8, 16)
+        return chr(code) if code <= 0x10FFFF else "\ufffd"
+
+    return _FLB_SEQUENCE.sub(repl, value)
 
 
 @dataclass(frozen=True)

@@ -204,9 +204,9 @@ def test_unparsed_lines_keep_the_raw_log_with_fluent_bits_trailing_newline() -> 
 @pytest.mark.parametrize(
     ("language_parser", "samples"),
     [
-        ("multiline_java", ["checkout.log", "payments.log"]),
-        ("multiline_python", ["inventory.log"]),
-        ("multiline_go", ["auth.log"]),
+        ("multiline_java", ["checkout.log", "payments.log", "orders.log", "billing.log", "legacy.log"]),
+        ("multiline_python", ["inventory.log", "worker.log"]),
+        ("multiline_go", ["auth.log", "ledger.log"]),
         ("multiline_node", ["notifications.log", "gateway.log"]),
     ],
 )
@@ -237,6 +237,278 @@ def test_interleaved_sources_keep_separate_multiline_state() -> None:
     out += session.close()
     by_service = {r.record["service"]: r.record["message"].count("\n") + 1 for r in out}
     assert by_service == {"checkout": 5, "inventory": 5}
+
+
+# --------------------------------------------------------------------------- default formats
+
+
+def one_record(line: str) -> dict[str, Any]:
+    pipeline = FluentBitPipeline.load(FILES_CONFIG, ENV)
+    [record] = pipeline.run([line], LogSource("/var/log/app/app.log"), time=READ_TIME)
+    return record.record
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (  # logback's documented pattern
+            "2026-11-23 10:00:01.456 [http-1] ERROR com.acme.OrderService - order 1234 failed",
+            {
+                "level": "ERROR",
+                "thread": "http-1",
+                "logger": "com.acme.OrderService",
+                "message": "order 1234 failed",
+                "time": "2026-11-23T10:00:01.456Z",
+            },
+        ),
+        (  # logback BasicConfigurator / log4j2 DefaultConfiguration: no date, read time kept
+            "10:00:01.456 [http-1] ERROR com.acme.OrderService - order failed",
+            {
+                "level": "ERROR",
+                "thread": "http-1",
+                "logger": "com.acme.OrderService",
+                "message": "order failed",
+                "time": "2026-11-23T00:00:00.000Z",
+            },
+        ),
+        (  # log4j 1.x %d %-5p [%t] %c - %m
+            "2026-11-23 10:00:01,456 ERROR [http-1] com.acme.OrderService - order failed",
+            {
+                "level": "ERROR",
+                "thread": "http-1",
+                "logger": "com.acme.OrderService",
+                "message": "order failed",
+                "time": "2026-11-23T10:00:01.456Z",
+            },
+        ),
+        (  # log4j2 %d [%t] %-5level %logger - %msg
+            "2026-11-23 10:00:01,456 [http-1] ERROR com.acme.OrderService - order failed",
+            {
+                "level": "ERROR",
+                "thread": "http-1",
+                "logger": "com.acme.OrderService",
+                "message": "order failed",
+                "time": "2026-11-23T10:00:01.456Z",
+            },
+        ),
+        (  # Python logging cookbook
+            "2026-11-23 10:00:01,456 - app.worker - ERROR - job failed",
+            {
+                "level": "ERROR",
+                "logger": "app.worker",
+                "message": "job failed",
+                "time": "2026-11-23T10:00:01.456Z",
+            },
+        ),
+        (  # Flask
+            "[2026-11-23 10:00:01,456] ERROR in app: boom",
+            {"level": "ERROR", "logger": "app", "message": "boom", "time": "2026-11-23T10:00:01.456Z"},
+        ),
+        (  # Spring Boot without the application name
+            "2026-11-23T10:00:01.456Z ERROR 12345 --- [main] c.a.Foo : msg",
+            {
+                "level": "ERROR",
+                "pid": "12345",
+                "thread": "main",
+                "logger": "c.a.Foo",
+                "message": "msg",
+                "time": "2026-11-23T10:00:01.456Z",
+            },
+        ),
+        (  # Spring Boot 2 (no zone)
+            "2026-11-23 10:00:01.456 ERROR 12345 --- [           main] c.a.Foo                  : msg",
+            {
+                "level": "ERROR",
+                "pid": "12345",
+                "thread": "main",
+                "logger": "c.a.Foo",
+                "message": "msg",
+                "time": "2026-11-23T10:00:01.456Z",
+            },
+        ),
+        (  # level first
+            "ERROR 2026-11-23 10:00:01 something broke",
+            {"level": "ERROR", "message": "something broke", "time": "2026-11-23T00:00:00.000Z"},
+        ),
+        (  # logrus text formatter
+            'time="2026-11-23T10:00:01Z" level=error msg="db down" err="timeout"',
+            {"level": "error", "msg": "db down", "err": "timeout", "time": "2026-11-23T10:00:01.000Z"},
+        ),
+        (  # zap console encoder
+            '2026-11-23T10:00:01.456Z\terror\tpayments/charge.go:42\tcharge failed\t{"id": 7}',
+            {
+                "level": "error",
+                "caller": "payments/charge.go:42",
+                "message": 'charge failed\t{"id": 7}',
+                "time": "2026-11-23T10:00:01.456Z",
+            },
+        ),
+        (  # gunicorn, with its time zone
+            "[2026-11-23 10:00:01 +0100] [12345] [ERROR] Exception in worker process",
+            {
+                "level": "ERROR",
+                "pid": "12345",
+                "message": "Exception in worker process",
+                "time": "2026-11-23T09:00:01.000Z",
+            },
+        ),
+    ],
+)
+def test_framework_default_formats_are_parsed(line: str, expected: dict[str, Any]) -> None:
+    record = one_record(line)
+    text_key = "msg" if "msg" in expected else "message"
+    assert record[text_key].rstrip("\n") == expected[text_key]
+    assert {k: record.get(k) for k in expected if k != text_key} == {
+        k: v for k, v in expected.items() if k != text_key
+    }
+    assert "log" not in record
+
+
+@pytest.mark.parametrize(
+    ("line", "level"),
+    [
+        ("2026/11/23 10:04:03 [error] 1234#0: *5 connect() failed (111: Connection refused)", "error"),
+        ("Nov 23 10:04:04 web-1 billing[4242]: CRITICAL payment provider unreachable", "CRITICAL"),
+        ("2026-11-23 10:04:05 [worker-3] (job=77) level=error export failed", "error"),
+        ("2026-11-23 10:04:07 | WARNING | cache miss ratio high", "WARNING"),
+        ("[main] [ERROR] queue consumer stopped", "ERROR"),
+        ("2026-11-23T10:00:01+01:00 <FATAL> out of file descriptors", "FATAL"),
+        ("[tomcat-7] 12:00:01 SEVERE: servlet threw an exception", "SEVERE"),
+        ('2026-11-23 10:00:01 severity="warn" quota nearly used', "warn"),
+        ("2026-11-23 10:00:01 ERR: upstream reset", "ERR"),
+        # the first level word wins, whatever the message says later
+        ("2026-11-23 10:04:06 INFO retried 0 ERROR rows, nothing to do", "INFO"),
+        ("2026-11-23 10:04:06 [INFO] error budget healthy, ERROR rate 0", "INFO"),
+    ],
+)
+def test_an_unknown_format_still_yields_its_level_from_the_header(line: str, level: str) -> None:
+    record = one_record(line)
+    assert record["level"] == level
+    assert record["message"].rstrip("\n") == line  # the whole text: nothing is cut away
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Found 3 ERROR entries in yesterday's report",  # prose, not a header
+        "2026-11-23 10:04:08 request failed with ERROR 500",  # level word after a message word
+        "2026-11-23 10:04:09 [error-handler] registered",  # a bracketed name, not a level
+        "2026-11-23 10:04:09 error counter reset",  # lower case needs [..] or level=
+        "Errors: none, ERRORS=0",
+        "[" + "a" * 40 + "] ERROR after an over-long bracketed field",
+        "1 2 3 4 5 6 ERROR after six header fields",
+    ],
+)
+def test_level_words_inside_messages_are_not_levels(line: str) -> None:
+    record = one_record(line)
+    assert "level" not in record
+    assert record["log"] == line + "\n"
+
+
+def test_new_header_shapes_start_new_events_after_a_stack_trace() -> None:
+    """Each shape must open an event: otherwise it is emitted alone and its trace is split off."""
+    trace = [
+        "2026-11-23 10:00:01.456 [http-1] ERROR com.acme.A - boom",
+        "java.lang.IllegalStateException: boom",
+        "\tat com.acme.A.run(A.java:1)",
+    ]
+    starts = [
+        "10:00:02.000 [http-2] ERROR com.acme.B - again",
+        "[2026-11-23 10:00:03,000] ERROR in app: boom",
+        'time="2026-11-23T10:00:04Z" level=error msg="db down"',
+        "ERROR 2026-11-23 10:00:05 something broke",
+        "[WARN] disk almost full",
+        "WARNING: deprecated flag",
+        "1.7954598014567e+09\terror\tledger/main.go:30\tboom",
+    ]
+    pipeline = FluentBitPipeline.load(FILES_CONFIG, ENV)
+    for start in starts:
+        lines = [*trace, start, "java.lang.RuntimeException: follow-up", "\tat com.acme.B.run(B.java:2)"]
+        records = [r.record for r in pipeline.run(lines, LogSource("/var/log/app/a.log"), time=READ_TIME)]
+        texts = [next(r[k] for k in ("message", "msg", "log") if k in r) for r in records]
+        assert len(records) == 2 or (start.startswith("time=") and len(records) == 3), (start, texts)
+        assert texts[0].count("\n") == 2, start  # the first event kept its own trace only
+        second = records[1]
+        assert second.get("level", "").upper() in {"ERROR", "WARN", "WARNING"}, (start, second)
+        if not start.startswith("time="):  # logfmt lines are single events by design
+            assert "\tat com.acme.B.run(B.java:2)" in texts[1], start
+
+
+def test_zap_stack_traces_stay_with_their_line() -> None:
+    [zap] = [r for r in files_records("ledger.log") if r.get("caller") == "payments/charge.go:42"]
+    lines = zap["message"].splitlines()
+    assert lines[1:] == [
+        "main.(*Charger).Charge",
+        "\t/src/payments/charge.go:42",
+        "main.main",
+        "\t/src/payments/main.go:17",
+        "runtime.main",
+        "\t/usr/local/go/src/runtime/proc.go:271",
+    ]
+
+
+# --------------------------------------------------------------------------- logfmt
+
+
+def logfmt_parser(**extra: Any) -> Any:
+    from cali_local.fluentbit_emulation import Parser
+
+    return Parser({"name": "t", "format": "logfmt", **extra})
+
+
+def test_logfmt_reads_pairs_like_fluent_bit() -> None:
+    parser = logfmt_parser()
+    result = parser.parse('a=1 b="two words" c= d="" e="say \\"hi\\"\\tnow" bare\nnext=line\n')
+    assert result is not None
+    # `c=` is true and `bare` too (no_bare_keys off); parsing stops at the line break
+    assert result.fields == {
+        "a": "1",
+        "b": "two words",
+        "c": True,
+        "d": "",
+        "e": 'say "hi"\tnow',
+        "bare": True,
+    }
+    assert result.time is None
+
+
+def test_logfmt_no_bare_keys_refuses_prose_and_a_bad_time_refuses_the_line() -> None:
+    strict = logfmt_parser(logfmt_no_bare_keys=True, time_key="time", time_format="%Y-%m-%dT%H:%M:%S%z")
+    assert strict.parse("Starting nginx 1.25.3\n") is None
+    assert strict.parse("level=info but then prose\n") is None
+    assert strict.parse('time="2026-11-23T10:00:01.5Z" level=info msg=x\n') is None  # time_strict
+    assert strict.parse('time="2026-11-23T10:00:01Z"\n') is None  # nothing but the time key
+    ok = strict.parse('time="2026-11-23T10:00:01+01:00" level=info msg=x\n')
+    assert ok is not None
+    assert ok.fields == {"level": "info", "msg": "x"}
+    assert ok.time == datetime(2026, 11, 23, 9, 0, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("line", "level"),
+    [
+        ("at=info method=GET path=/orders host=ledger.example.com status=200 service=12ms", "info"),
+        ('ts=2026-11-23T10:03:05Z level=error caller=db.go:88 err="connection reset"', "error"),
+        ("count=3 status=ok", None),
+    ],
+)
+def test_logfmt_lines_without_msg_keep_their_text_as_message(line: str, level: str | None) -> None:
+    record = one_record(line)
+    assert record["message"] == line
+    assert record.get("level") == level
+    assert "log" not in record
+
+
+def test_the_catch_all_is_last_and_the_specific_parsers_come_first() -> None:
+    for path in (KUBERNETES_CONFIG, FILES_CONFIG):
+        doc = yaml.safe_load(path.read_text())
+        [header] = [f for f in doc["pipeline"]["filters"] if f["name"] == "parser" and f["key_name"] == "log"]
+        names = header["parser"]
+        assert names[0] == "cali_json"
+        assert names[-3:] == ["cali_logfmt_without_msg", "cali_logfmt", "cali_level_in_header"]
+        assert names.index("cali_logback") < names.index("cali_spring_boot2")
+        assert names.index("cali_log4j") < names.index("cali_log4j_classic")
+        assert names.index("cali_python") < names.index("cali_python_cookbook")
 
 
 # --------------------------------------------------------------------------- output shape
