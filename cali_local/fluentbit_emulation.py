@@ -10,6 +10,8 @@ multiline rules, output options) and applies them the way Fluent Bit's C code do
   event and is emitted on its own;
 * regex parsers follow ``flb_parser_regex.c``: unanchored search, empty captures skipped,
   ``time_key`` parsed into the record time and removed, a bad time keeps the input time;
+  logfmt parsers follow ``flb_parser_logfmt.c`` (pairs up to the first line break,
+  ``logfmt_no_bare_keys``, a bad time rejects the line);
 * the parser filter follows ``filter_parser.c``: first parser that matches wins, parsed
   keys first, then the other keys (``reserve_data``), the source key dropped unless
   ``preserve_key``;
