@@ -93,8 +93,10 @@ def test_one_alert_per_incident_then_one_throttled_update(
     for fingerprint in storm_fingerprints:
         kinds = kinds_by_fingerprint[fingerprint]
         # Hundreds of identical errors: one alert when it starts, one update with the count
-        # when the window that saw repeats is over; never an alert per line.
-        assert kinds["new"] >= 1
+        # when the window that saw repeats is over; never an alert per line. The second wave
+        # finds the incident still firing: its rollover sends that update alone, it does not
+        # open the incident again with a second "new" (two Slack posts at once).
+        assert kinds["new"] == 1
         assert kinds["update"] >= 1
         occurrences = sum(1 for e in events if e.incident and e.level in {"ERROR", "FATAL", "WARN"})
         assert sum(kinds.values()) < occurrences / 10
@@ -133,6 +135,7 @@ def test_report_is_readable(storm: tuple[list[GeneratedEvent], PipelineReport], 
 
 def test_demo_over_a_users_raw_log_file(tmp_path: Path) -> None:
     """`cali demo --input FILE --report FILE.json` in a fresh process, as an operator runs it."""
+    import os
     import subprocess
     import sys
 
@@ -169,6 +172,9 @@ def test_demo_over_a_users_raw_log_file(tmp_path: Path) -> None:
         text=True,
         timeout=180,
         check=False,
+        # An operator's shell: not the moto endpoint that integration tests in this process
+        # may have exported (the demo would then share that server's leftover resources).
+        env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads(report_file.read_text())
