@@ -5,8 +5,10 @@ validate, filter, fingerprint. Bad data never raises: it is queued for the DLQ w
 reason. ``finish`` runs once per batch: it writes the DLQ, aggregates incidents, asks the
 throttle and sends the alerts. It returns the sequence numbers that hit a *retryable*
 error (DLQ write failed, SQS rejected, DynamoDB throttling); the handler reports those as
-partial batch failures so Lambda redelivers them, and the throttle's per-shard
-high-water marks make the redelivery count nothing twice.
+partial batch failures so Lambda redelivers them. With one batch per shard at a time
+(ParallelizationFactor 1) the throttle's per-shard high-water marks make the redelivery
+count nothing twice; with more, a redelivered record is counted again, but no alert is
+ever sent twice (outbox + idempotent send).
 
 Counting (``BatchCounts``), per log event: ``records_in == kept + filtered + invalid +
 control_messages``; an undecodable Kinesis record counts as one invalid event.
@@ -305,10 +307,10 @@ class BatchConsumer:
                 environment=self.config.environment,
                 max_samples=self.config.max_samples,
             )
-            if alert.kind == "update":
-                # The update closes the previous window: it started then, and this batch's
-                # samples are only the latest evidence.
-                start = datetime.fromtimestamp(alert.window_start / 1000, tz=UTC)
+            if alert.reports_window is not None:
+                # An update reports the window that just ended: its occurrences began then,
+                # and this batch's samples are only the latest evidence.
+                start = datetime.fromtimestamp(alert.reports_window / 1000, tz=UTC)
                 message = message.model_copy(update={"first_seen": min(start, message.first_seen)})
             rendered[alert.key] = message.model_dump_json()
         return rendered

@@ -39,6 +39,9 @@ class ConsumerSettings(CommonSettings):
     max_record_bytes: int = Field(1_048_576, gt=0)
     idempotency_ttl_seconds: int = Field(86_400, gt=0)
     fail_open_alerts_per_minute: int = Field(30, gt=0)
+    parallelization_factor: int = Field(
+        1, ge=1, le=10, description="The event source mapping's concurrent batches per shard (dedupe mode)"
+    )
 
     @field_validator("min_level", mode="before")
     @classmethod

@@ -5,10 +5,22 @@ Semantics (docs/consumer.md compares them with Alertmanager):
 - the first occurrence of a fingerprint opens a window of ``window_seconds`` and alerts
   ``new`` at once (Alertmanager's ``group_wait`` = 0);
 - repeats inside the window are counted, not alerted;
-- when the window has ended, the first batch that sees the fingerprint again emits one
-  ``update`` for the old window (occurrences since its last alert) and opens a new window
-  with a ``new`` alert. An incident that goes quiet gets its final update with its next
-  occurrence, or never: silence after an alert means it stopped;
+- when the window has ended, the first batch that sees the fingerprint again rolls it
+  over, with at most one message (Alertmanager's ``repeat_interval``: a still-firing
+  incident is re-notified, never re-opened):
+
+  - the old window has occurrences no alert reported yet: one ``update`` carrying them
+    (``count``) and the old window's total (``window_count``); it opens the next window,
+    so its incident id names that window and every rollover's update is distinct;
+  - nothing unreported, but the fingerprint came back within a window of the old one's
+    end: the next window opens silently (the incident is still firing; its occurrences
+    are reported by the next rollover or a surge);
+  - nothing unreported and a whole window passed without an occurrence: it had stopped
+    and now recurs, so ``new``;
+
+  in every case this batch's occurrences are counted in the new window. An incident that
+  goes quiet gets its final update with its next occurrence, or never: silence after an
+  alert means it stopped;
 - inside a window, once the count reaches ``surge_factor`` × the baseline (the previous
   window's count, or the count that opened this window, at least ``surge_min_baseline``)
   a ``surge`` alert goes out early, once per window.
@@ -20,9 +32,13 @@ Exactly-once across containers and redeliveries, with DynamoDB conditional write
 - the common case (a repeat inside a quiet window) is a single atomic ``ADD`` whose
   condition proves nothing else has to happen; any other case falls back to the CAS path
   with the old item returned by the failed condition, no extra read;
-- per shard, the item keeps the highest Kinesis sequence number counted (``hw``): records
-  redelivered after a partial failure or a retry are recognised and neither counted nor
-  alerted again;
+- with ``parallelization_factor`` 1 (Lambda reads each shard one batch at a time, in
+  order) the item keeps, per shard, the highest Kinesis sequence number counted (``hw``):
+  records redelivered after a partial failure or a retry are recognised and neither
+  counted nor alerted again. With more than one concurrent batch per shard, sequence
+  numbers of different batches interleave and such a mark would drop real occurrences, so
+  it is not kept: counts become at-least-once under redelivery (a redelivered record is
+  counted again), while every alert decided is still sent exactly once;
 - alerts decided are written in the same conditional write (an outbox) and removed once
   sent; a batch that fails between the two leaves them in the item, and whoever sees the
   fingerprint next sends them (the send itself is idempotent on ``incident_id`` + kind).
@@ -64,6 +80,13 @@ class ThrottlePolicy:
     surge_factor: float = 5.0
     surge_min_baseline: int = 10
     retention_seconds: int = 86_400  # how long the item (and its redelivery marks) outlives the window
+    parallelization_factor: int = 1  # the event source mapping's concurrent batches per shard
+
+    @property
+    def tracks_sequence_numbers(self) -> bool:
+        """Whether per-shard high-water marks can recognise redelivered records: only when
+        one batch per shard runs at a time, so a shard's records arrive in order."""
+        return self.parallelization_factor == 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +132,7 @@ class AlertDecision:
     window_start: int  # epoch ms; with the fingerprint it is the incident id
     count: int
     window_count: int
+    reports_window: int | None = None  # an update: start of the finished window it reports
 
     @property
     def key(self) -> str:
@@ -127,37 +151,42 @@ class Decision:
 
 def decide(state: ThrottleState | None, obs: Observation, now_ms: int, policy: ThrottlePolicy) -> Decision:
     """The pure throttle rule: old state + this batch's occurrences -> alerts and new state."""
-    mark = state.hw.get(obs.shard_id) if state else None
-    fresh = [seq for seq in obs.sequence_numbers if mark is None or seq > mark]
+    hw = dict(state.hw) if state else {}
+    if policy.tracks_sequence_numbers:
+        mark = hw.get(obs.shard_id)
+        fresh = [seq for seq in obs.sequence_numbers if mark is None or seq > mark]
+        if fresh:
+            hw[obs.shard_id] = max(fresh)
+    else:
+        fresh = list(obs.sequence_numbers)
     duplicates = len(obs.sequence_numbers) - len(fresh)
     if not fresh:
         return Decision((), 0, duplicates, None)
     n = len(fresh)
-    hw = dict(state.hw) if state else {}
-    hw[obs.shard_id] = max(fresh)
     version = state.version + 1 if state else 1
     if state is None or now_ms >= state.window_end:
-        alerts: list[AlertDecision] = []
-        previous = 0
-        if state is not None:
-            previous = state.count
-            if state.count > state.reported:
-                unreported = state.count - state.reported
-                alerts.append(AlertDecision("update", state.window_start, unreported, state.count))
-        alerts.append(AlertDecision("new", now_ms, n, n))
-        baseline = max(previous, n, policy.surge_min_baseline)
+        window_ms = policy.window_seconds * 1000
+        alerts: tuple[AlertDecision, ...] = ()
+        reported = 0  # this batch's occurrences wait for the next rollover or a surge
+        unreported = state.count - state.reported if state else 0
+        if state is not None and unreported > 0:
+            alerts = (AlertDecision("update", now_ms, unreported, state.count, state.window_start),)
+        elif state is None or now_ms >= state.window_end + window_ms:
+            alerts = (AlertDecision("new", now_ms, n, n),)
+            reported = n
+        baseline = max(state.count if state else 0, n, policy.surge_min_baseline)
         new_state = ThrottleState(
             window_start=now_ms,
-            window_end=now_ms + policy.window_seconds * 1000,
+            window_end=now_ms + window_ms,
             count=n,
-            reported=n,
+            reported=reported,
             surge_at=_surge_threshold(baseline, policy),
             surge_sent=False,
             version=version,
             hw=hw,
             outbox=dict(state.outbox) if state else {},
         )
-        return Decision(tuple(alerts), n, duplicates, new_state)
+        return Decision(alerts, n, duplicates, new_state)
     count = state.count + n
     if not state.surge_sent and count >= state.surge_at:
         surge = AlertDecision("surge", state.window_start, count - state.reported, count)
@@ -180,10 +209,13 @@ class StoreThrottled(Exception):
 
 
 class ThrottleStore(Protocol):
-    def increment_if_quiet(self, obs: Observation, now_ms: int, expires_at: int) -> ThrottleState | None:
+    def increment_if_quiet(
+        self, obs: Observation, now_ms: int, expires_at: int, *, track_sequence: bool = True
+    ) -> ThrottleState | None:
         """Fast path: count ``obs`` atomically if its window is open, no surge is due, nothing is
-        pending and none of its records were counted before. Returns None when that worked,
-        otherwise the current state (a ``ThrottleState`` with version 0 if there is none)."""
+        pending and (``track_sequence``) none of its records were counted before, moving the
+        shard's high-water mark. Returns None when that worked, otherwise the current state
+        (a ``ThrottleState`` with version 0 if there is none)."""
         ...
 
     def save(self, fingerprint: str, state: ThrottleState, expected_version: int, expires_at: int) -> bool:
@@ -228,7 +260,9 @@ class Throttle:
         # Whole seconds: the window start is part of the incident id, which has second resolution.
         now_ms = int(self.clock().timestamp()) * 1000
         expires_at = now_ms // 1000 + self.policy.window_seconds + self.policy.retention_seconds
-        current = self.store.increment_if_quiet(obs, now_ms, expires_at)
+        current = self.store.increment_if_quiet(
+            obs, now_ms, expires_at, track_sequence=self.policy.tracks_sequence_numbers
+        )
         if current is None:
             return Outcome(obs.fingerprint, (), {}, len(obs.sequence_numbers), 0)
         for attempt in range(self.max_conflicts):
@@ -284,12 +318,14 @@ class InMemoryThrottleStore:
         self.expires: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def increment_if_quiet(self, obs: Observation, now_ms: int, expires_at: int) -> ThrottleState | None:
+    def increment_if_quiet(
+        self, obs: Observation, now_ms: int, expires_at: int, *, track_sequence: bool = True
+    ) -> ThrottleState | None:
         with self._lock:
             state = self.items.get(obs.fingerprint)
             if state is None:
                 return ABSENT
-            mark = state.hw.get(obs.shard_id)
+            mark = state.hw.get(obs.shard_id) if track_sequence else None
             n = len(obs.sequence_numbers)
             if (
                 state.window_end > now_ms
@@ -297,11 +333,9 @@ class InMemoryThrottleStore:
                 and not state.outbox
                 and (mark is None or mark < obs.min_seq)
             ):
+                hw = {**state.hw, obs.shard_id: obs.max_seq} if track_sequence else state.hw
                 self.items[obs.fingerprint] = replace(
-                    state,
-                    count=state.count + n,
-                    version=state.version + 1,
-                    hw={**state.hw, obs.shard_id: obs.max_seq},
+                    state, count=state.count + n, version=state.version + 1, hw=hw
                 )
                 return None
             return state
@@ -362,29 +396,36 @@ class DynamoDbThrottleStore:
         except BotoCoreError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    def increment_if_quiet(self, obs: Observation, now_ms: int, expires_at: int) -> ThrottleState | None:
+    def increment_if_quiet(
+        self, obs: Observation, now_ms: int, expires_at: int, *, track_sequence: bool = True
+    ) -> ThrottleState | None:
         from botocore.exceptions import ClientError
 
         n = len(obs.sequence_numbers)
+        update = "ADD #count :n, headroom :minus_n, #version :one"
+        condition = "attribute_exists(pk) AND window_end > :now AND headroom > :n AND outbox_size = :zero"
+        names = {"#count": "count", "#version": "version"}
+        values: dict[str, Any] = {
+            ":n": {"N": str(n)},
+            ":minus_n": {"N": str(-n)},
+            ":one": {"N": "1"},
+            ":zero": {"N": "0"},
+            ":now": {"N": str(now_ms)},
+        }
+        if track_sequence:
+            update += " SET hw.#shard = :max_seq"
+            condition += " AND (attribute_not_exists(hw.#shard) OR hw.#shard < :min_seq)"
+            names["#shard"] = obs.shard_id
+            values[":min_seq"] = {"S": obs.min_seq}
+            values[":max_seq"] = {"S": obs.max_seq}
         try:
             self._call(
                 self._client.update_item,
                 Key=self._key(obs.fingerprint),
-                UpdateExpression="ADD #count :n, headroom :minus_n, #version :one SET hw.#shard = :max_seq",
-                ConditionExpression=(
-                    "attribute_exists(pk) AND window_end > :now AND headroom > :n AND outbox_size = :zero"
-                    " AND (attribute_not_exists(hw.#shard) OR hw.#shard < :min_seq)"
-                ),
-                ExpressionAttributeNames={"#count": "count", "#version": "version", "#shard": obs.shard_id},
-                ExpressionAttributeValues={
-                    ":n": {"N": str(n)},
-                    ":minus_n": {"N": str(-n)},
-                    ":one": {"N": "1"},
-                    ":zero": {"N": "0"},
-                    ":now": {"N": str(now_ms)},
-                    ":min_seq": {"S": obs.min_seq},
-                    ":max_seq": {"S": obs.max_seq},
-                },
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:

@@ -136,6 +136,7 @@ def build_consumer(
         window_seconds=settings.throttle_window_seconds,
         surge_factor=settings.surge_factor,
         retention_seconds=settings.idempotency_ttl_seconds,
+        parallelization_factor=settings.parallelization_factor,
     )
     return BatchConsumer(
         config=ConsumerConfig(

@@ -128,13 +128,20 @@ def test_batch_against_moto_dlq_sqs_dynamodb_and_redelivery(aws: dict[str, Any])
     assert again.counts.duplicates == 2 and receive_all(aws) == []
     assert len(list(dlq.list(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC)))) == 2
 
-    # Repeats are counted by the one-call atomic ADD path, then one update when the window ends.
+    # Repeats are counted by the one-call atomic ADD path, then ONE update when the window
+    # ends (it opens the next window: no second "new" for a still-firing incident).
     run(consumer, [line(event())] * 4, first=10)
     assert receive_all(aws) == []
     clock.advance(901)
     run(consumer, [line(event())], first=20)
-    kinds = sorted((a["kind"], a["count"], a["window_count"]) for a in receive_all(aws))
-    assert kinds == [("new", 1, 1), ("update", 4, 5)]
+    kinds = [(a["kind"], a["count"], a["window_count"]) for a in receive_all(aws)]
+    assert kinds == [("update", 4, 5)]
+    # The next rollover's update has its own incident id, so the idempotent send lets it through.
+    run(consumer, [line(event())] * 2, first=30)
+    clock.advance(901)
+    run(consumer, [line(event())], first=40)
+    second = receive_all(aws)
+    assert [(a["kind"], a["count"], a["window_count"]) for a in second] == [("update", 3, 3)]
 
 
 def test_conditional_writes_let_one_container_open_a_window(aws: dict[str, Any]) -> None:
@@ -271,6 +278,27 @@ def test_unreachable_dynamodb_fails_open_with_real_clients(aws: dict[str, Any]) 
     assert (result.counts.alerts_fail_open, result.counts.alerts_suppressed) == (1, 1)
     assert [a["kind"] for a in receive_all(aws)] == ["new"]
     assert result.failed_sequence_numbers == set()
+
+
+def test_parallelization_factor_counts_interleaved_batches_of_one_shard(aws: dict[str, Any]) -> None:
+    store = DynamoDbThrottleStore(aws["dynamodb"], aws["table"])
+    shard = "shardId-000000000000"
+
+    def count(policy: ThrottlePolicy, fp: str, batches: list[list[int]]) -> int:
+        throttle = Throttle(store, policy, Clock())
+        for numbers in batches:
+            throttle.observe(Observation(fp, shard, [pad_sequence(str(n)) for n in numbers]), lambda a: {})
+        state = store.load(fp)
+        assert state is not None
+        return state.count
+
+    interleaved = [[2, 4, 6], [1, 3, 5], [7, 9], [8]]  # slow path, then the conditional ADD
+    assert count(ThrottlePolicy(parallelization_factor=4), "00000000000000c4", interleaved) == 9
+    state = store.load("00000000000000c4")
+    assert state is not None and state.hw == {}
+    # One batch per shard: a redelivery (slow path, then fast path) counts nothing twice.
+    redelivered = [[1, 2, 3], [1, 2, 3], [4, 5], [4, 5]]
+    assert count(ThrottlePolicy(parallelization_factor=1), "00000000000000c1", redelivered) == 5
 
 
 def test_dynamodb_fast_path_counts_and_surge_takes_the_slow_path(aws: dict[str, Any]) -> None:

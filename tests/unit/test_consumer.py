@@ -88,6 +88,83 @@ def test_same_records_processed_twice_produce_one_alert() -> None:
     assert again.counts.duplicates == 2 and fake.queue.sent[0].count == 2
 
 
+def test_still_firing_incident_gets_one_update_per_window_rollover() -> None:
+    from cali.aggregation import incident_id
+
+    clock = Clock()
+    fake = Fake(clock)
+    opened = clock()
+    fake.run([line(event())], first=1)
+    fake.run([line(event())] * 3, first=2)  # repeats: counted, not sent
+    assert [m.kind for m in fake.queue.sent] == ["new"]
+    fp_id = fake.queue.sent[0].fingerprint
+
+    clock.advance(900)
+    rollover = clock()
+    fake.run([line(event(time=rollover.isoformat()))] * 2, first=10)
+    # One message for one still-firing incident: no second "new", no second LLM analysis.
+    assert [m.kind for m in fake.queue.sent] == ["new", "update"]
+    update = fake.queue.sent[1]
+    assert (update.count, update.window_count) == (3, 4)  # unreported repeats, old window total
+    assert update.incident_id == incident_id(fp_id, int(rollover.timestamp()) * 1000)
+    assert update.incident_id != fake.queue.sent[0].incident_id
+    assert update.first_seen == opened  # it reports the window that opened then
+
+    fake.run([line(event())] * 4, first=20)
+    clock.advance(900)
+    fake.run([line(event())], first=30)
+    # The next rollover: a second single update, distinct for the idempotent send.
+    assert [m.kind for m in fake.queue.sent] == ["new", "update", "update"]
+    second = fake.queue.sent[2]
+    assert (second.count, second.window_count) == (6, 6)  # the 2 that opened the window + 4
+    assert second.incident_id == incident_id(fp_id, int(clock().timestamp()) * 1000)
+    # Redelivering the rollover batch sends nothing again.
+    fake.run([line(event())], first=30)
+    assert len(fake.queue.sent) == 3
+
+
+def test_incident_that_stopped_and_recurs_alerts_new_again() -> None:
+    clock = Clock()
+    fake = Fake(clock)
+    fake.run([line(event())], first=1)
+    clock.advance(1800)  # its window held only the alerted occurrence, then a window of silence
+    fake.run([line(event())], first=2)
+    assert [(m.kind, m.count) for m in fake.queue.sent] == [("new", 1), ("new", 1)]
+    assert fake.queue.sent[0].incident_id != fake.queue.sent[1].incident_id
+
+
+def test_parallelization_factor_setting_switches_off_the_sequence_dedupe() -> None:
+    from log_consumer.handler import build_consumer
+
+    from cali.alert_queue import InMemoryAlertQueue, InMemoryPersistenceLayer
+    from cali.dlq import InMemoryDlq
+    from cali.settings import ConsumerSettings
+    from cali.throttle import InMemoryThrottleStore
+
+    def build(factor: int) -> Any:
+        settings = ConsumerSettings(cali_env="test", parallelization_factor=factor)
+        return build_consumer(
+            settings,
+            throttle_store=InMemoryThrottleStore(),
+            queue=InMemoryAlertQueue(),
+            dlq=InMemoryDlq(),
+            persistence=InMemoryPersistenceLayer(),
+            clock=Clock(),
+        )
+
+    def count_after(consumer: Any, batches: list[list[int]]) -> int:
+        for numbers in batches:
+            for n in numbers:
+                consumer.add(kinesis_input(line(event()), n))
+            consumer.finish()
+        state = next(iter(consumer.throttle.store.items.values()))
+        return int(state.count)
+
+    interleaved = [[2, 4, 6], [1, 3, 5]]  # two concurrent batches of one shard
+    assert count_after(build(4), interleaved) == 6
+    assert count_after(build(1), [[1, 2, 3], [1, 2, 3]]) == 3  # a redelivery counts nothing twice
+
+
 def test_failed_send_is_retried_then_sent_exactly_once() -> None:
     fake = Fake(Clock())
     fake.queue.fail_next = 1

@@ -1,4 +1,5 @@
-"""Throttle windows with an explicit clock: new, repeats, update, surge, redelivery, fail-open."""
+"""Throttle windows with an explicit clock: new, repeats, rollover update, surge, redelivery
+(ParallelizationFactor 1 and > 1), fail-open."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import UTC, datetime
 from consumer_support import Clock
 
 from cali.throttle import (
+    AlertDecision,
     FailOpenLimiter,
     InMemoryThrottleStore,
     Observation,
@@ -30,30 +32,75 @@ class Seq:
         return [pad_sequence(str(i)) for i in range(self.n - count + 1, self.n + 1)]
 
 
-def observe(throttle: Throttle, seqs: list[str], shard: str = SHARD) -> list[tuple[str, int, int]]:
+def decisions(throttle: Throttle, seqs: list[str], shard: str = SHARD) -> tuple[AlertDecision, ...]:
     outcome = throttle.observe(Observation(FP, shard, seqs), lambda alerts: {a.key: "{}" for a in alerts})
     throttle.store.confirm_sent(FP, [a.key for a in outcome.alerts])
-    return [(a.kind, a.count, a.window_count) for a in outcome.alerts]
+    return outcome.alerts
 
 
-def test_first_occurrence_alerts_repeats_are_counted_window_end_updates() -> None:
+def observe(throttle: Throttle, seqs: list[str], shard: str = SHARD) -> list[tuple[str, int, int]]:
+    return [(a.kind, a.count, a.window_count) for a in decisions(throttle, seqs, shard)]
+
+
+def now_ms(clock: Clock) -> int:
+    return int(clock().timestamp()) * 1000
+
+
+def test_rollover_sends_one_update_that_opens_the_next_window() -> None:
     clock, seq = Clock(), Seq()
-    throttle = Throttle(InMemoryThrottleStore(), POLICY, clock)
+    store = InMemoryThrottleStore()
+    throttle = Throttle(store, POLICY, clock)
+    opened = now_ms(clock)
     assert observe(throttle, seq.take(2)) == [("new", 2, 2)]
     clock.advance(60)
     assert observe(throttle, seq.take(3)) == []
     clock.advance(600)
     assert observe(throttle, seq.take(4)) == []
-    clock.advance(300)  # window (900 s) over: one update for it, a new window for this batch
-    assert observe(throttle, seq.take(1)) == [("update", 7, 9), ("new", 1, 1)]
+    clock.advance(300)  # window (900 s) over, still firing: ONE message, no second "new"
+    (first,) = decisions(throttle, seq.take(1))
+    assert (first.kind, first.count, first.window_count) == ("update", 7, 9)
+    # It names the window it opens (distinct incident id per rollover) and reports the old one.
+    assert (first.window_start, first.reports_window) == (now_ms(clock), opened)
+    state = store.load(FP)
+    assert state is not None
+    # This batch's occurrence is counted in the new window, not yet reported by anything.
+    assert (state.window_start, state.count, state.reported) == (now_ms(clock), 1, 0)
+    clock.advance(100)
+    assert observe(throttle, seq.take(5)) == []
+    clock.advance(800)  # the next rollover: again exactly one update, for 1 + 5
+    (second,) = decisions(throttle, seq.take(2))
+    assert (second.kind, second.count, second.window_count) == ("update", 6, 6)
+    assert second.window_start == now_ms(clock) and second.key != first.key
+    assert second.reports_window == first.window_start
 
 
-def test_quiet_window_ends_without_update() -> None:
+def test_recurrence_after_a_quiet_window_is_new() -> None:
     clock, seq = Clock(), Seq()
     throttle = Throttle(InMemoryThrottleStore(), POLICY, clock)
     assert observe(throttle, seq.take(1)) == [("new", 1, 1)]
-    clock.advance(3600)
+    clock.advance(1800)  # the window ended 900 s ago with nothing unreported: it had stopped
     assert observe(throttle, seq.take(1)) == [("new", 1, 1)]
+    clock.advance(3600)
+    assert observe(throttle, seq.take(3)) == [("new", 3, 3)]
+
+
+def test_still_firing_after_a_fully_reported_window_opens_the_next_one_silently() -> None:
+    clock, seq = Clock(), Seq()
+    store = InMemoryThrottleStore()
+    throttle = Throttle(store, POLICY, clock)
+    assert observe(throttle, seq.take(1)) == [("new", 1, 1)]
+    # Back 1 s after the window ended (less than a window of silence): nothing unreported
+    # to tell, and it never stopped, so no message at all.
+    clock.advance(901)
+    assert observe(throttle, seq.take(2)) == []
+    state = store.load(FP)
+    assert state is not None and (state.window_start, state.count, state.reported) == (now_ms(clock), 2, 0)
+    clock.advance(900)  # those occurrences are reported by the next rollover
+    assert observe(throttle, seq.take(1)) == [("update", 2, 2)]
+    # An update whose window then stays quiet still reports its leftovers, not a second "new".
+    assert observe(throttle, seq.take(3)) == []
+    clock.advance(7200)
+    assert observe(throttle, seq.take(1)) == [("update", 4, 4)]
 
 
 def test_surge_alerts_early_once_per_window() -> None:
@@ -65,12 +112,25 @@ def test_surge_alerts_early_once_per_window() -> None:
     assert observe(throttle, seq.take(500)) == []  # once per window
     clock.advance(900)
     # The next window's baseline is the previous window's count (550): 5x that to surge again.
-    assert observe(throttle, seq.take(100)) == [("update", 500, 550), ("new", 100, 100)]
+    assert observe(throttle, seq.take(100)) == [("update", 500, 550)]
     assert observe(throttle, seq.take(2000)) == []
-    assert observe(throttle, seq.take(650)) == [("surge", 2650, 2750)]
+    # Nothing of this window was reported yet (the update reported the previous one).
+    assert observe(throttle, seq.take(650)) == [("surge", 2750, 2750)]
+    assert observe(throttle, seq.take(5000)) == []
+    clock.advance(900)
+    assert observe(throttle, seq.take(1)) == [("update", 5000, 7750)]
 
 
-def test_redelivered_records_are_neither_counted_nor_alerted() -> None:
+def test_a_surged_window_that_keeps_firing_rolls_over_silently() -> None:
+    clock, seq = Clock(), Seq()
+    throttle = Throttle(InMemoryThrottleStore(), POLICY, clock)
+    assert observe(throttle, seq.take(1)) == [("new", 1, 1)]
+    assert observe(throttle, seq.take(60)) == [("surge", 60, 61)]  # reports everything
+    clock.advance(900)
+    assert observe(throttle, seq.take(10)) == []
+
+
+def test_redelivered_records_are_neither_counted_nor_alerted_with_one_batch_per_shard() -> None:
     clock = Clock()
     store = InMemoryThrottleStore()
     throttle = Throttle(store, POLICY, clock)
@@ -90,6 +150,36 @@ def test_redelivered_records_are_neither_counted_nor_alerted() -> None:
     assert observe(throttle, first, shard="shardId-000000000001") == []
     state = store.load(FP)
     assert state is not None and state.count == 8
+
+
+def test_interleaved_batches_of_one_shard_are_all_counted_with_parallelization() -> None:
+    # ParallelizationFactor 4: Lambda runs concurrent batches of one shard (ordered per
+    # partition key only), so their sequence numbers interleave.
+    odd = [pad_sequence(str(i)) for i in (1, 3, 5)]
+    even = [pad_sequence(str(i)) for i in (2, 4, 6)]
+    store = InMemoryThrottleStore()
+    throttle = Throttle(store, ThrottlePolicy(window_seconds=900, parallelization_factor=4), Clock())
+    assert observe(throttle, even) == [("new", 3, 3)]
+    outcome = throttle.observe(Observation(FP, SHARD, odd), lambda alerts: {})  # the fast path
+    assert (outcome.counted, outcome.duplicates) == (3, 0)
+    state = store.load(FP)
+    assert state is not None and state.count == 6 and state.hw == {}
+    # The trade-off: a redelivered batch is counted again (alerts are still sent once each).
+    assert throttle.observe(Observation(FP, SHARD, odd), lambda alerts: {}).counted == 3
+    # With ParallelizationFactor 1 the same interleaving would lose the odd batch, which is
+    # why the high-water mark is only used then.
+    single = Throttle(InMemoryThrottleStore(), POLICY, Clock())
+    assert observe(single, even) == [("new", 3, 3)]
+    assert single.observe(Observation(FP, SHARD, odd), lambda alerts: {}).duplicates == 3
+
+
+def test_parallelization_slow_path_counts_everything_and_keeps_no_marks() -> None:
+    clock = Clock()
+    policy = ThrottlePolicy(window_seconds=900, parallelization_factor=2)
+    first = decide(None, Observation(FP, SHARD, [pad_sequence("9")]), now_ms(clock), policy)
+    assert first.state is not None and first.state.hw == {}
+    later = decide(first.state, Observation(FP, SHARD, [pad_sequence("1")]), now_ms(clock) + 1000, policy)
+    assert later.state is not None and (later.counted, later.duplicates, later.state.count) == (1, 0, 2)
 
 
 def test_two_containers_race_to_open_a_window_only_one_alerts() -> None:
