@@ -69,6 +69,8 @@ class Functions(Construct):
                 "LEVEL_OVERRIDES": json.dumps(consumer_cfg.level_overrides, sort_keys=True),
                 "THROTTLE_WINDOW_SECONDS": str(consumer_cfg.throttle_window_seconds),
                 "SURGE_FACTOR": str(consumer_cfg.surge_factor),
+                # The throttle's redelivery dedupe is only sound with one batch per shard.
+                "PARALLELIZATION_FACTOR": str(consumer_cfg.parallelization_factor),
             },
         )
         state.table.grant_read_write_data(self.log_consumer)

@@ -306,6 +306,9 @@ def test_consumer_event_source(synth: Synth) -> None:
         assert esm["BatchSize"] == batch
         assert esm["MaximumBatchingWindowInSeconds"] == 1
         assert esm["ParallelizationFactor"] == factor
+        # The throttle needs to know: its redelivery dedupe is only sound with factor 1.
+        consumer_env = functions_by_service(template)["log_consumer"]["Environment"]["Variables"]
+        assert consumer_env["PARALLELIZATION_FACTOR"] == str(factor)
         assert esm["BisectBatchOnFunctionError"] is True
         assert esm["MaximumRetryAttempts"] == retries
         assert esm["MaximumRecordAgeInSeconds"] == age
