@@ -15,9 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from cali.levels import Level
 
 AlertKind = Literal["new", "update", "surge"]
-"""``new``: first alert of a throttle window. ``update``: the window closed with more
-occurrences, one message carries the count. ``surge``: the rate rose by the configured
-factor inside a window, so it re-alerts early."""
+"""``new``: a fingerprint with no recent history fired (first time, or after a whole quiet
+window). ``update``: a throttle window ended with occurrences not yet reported; one message
+carries their count and the next window opens. ``surge``: the rate rose by the configured
+factor inside a window, so it re-alerts early (once per window)."""
 
 
 class SampleLine(BaseModel):

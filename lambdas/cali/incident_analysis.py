@@ -161,7 +161,11 @@ class IncidentAnalysis:
         )
 
         try:
-            posted = self.notifier.post(message, thread_key=incident.incident_id)
+            # One thread per episode of a fingerprint: a `new` alert starts it, the window
+            # updates and surges of the same still-firing problem reply under it.
+            posted = self.notifier.post(
+                message, thread_key=incident.fingerprint, new_thread=incident.kind == "new"
+            )
         except Exception as exc:  # SlackDeliveryError after its retries, or anything unexpected
             document = self._document(redacted, result, latency_ms, "failed")
             outcome = AnalysisOutcome(incident.incident_id, "failed", result, document, latency_ms)

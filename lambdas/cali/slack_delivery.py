@@ -9,9 +9,9 @@ gets :class:`SlackDeliveryError`; the analyzer then reports the SQS message as a
 item failure, so SQS redelivers it and finally moves it to the DLQ: no alert is lost
 without a trace.
 
-Bot mode threads: the first message for a ``thread_key`` (the fingerprint) is posted to
-the channel and its ``ts`` stored in a :class:`ThreadStore`; later messages for the same
-key become replies in that thread. Webhooks cannot thread, so there every message is a
+Bot mode threads: the first message for a ``thread_key`` (the fingerprint), or one posted
+with ``new_thread``, is posted to the channel and its ``ts`` stored in a
+:class:`ThreadStore`; later messages for the same key become replies in that thread. Webhooks cannot thread, so there every message is a
 new post.
 """
 
@@ -81,7 +81,15 @@ class SlackPostResult:
 
 
 class SlackNotifier(Protocol):
-    def post(self, message: SlackMessage, *, thread_key: str | None = None) -> SlackPostResult: ...
+    def post(
+        self, message: SlackMessage, *, thread_key: str | None = None, new_thread: bool = False
+    ) -> SlackPostResult:
+        """Post; with a bot token, messages sharing ``thread_key`` reply in one thread.
+
+        ``new_thread`` starts a fresh thread for the key (an incident that stopped and came
+        back is a new conversation), which later messages with that key then join.
+        """
+        ...
 
 
 # ---------------------------------------------------------------------------------------
@@ -317,7 +325,10 @@ class WebhookNotifier:
         self.policy = policy or RetryPolicy()
         self.client = WebhookClient(url, timeout=timeout, retry_handlers=self.policy.handlers())
 
-    def post(self, message: SlackMessage, *, thread_key: str | None = None) -> SlackPostResult:
+    def post(
+        self, message: SlackMessage, *, thread_key: str | None = None, new_thread: bool = False
+    ) -> SlackPostResult:
+        # Incoming webhooks cannot thread: every message is a top-level post.
         self.policy.retries = 0
         try:
             response = self.client.send(text=message.text, blocks=message.blocks)
@@ -367,10 +378,13 @@ class BotNotifier:
             kwargs["base_url"] = base_url if base_url.endswith("/") else base_url + "/"
         self.client = WebClient(**kwargs)
 
-    def post(self, message: SlackMessage, *, thread_key: str | None = None) -> SlackPostResult:
+    def post(
+        self, message: SlackMessage, *, thread_key: str | None = None, new_thread: bool = False
+    ) -> SlackPostResult:
         self.policy.retries = 0
-        thread_ts = self.thread_store.get(thread_key, self.channel) if thread_key else None
-        dead_root: str | None = None
+        current_root = self.thread_store.get(thread_key, self.channel) if thread_key else None
+        thread_ts = None if new_thread else current_root
+        dead_root: str | None = current_root if new_thread else None
         try:
             data = self._post(message, thread_ts)
         except SlackDeliveryError as exc:

@@ -53,9 +53,12 @@ class RecordingNotifier:
 
     def __init__(self) -> None:
         self.posted: list[tuple[SlackMessage, str | None]] = []
+        self.new_threads: list[bool] = []
         self.fail_next = 0
 
-    def post(self, message: SlackMessage, *, thread_key: str | None = None) -> SlackPostResult:
+    def post(
+        self, message: SlackMessage, *, thread_key: str | None = None, new_thread: bool = False
+    ) -> SlackPostResult:
         if self.fail_next:
             self.fail_next -= 1
             raise SlackDeliveryError(
@@ -66,6 +69,7 @@ class RecordingNotifier:
                 retryable=True,
             )
         self.posted.append((message, thread_key))
+        self.new_threads.append(new_thread)
         return SlackPostResult(
             ts=f"1732352400.{len(self.posted):06d}", channel="C1", thread_ts=None, attempts=1
         )
@@ -168,7 +172,7 @@ def test_incident_is_redacted_retrieved_analysed_posted_and_recorded(
         assert leaked not in _all_text(message)
         assert leaked not in document.model_dump_json()
     assert "<EMAIL_1>" in json.dumps(request.body)
-    assert thread_key == original.incident_id
+    assert thread_key == original.fingerprint
 
     assert document.slack_status == "sent" and not document.degraded
     assert document.cited_ids == result.llm.cited_ids and document.total_tokens > 0
@@ -277,10 +281,12 @@ def test_update_of_the_same_incident_is_a_new_alert_in_the_same_thread(
     analysis = make_analysis(stub, embedder, store, notifier=notifier)
 
     analysis.process(incident(window_count=10))
-    analysis.process(incident(kind="update", window_count=250))
+    # The rollover update names the next window: another incident id, the same fingerprint.
+    analysis.process(incident(kind="update", window_count=250, incident_id="fp-next-window"))
 
     keys = [thread_key for _, thread_key in notifier.posted]
-    assert len(keys) == 2 and keys[0] == keys[1]
+    assert len(keys) == 2 and keys[0] == keys[1] == incident().fingerprint
+    assert notifier.new_threads == [True, False]  # `new` opens the thread, the update joins it
     assert len(stub.completion_requests) == 1  # same fingerprint and knowledge: cached answer
 
 

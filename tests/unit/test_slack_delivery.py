@@ -173,6 +173,22 @@ def test_bot_threads_messages_by_key(sink: SlackSink, clock: FakeClock) -> None:
     assert [m.text for m in sink.in_channel(CHANNEL) if m.thread_ts is None] == ["first", "other", "no key"]
 
 
+def test_bot_new_thread_starts_a_fresh_thread_that_later_messages_join(
+    sink: SlackSink, clock: FakeClock
+) -> None:
+    notifier = bot(sink, clock)
+    first = notifier.post(message("outage"), thread_key="fp", new_thread=True)
+    update = notifier.post(message("update 1"), thread_key="fp")
+    # The problem stopped and came back: a new episode is a new conversation.
+    again = notifier.post(message("outage again"), thread_key="fp", new_thread=True)
+    later = notifier.post(message("update 2"), thread_key="fp")
+    assert update.thread_ts == first.ts
+    assert again.thread_ts is None and again.ts != first.ts
+    assert later.thread_ts == again.ts
+    assert [m.text for m in sink.replies(first.ts)] == ["update 1"]
+    assert [m.text for m in sink.replies(again.ts)] == ["update 2"]
+
+
 def test_bot_rate_limit_is_waited_out(sink: SlackSink, clock: FakeClock) -> None:
     notifier = bot(sink, clock)
     results = [notifier.post(message(f"m{i}"), thread_key="fp") for i in range(6)]
