@@ -14,7 +14,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -87,6 +87,52 @@ def _failed_ids(result: Any) -> set[str]:
 
 
 @dataclass
+class ShardReader:
+    """Reads every shard of a stream from the oldest record on, as one consumer of it.
+
+    Each consumer of the stream (the Lambda event source, each Firehose) has its own
+    position, like the separate consumers of the deployed stream.
+    """
+
+    kinesis: Any
+    stream_name: str
+    batch_size: int
+    stream_arn: str = ""
+    _iterators: dict[str, str] = field(default_factory=dict)
+
+    def read(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """One GetRecords per shard: ``(shard_id, records)`` for shards that had records."""
+        description = self.kinesis.describe_stream(StreamName=self.stream_name)["StreamDescription"]
+        self.stream_arn = description["StreamARN"]
+        for shard in description["Shards"]:
+            shard_id = shard["ShardId"]
+            iterator = (
+                self._iterators.get(shard_id)
+                or self.kinesis.get_shard_iterator(
+                    StreamName=self.stream_name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+            )
+            response = self.kinesis.get_records(ShardIterator=iterator, Limit=self.batch_size)
+            self._iterators[shard_id] = response["NextShardIterator"]
+            if response["Records"]:
+                yield shard_id, response["Records"]
+
+    def rewind(self) -> None:
+        """Start again from the oldest record of every shard (a replay or a lost checkpoint)."""
+        self._iterators.clear()
+
+
+def drain(poll: Callable[[], int], idle_polls: int = 2) -> int:
+    """Call ``poll`` until it moved nothing ``idle_polls`` times in a row; total moved."""
+    total, idle = 0, 0
+    while idle < idle_polls:
+        moved = poll()
+        total += moved
+        idle = idle + 1 if moved == 0 else 0
+    return total
+
+
+@dataclass
 class KinesisEventSource:
     """Polls every shard of a stream like a Kinesis event source mapping.
 
@@ -108,44 +154,24 @@ class KinesisEventSource:
     bisect_on_error: bool = True
     region: str = "us-east-1"
     stats: SourceStats = field(default_factory=SourceStats)
-    _iterators: dict[str, str] = field(default_factory=dict)
-    _stream_arn: str = ""
+    _reader: ShardReader | None = None
 
-    def _shards(self) -> list[str]:
-        description = self.kinesis.describe_stream(StreamName=self.stream_name)["StreamDescription"]
-        self._stream_arn = description["StreamARN"]
-        return [shard["ShardId"] for shard in description["Shards"]]
+    @property
+    def reader(self) -> ShardReader:
+        if self._reader is None:
+            self._reader = ShardReader(self.kinesis, self.stream_name, self.batch_size)
+        return self._reader
 
     def poll(self) -> int:
         """Read each shard once (up to ``batch_size`` records) and deliver; returns records read."""
         total = 0
-        for shard_id in self._shards():
-            iterator = (
-                self._iterators.get(shard_id)
-                or self.kinesis.get_shard_iterator(
-                    StreamName=self.stream_name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-                )["ShardIterator"]
-            )
-            response = self.kinesis.get_records(ShardIterator=iterator, Limit=self.batch_size)
-            self._iterators[shard_id] = response["NextShardIterator"]
-            records = response["Records"]
-            if records:
-                total += len(records)
-                self._deliver(shard_id, [self._event_record(shard_id, r) for r in records])
+        for shard_id, records in self.reader.read():
+            total += len(records)
+            self._deliver(shard_id, [self._event_record(shard_id, r) for r in records])
         return total
 
     def rewind(self) -> None:
-        """Start again from the oldest record of every shard (a replay or a lost checkpoint)."""
-        self._iterators.clear()
-
-    def drain(self, idle_polls: int = 2) -> int:
-        """Poll until every shard returned nothing ``idle_polls`` times in a row."""
-        total, idle = 0, 0
-        while idle < idle_polls:
-            read = self.poll()
-            total += read
-            idle = idle + 1 if read == 0 else 0
-        return total
+        self.reader.rewind()
 
     def _event_record(self, shard_id: str, record: Mapping[str, Any]) -> dict[str, Any]:
         arrival = record["ApproximateArrivalTimestamp"]
@@ -164,7 +190,7 @@ class KinesisEventSource:
             "eventName": "aws:kinesis:record",
             "invokeIdentityArn": f"arn:aws:iam::000000000000:role/{self.function_name}",
             "awsRegion": self.region,
-            "eventSourceARN": self._stream_arn,
+            "eventSourceARN": self.reader.stream_arn,
         }
 
     def _deliver(self, shard_id: str, batch: list[dict[str, Any]]) -> None:
@@ -224,7 +250,7 @@ class KinesisEventSource:
                 "approximateArrivalOfFirstRecord": chunk[0]["kinesis"]["approximateArrivalTimestamp"],
                 "approximateArrivalOfLastRecord": chunk[-1]["kinesis"]["approximateArrivalTimestamp"],
                 "batchSize": len(chunk),
-                "streamArn": self._stream_arn,
+                "streamArn": self.reader.stream_arn,
             },
         }
         self.sqs.send_message(QueueUrl=self.on_failure_queue_url, MessageBody=json.dumps(message))
@@ -281,12 +307,7 @@ class SqsEventSource:
         return len(messages)
 
     def drain(self, idle_polls: int = 2) -> int:
-        total, idle = 0, 0
-        while idle < idle_polls:
-            read = self.poll()
-            total += read
-            idle = idle + 1 if read == 0 else 0
-        return total
+        return drain(self.poll, idle_polls)
 
     def _event_record(self, message: Mapping[str, Any]) -> dict[str, Any]:
         return {

@@ -20,13 +20,13 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from cali.search_index import log_index_name
-from cali_local.event_source import LambdaContext
+from cali_local.event_source import LambdaContext, ShardReader
 
 Transform = Callable[[dict[str, Any], Any], Any]
 
@@ -54,37 +54,18 @@ class FirehoseStandIn:
     region: str = "us-east-1"
     batch_size: int = 500
     stats: DeliveryStats = field(default_factory=DeliveryStats)
-    _iterators: dict[str, str] = field(default_factory=dict)
+    _reader: ShardReader | None = None
 
     def poll(self) -> int:
-        description = self.kinesis.describe_stream(StreamName=self.stream_name)["StreamDescription"]
-        stream_arn = description["StreamARN"]
+        if self._reader is None:
+            self._reader = ShardReader(self.kinesis, self.stream_name, self.batch_size)
         total = 0
-        for shard in description["Shards"]:
-            shard_id = shard["ShardId"]
-            iterator = (
-                self._iterators.get(shard_id)
-                or self.kinesis.get_shard_iterator(
-                    StreamName=self.stream_name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-                )["ShardIterator"]
-            )
-            response = self.kinesis.get_records(ShardIterator=iterator, Limit=self.batch_size)
-            self._iterators[shard_id] = response["NextShardIterator"]
-            records = response["Records"]
-            if records:
-                total += len(records)
-                self._deliver(stream_arn, shard_id, records)
+        for shard_id, records in self._reader.read():
+            total += len(records)
+            self._deliver(self._reader.stream_arn, shard_id, records)
         return total
 
-    def drain(self, idle_polls: int = 2) -> int:
-        total, idle = 0, 0
-        while idle < idle_polls:
-            read = self.poll()
-            total += read
-            idle = idle + 1 if read == 0 else 0
-        return total
-
-    def _deliver(self, stream_arn: str, shard_id: str, records: list[Mapping[str, Any]]) -> None:
+    def _deliver(self, stream_arn: str, shard_id: str, records: Sequence[Mapping[str, Any]]) -> None:
         self.stats.records_in += len(records)
         now = datetime.now(UTC)
         self._archive(now, records)
@@ -137,7 +118,7 @@ class FirehoseStandIn:
         self._index(now, documents, failed)
         self._write_failed(now, failed)
 
-    def _archive(self, now: datetime, records: list[Mapping[str, Any]]) -> None:
+    def _archive(self, now: datetime, records: Sequence[Mapping[str, Any]]) -> None:
         body = gzip.compress(b"".join(_with_newline(r["Data"]) for r in records))
         key = f"raw/year={now:%Y}/month={now:%m}/day={now:%d}/hour={now:%H}/local-raw-{uuid.uuid4()}.gz"
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
