@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 INCIDENT_MAX_RECEIVES = 3
 
@@ -96,24 +99,38 @@ def create_resources(clients: Any, names: ResourceNames, *, shards: int = 2) -> 
     failures_url = sqs.create_queue(QueueName=names.consumer_failures_queue)["QueueUrl"]
 
     try:
-        dynamodb.create_table(
-            TableName=names.state_table,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-        )
-        dynamodb.get_waiter("table_exists").wait(TableName=names.state_table, WaiterConfig={"Delay": 0.1})
-        dynamodb.update_time_to_live(
-            TableName=names.state_table,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
-        )
+        create_state_table(dynamodb, names.state_table)
     except ClientError as error:
         if error.response["Error"]["Code"] != "ResourceInUseException":
             raise
     return LocalResources(names, stream_arn, queue_url, dlq_url, failures_url)
+
+
+def create_state_table(dynamodb_client: DynamoDBClient, name: str) -> None:
+    """Create the state table as the stack declares it: pk/sk strings, on-demand, TTL ``expires_at``.
+
+    Tests use it too, so they run against the table shape the functions meet in AWS. An
+    existing table raises ``ResourceInUseException`` (a ``ClientError``).
+    """
+    dynamodb_client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+    )
+    # Local endpoints create the table at once: poll every 0.1 s, not the default 20 s
+    # (botocore sleeps a float happily; its stubs say int).
+    dynamodb_client.get_waiter("table_exists").wait(
+        TableName=name,
+        WaiterConfig={"Delay": 0.1},  # type: ignore[typeddict-item]
+    )
+    dynamodb_client.update_time_to_live(
+        TableName=name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+    )

@@ -25,6 +25,7 @@ from cali.throttle import (
     pad_sequence,
 )
 from cali_local.aws_endpoint import MotoEndpoint
+from cali_local.resources import create_state_table
 from tests.unit.consumer_support import Clock, cloudwatch, event, kinesis_event, kinesis_input, line
 
 
@@ -33,15 +34,7 @@ def aws(moto_endpoint: MotoEndpoint) -> dict[str, Any]:
     suffix = uuid.uuid4().hex[:8]
     dynamodb = boto3.client("dynamodb")
     table = f"cali-test-state-{suffix}"
-    dynamodb.create_table(
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-    )
+    create_state_table(dynamodb, table)
     s3 = boto3.client("s3")
     bucket = f"cali-test-archive-{suffix}"
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})

@@ -25,6 +25,7 @@ from cali.incident import IncidentMessage
 from cali.settings import analyzer_settings
 from cali_local.event_source import LambdaContext, SqsEventSource
 from cali_local.openai_stub import OpenAiStub, StubReply
+from cali_local.resources import create_state_table
 from cali_local.slack_sink import SlackSink
 from tests.unit.analysis_samples import incident, knowledge_store
 
@@ -100,18 +101,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         analyzer_settings.cache_clear()
         analyzer.analysis.cache_clear()
         e = Env(stub, slack)
-        e.dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_state_table(e.dynamodb, TABLE)
         e.s3.create_bucket(Bucket=BUCKET)
         e.create_stream()
         yield e

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from cali.resolved_incidents import (
     DynamoDbResolvedIncidentSource,
     InMemoryResolvedIncidentSource,
     entry_from_item,
 )
+
+if TYPE_CHECKING:
+    from tests.unit.conftest import StateTable
 
 RESOLVED: dict[str, Any] = {
     "pk": "incident#7ed6a5162d82c1cb-20260301T1000",
@@ -91,26 +92,8 @@ def test_in_memory_source_keeps_only_resolved_incident_items_and_the_latest_reso
     assert [(e.id, e.resolution) for e in entries] == [(RESOLVED["pk"], "final fix")]
 
 
-@pytest.fixture
-def table() -> Iterator[Any]:
-    with mock_aws():
-        dynamodb = boto3.resource("dynamodb", region_name="eu-west-1")
-        created = dynamodb.create_table(
-            TableName="cali-test-state",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield created
-
-
-def test_dynamodb_source_scans_every_page(table: Any) -> None:
+def test_dynamodb_source_scans_every_page(state_table: StateTable) -> None:
+    table = boto3.resource("dynamodb", region_name=state_table.region).Table(state_table.name)
     with table.batch_writer() as batch:
         for i in range(60):
             batch.put_item(Item={**RESOLVED, "pk": f"incident#{i:03d}", "symptoms": "x" * 20_000})
@@ -119,7 +102,7 @@ def test_dynamodb_source_scans_every_page(table: Any) -> None:
         batch.put_item(Item={**RESOLVED, "pk": "incident#bad", "resolution": ""})
     assert "LastEvaluatedKey" in table.scan()  # 1.2 MB of items: more than one 1 MB page
     source = DynamoDbResolvedIncidentSource(
-        "cali-test-state", dynamodb=boto3.resource("dynamodb", region_name="eu-west-1")
+        state_table.name, dynamodb=boto3.resource("dynamodb", region_name=state_table.region)
     )
     entries, problems = source.resolved_incidents()
     assert len(entries) == 60

@@ -11,11 +11,9 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from cali.settings import AnalyzerSettings
 from cali.slack_delivery import (
@@ -30,6 +28,9 @@ from cali.slack_delivery import (
 )
 from cali.slack_message import SlackMessage
 from cali_local.slack_sink import SlackSink
+
+if TYPE_CHECKING:
+    from tests.unit.conftest import StateTable
 
 CHANNEL = "C0CALIALERTS"
 
@@ -265,35 +266,17 @@ def test_end_to_end_incident_message_is_accepted(sink: SlackSink, clock: FakeClo
 # ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def dynamodb() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        client.create_table(
-            TableName="cali-test-state",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield client
-
-
-def test_dynamodb_thread_store(dynamodb: Any) -> None:
+def test_dynamodb_thread_store(state_table: StateTable) -> None:
     now = [1_800_000_000.0]
-    store = DynamoDbThreadStore("cali-test-state", client=dynamodb, ttl_seconds=100, clock=lambda: now[0])
+    dynamodb = state_table.client
+    store = DynamoDbThreadStore(state_table.name, client=dynamodb, ttl_seconds=100, clock=lambda: now[0])
     assert store.get("fp", CHANNEL) is None
     store.put("fp", CHANNEL, "1.000001")
     store.put("fp", CHANNEL, "2.000002")  # a racing writer loses
     assert store.get("fp", CHANNEL) == "1.000001"
     assert store.get("fp", "C0OTHER") is None
     item = dynamodb.get_item(
-        TableName="cali-test-state", Key={"pk": {"S": "slackthread#fp"}, "sk": {"S": CHANNEL}}
+        TableName=state_table.name, Key={"pk": {"S": "slackthread#fp"}, "sk": {"S": CHANNEL}}
     )
     assert item["Item"]["expires_at"]["N"] == str(1_800_000_100)
     store.put("fp", CHANNEL, "3.000003", replacing="1.000001")  # dead root replaced
