@@ -12,6 +12,10 @@ from cali.incident import IncidentMessage, SampleLine
 from cali.knowledge_base import default_knowledge_dir, load_knowledge_base
 from cali.knowledge_store import KnowledgeStore
 from cali.levels import Level
+from cali.llm_analysis import LlmAnalyzer, LlmConfig
+from cali.llm_cache import InMemoryLlmCache, LlmCache
+from cali.token_budget import InMemoryTokenBudget, TokenBudget
+from cali_local.openai_stub import OpenAiStub
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -100,6 +104,25 @@ def good_answer(**overrides: Any) -> dict[str, Any]:
     }
     answer.update(overrides)
     return answer
+
+
+def llm_analyzer(
+    stub: OpenAiStub,
+    *,
+    budget: TokenBudget | None = None,
+    cache: LlmCache | None = None,
+    api_key: str | None = "sk-test",
+    **config: Any,
+) -> LlmAnalyzer:
+    """The real analyzer and OpenAI SDK against the local stub; in-memory budget and cache
+    unless given. ``config`` overrides the :class:`LlmConfig` fields."""
+    cfg = LlmConfig(**{"model": "gpt-4o-mini", "timeout_seconds": 2.0, "max_retries": 0, **config})
+    return LlmAnalyzer(
+        LlmAnalyzer.create_client(cfg, api_key=api_key, base_url=stub.base_url),
+        cfg,
+        budget=InMemoryTokenBudget(1_000_000) if budget is None else budget,
+        cache=InMemoryLlmCache() if cache is None else cache,
+    )
 
 
 # ------------------------------------------------------------- a small real knowledge base

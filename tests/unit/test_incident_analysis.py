@@ -8,11 +8,11 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 import pytest
 from moto import mock_aws
-from mypy_boto3_dynamodb import DynamoDBClient
 from osmem_server import OsmemServer
 
 from cali.alert_state import AlertKey, DynamoDbAlertState, InMemoryAlertState
@@ -29,14 +29,15 @@ from cali.incident_sink import (
     build_incident_document,
 )
 from cali.knowledge_store import KnowledgeStore
-from cali.llm_analysis import LlmAnalyzer, LlmConfig
-from cali.llm_cache import InMemoryLlmCache
 from cali.redaction import Redactor
 from cali.slack_delivery import SlackDeliveryError, SlackPostResult
 from cali.slack_message import IncidentLinks, SlackMessage
 from cali.token_budget import InMemoryTokenBudget
 from cali_local.openai_stub import OpenAiStub, StubReply
-from tests.unit.analysis_samples import POOL_MESSAGE, incident, knowledge_store
+from tests.unit.analysis_samples import POOL_MESSAGE, incident, knowledge_store, llm_analyzer
+
+if TYPE_CHECKING:
+    from tests.unit.conftest import StateTable
 
 # One worker runs the whole module, so its module-scoped servers start once under -n 2.
 pytestmark = pytest.mark.xdist_group("test_incident_analysis")
@@ -99,18 +100,6 @@ def store(tmp_path_factory: pytest.TempPathFactory, embedder: LocalOnnxEmbedder)
     store.close()
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[OpenAiStub]:
-    with OpenAiStub() as stub:
-        yield stub
-
-
-@pytest.fixture
-def stub(server: OpenAiStub) -> OpenAiStub:
-    server.reset()
-    return server
-
-
 def make_analysis(
     stub: OpenAiStub,
     embedder: object,
@@ -121,13 +110,7 @@ def make_analysis(
     state: InMemoryAlertState | None = None,
     max_retries: int = 0,
 ) -> IncidentAnalysis:
-    cfg = LlmConfig(model="gpt-4o-mini", timeout_seconds=2, max_retries=max_retries)
-    llm = LlmAnalyzer(
-        LlmAnalyzer.create_client(cfg, api_key="sk-test", base_url=stub.base_url),
-        cfg,
-        budget=InMemoryTokenBudget(100_000),
-        cache=InMemoryLlmCache(),
-    )
+    llm = llm_analyzer(stub, budget=InMemoryTokenBudget(100_000), max_retries=max_retries)
     return IncidentAnalysis(
         redactor=Redactor(),
         embedder=embedder,  # type: ignore[arg-type]
@@ -317,18 +300,9 @@ def aws() -> Iterator[None]:
         yield
 
 
-def test_dynamodb_alert_state_round_trip(aws: None) -> None:
-    client: DynamoDBClient = boto3.client("dynamodb", region_name="us-east-1")
-    client.create_table(
-        TableName="state",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    state = DynamoDbAlertState("state", client=client)
+def test_dynamodb_alert_state_round_trip(state_table: StateTable) -> None:
+    client = state_table.client
+    state = DynamoDbAlertState(state_table.name, client=client)
     key = AlertKey.of(incident())
 
     assert state.get(key) is None
@@ -338,7 +312,7 @@ def test_dynamodb_alert_state_round_trip(aws: None) -> None:
     state.mark_recorded(key)
     progress = state.get(key)
     assert progress is not None and progress.recorded and progress.slack_ts == "1732352400.000100"
-    item = client.get_item(TableName="state", Key=DynamoDbAlertState.item_key(key))["Item"]
+    item = client.get_item(TableName=state_table.name, Key=DynamoDbAlertState.item_key(key))["Item"]
     assert item["pk"]["S"] == "incident#0123456789abcdef-20261123T0900"
     assert item["sk"]["S"] == "alert#new#42" and "expires_at" in item
 

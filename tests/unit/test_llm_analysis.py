@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-import boto3
 import pytest
-from moto import mock_aws
-from mypy_boto3_dynamodb import DynamoDBClient
 
 from cali.analysis_result import LlmAnalysis
 from cali.llm_analysis import (
@@ -26,25 +23,13 @@ from cali.llm_analysis import (
 from cali.llm_cache import CachedAnalysis, DynamoDbLlmCache, InMemoryLlmCache
 from cali.token_budget import DynamoDbTokenBudget, InMemoryTokenBudget
 from cali_local.openai_stub import OpenAiStub, StubReply
-from tests.unit.analysis_samples import POOL_MESSAGE, good_answer, incident, similar
+from tests.unit.analysis_samples import POOL_MESSAGE, good_answer, incident, llm_analyzer, similar
+
+if TYPE_CHECKING:
+    from tests.unit.conftest import StateTable
 
 # One worker runs the whole module, so its module-scoped servers start once under -n 2.
 pytestmark = pytest.mark.xdist_group("test_llm_analysis")
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[OpenAiStub]:
-    with OpenAiStub() as stub:
-        yield stub
-
-
-@pytest.fixture
-def stub(server: OpenAiStub) -> OpenAiStub:
-    server.reset()
-    server.reject_response_format = False
-    server.unsupported_params = frozenset()
-    server.api_key = None
-    return server
 
 
 def make_analyzer(
@@ -54,12 +39,8 @@ def make_analyzer(
     cache: InMemoryLlmCache | None = None,
     **config: object,
 ) -> tuple[LlmAnalyzer, InMemoryTokenBudget]:
-    settings: dict[str, object] = {"model": "gpt-4o-mini", "timeout_seconds": 2.0, "max_retries": 2}
-    settings.update(config)
-    cfg = LlmConfig(**settings)
     budget = budget or InMemoryTokenBudget(1_000_000)
-    client = LlmAnalyzer.create_client(cfg, api_key="sk-test", base_url=stub.base_url)
-    return LlmAnalyzer(client, cfg, budget=budget, cache=cache or InMemoryLlmCache()), budget
+    return llm_analyzer(stub, budget=budget, cache=cache, **{"max_retries": 2, **config}), budget
 
 
 def test_valid_answer_is_validated_costed_and_sent_with_a_defensive_prompt(stub: OpenAiStub) -> None:
@@ -370,28 +351,10 @@ def test_price_table_matches_dated_snapshots_only() -> None:
 # ------------------------------------------------------------- DynamoDB budget and cache
 
 
-@pytest.fixture
-def dynamodb() -> Iterator[DynamoDBClient]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="state",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield client
-
-
-def test_dynamodb_budget_reserves_atomically_and_reconciles(dynamodb: DynamoDBClient) -> None:
+def test_dynamodb_budget_reserves_atomically_and_reconciles(state_table: StateTable) -> None:
     day = datetime(2026, 11, 23, 12, tzinfo=UTC)
-    budget = DynamoDbTokenBudget("state", 1_000, client=dynamodb, clock=lambda: day)
+    table, client = state_table.name, state_table.client
+    budget = DynamoDbTokenBudget(table, 1_000, client=client, clock=lambda: day)
 
     first = budget.reserve(600)
     assert first is not None
@@ -400,16 +363,16 @@ def test_dynamodb_budget_reserves_atomically_and_reconciles(dynamodb: DynamoDBCl
     assert budget.used() == 250
     assert budget.reserve(750) is not None
     assert budget.reserve(1) is None
-    item = dynamodb.get_item(TableName="state", Key=DynamoDbTokenBudget.key(day.date()))["Item"]
+    item = client.get_item(TableName=table, Key=DynamoDbTokenBudget.key(day.date()))["Item"]
     assert item["pk"]["S"] == "budget#2026-11-23" and int(item["expires_at"]["N"]) > day.timestamp()
 
-    tomorrow = DynamoDbTokenBudget("state", 1_000, client=dynamodb, clock=lambda: day + timedelta(days=1))
+    tomorrow = DynamoDbTokenBudget(table, 1_000, client=client, clock=lambda: day + timedelta(days=1))
     assert tomorrow.reserve(1_000) is not None
 
 
-def test_dynamodb_cache_round_trips_and_honours_expiry(dynamodb: DynamoDBClient) -> None:
+def test_dynamodb_cache_round_trips_and_honours_expiry(state_table: StateTable) -> None:
     now = [datetime(2026, 11, 23, 12, tzinfo=UTC)]
-    cache = DynamoDbLlmCache("state", client=dynamodb, clock=lambda: now[0])
+    cache = DynamoDbLlmCache(state_table.name, client=state_table.client, clock=lambda: now[0])
     value = CachedAnalysis(
         analysis=LlmAnalysis.model_validate(good_answer()),
         model="gpt-4o-mini",
@@ -435,15 +398,9 @@ def test_missing_usage_is_estimated_and_still_counted(stub: OpenAiStub) -> None:
     assert budget.used() == result.usage.prompt_tokens + result.usage.completion_tokens
 
 
-def test_unreachable_budget_table_degrades_without_calling(
-    stub: OpenAiStub, dynamodb: DynamoDBClient
-) -> None:
-    cfg = LlmConfig(model="gpt-4o-mini", timeout_seconds=2, max_retries=0)
-    analyzer = LlmAnalyzer(
-        LlmAnalyzer.create_client(cfg, api_key="sk-test", base_url=stub.base_url),
-        cfg,
-        budget=DynamoDbTokenBudget("no-such-table", 100_000, client=dynamodb),
-        cache=InMemoryLlmCache(),
+def test_unreachable_budget_table_degrades_without_calling(stub: OpenAiStub, state_table: StateTable) -> None:
+    analyzer = llm_analyzer(
+        stub, budget=DynamoDbTokenBudget("no-such-table", 100_000, client=state_table.client)
     )
 
     result = analyzer.analyze(incident(), similar())
@@ -453,14 +410,12 @@ def test_unreachable_budget_table_degrades_without_calling(
 
 
 def test_unreachable_cache_table_costs_a_call_not_the_analysis(
-    stub: OpenAiStub, dynamodb: DynamoDBClient
+    stub: OpenAiStub, state_table: StateTable
 ) -> None:
-    cfg = LlmConfig(model="gpt-4o-mini", timeout_seconds=2, max_retries=0)
-    analyzer = LlmAnalyzer(
-        LlmAnalyzer.create_client(cfg, api_key="sk-test", base_url=stub.base_url),
-        cfg,
+    analyzer = llm_analyzer(
+        stub,
         budget=InMemoryTokenBudget(100_000),
-        cache=DynamoDbLlmCache("no-such-table", client=dynamodb),
+        cache=DynamoDbLlmCache("no-such-table", client=state_table.client),
     )
 
     assert analyzer.analyze(incident(), similar()).llm is not None

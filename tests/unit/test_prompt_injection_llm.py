@@ -19,13 +19,11 @@ import pytest
 
 from cali.analysis_result import AnalysisResult
 from cali.incident import IncidentMessage
-from cali.llm_analysis import LlmAnalyzer, LlmConfig, system_message
-from cali.llm_cache import InMemoryLlmCache
+from cali.llm_analysis import system_message
 from cali.redaction import Redactor, redact_incident
 from cali.slack_message import IncidentLinks, SlackMessage, build_incident_message
-from cali.token_budget import InMemoryTokenBudget
 from cali_local.openai_stub import OpenAiStub, StubReply
-from tests.unit.analysis_samples import POOL_MESSAGE, good_answer, incident, similar
+from tests.unit.analysis_samples import POOL_MESSAGE, good_answer, incident, llm_analyzer, similar
 
 # One worker runs the whole module, so its module-scoped servers start once under -n 2.
 pytestmark = pytest.mark.xdist_group("test_prompt_injection_llm")
@@ -61,18 +59,6 @@ LIVE_MENTION = re.compile(r"<!(channel|here|everyone)|<@[UW][A-Z0-9]+>|<#C[A-Z0-
 BARE_BROADCAST = re.compile(r"(?<!\u200b)(?<![\w])@(channel|here|everyone)\b", re.IGNORECASE)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[OpenAiStub]:
-    with OpenAiStub() as stub:
-        yield stub
-
-
-@pytest.fixture
-def stub(server: OpenAiStub) -> OpenAiStub:
-    server.reset()
-    return server
-
-
 def hostile_incident(line: str) -> IncidentMessage:
     base = incident(
         messages=[line, POOL_MESSAGE], stack_trace=f"java.lang.RuntimeException: {line}\n\tat x.y(Z.java:1)"
@@ -81,15 +67,8 @@ def hostile_incident(line: str) -> IncidentMessage:
 
 
 def analyze(stub: OpenAiStub, message: IncidentMessage) -> tuple[IncidentMessage, AnalysisResult]:
-    cfg = LlmConfig(model="gpt-4o-mini", timeout_seconds=2, max_retries=0)
-    analyzer = LlmAnalyzer(
-        LlmAnalyzer.create_client(cfg, api_key=None, base_url=stub.base_url),
-        cfg,
-        budget=InMemoryTokenBudget(1_000_000),
-        cache=InMemoryLlmCache(),
-    )
     redacted = redact_incident(message, Redactor())
-    return redacted, analyzer.analyze(redacted, similar())
+    return redacted, llm_analyzer(stub, api_key=None).analyze(redacted, similar())
 
 
 def slack(message: IncidentMessage, result: AnalysisResult) -> SlackMessage:
