@@ -7,25 +7,7 @@ from typing import Any
 from consumer_support import cloudwatch, event, line
 from log_indexer.handler import handler, merge_documents, to_documents, transform_record
 
-CONTRACT = {
-    "@timestamp",
-    "level",
-    "service",
-    "environment",
-    "message",
-    "fingerprint",
-    "template",
-    "exception_type",
-    "stack_trace",
-    "trace_id",
-    "request_id",
-    "host",
-    "pod",
-    "container",
-    "namespace",
-    "logger",
-    "fields",
-}
+from tests.unit.document_contracts import LOG_DOCUMENT_FIELDS
 
 
 def firehose_record(record_id: str, payload: bytes) -> dict[str, Any]:
@@ -47,7 +29,7 @@ def test_to_documents_follows_the_contract() -> None:
     [doc] = to_documents(
         line(event(kubernetes={"pod_name": "p", "namespace_name": "n"}, extra="kept")), "prod"
     )
-    assert set(doc) == CONTRACT
+    assert set(doc) == LOG_DOCUMENT_FIELDS
     assert (doc["level"], doc["service"], doc["environment"], doc["pod"], doc["namespace"]) == (
         "ERROR",
         "checkout",

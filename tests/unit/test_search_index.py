@@ -11,26 +11,8 @@ from opensearchpy.exceptions import ConflictError, NotFoundError, RequestError
 from osmem_server import OsmemServer
 
 from cali import search_index
+from tests.unit.document_contracts import LOG_DOCUMENT_FIELDS
 
-LOG_FIELDS = {
-    "@timestamp",
-    "level",
-    "service",
-    "environment",
-    "message",
-    "fingerprint",
-    "template",
-    "exception_type",
-    "stack_trace",
-    "trace_id",
-    "request_id",
-    "host",
-    "pod",
-    "container",
-    "namespace",
-    "logger",
-    "fields",
-}
 INCIDENT_FIELDS = {
     "@timestamp",
     "incident_id",
@@ -114,7 +96,7 @@ def test_templates_map_every_contract_field() -> None:
     logs = templates["cali-logs"]
     assert logs["index_patterns"] == ["cali-logs-*"]
     props = logs["template"]["mappings"]["properties"]
-    assert set(props) == LOG_FIELDS
+    assert set(props) == LOG_DOCUMENT_FIELDS
     assert props["@timestamp"]["type"] == "date"
     assert props["message"] == {
         "type": "text",
