@@ -145,6 +145,57 @@ def _terms(agg_id: str, field: str, size: int = 10, order_by: str = "_count") ->
     )
 
 
+def _total_stat(
+    title: str, datasource: dm.DataSourceRef, lucene: str, metric: Builder[Any] | None = None
+) -> stat.Panel:
+    """A stat of the time range's total: the document count (or ``metric``) per interval, summed.
+
+    Per interval because the OpenSearch plugin rejects a metric query without a bucket
+    aggregation.
+    """
+    return (
+        stat.Panel()
+        .title(title)
+        .datasource(datasource)
+        .with_target(_os_query("A", datasource, lucene, [metric or es.Count().id("1")], [_histogram("2")]))
+        .reduce_options(cb.ReduceDataOptions().calcs(["sum"]))
+    )
+
+
+def _bars_by_level(
+    title: str, description: str, datasource: dm.DataSourceRef, lucene: str, levels: int
+) -> timeseries.Panel:
+    """Documents per interval as bars stacked by ``level`` (the ``levels`` most frequent)."""
+    return (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .datasource(datasource)
+        .with_target(
+            _os_query(
+                "A",
+                datasource,
+                lucene,
+                [es.Count().id("1")],
+                [_terms("3", "level", size=levels), _histogram("2")],
+                alias="{{term level}}",
+            )
+        )
+        .draw_style(common.GraphDrawStyle.BARS)
+        .fill_opacity(80)
+        .stacking(cb.StackingConfig().mode(common.StackingMode.NORMAL))
+    )
+
+
+def _green_below(value: float, color: str) -> dash.ThresholdsConfig:
+    """Green under ``value``, ``color`` from ``value`` up."""
+    return (
+        dash.ThresholdsConfig()
+        .mode(dm.ThresholdsMode.ABSOLUTE)
+        .steps([dm.Threshold(color="green", value=None), dm.Threshold(color=color, value=value)])
+    )
+
+
 def _cw_query(  # noqa: PLR0917 - positional in the order of the CloudWatch query editor
     ref_id: str,
     namespace: str,
@@ -280,29 +331,17 @@ def operations() -> dash.Dashboard:
     )
     board = (
         board.with_panel(
-            stat.Panel()
-            .title("Log lines")
+            _total_stat("Log lines", LOGS_DS, OPERATIONS_FILTER)
             .description("Documents indexed in the time range for the selected filters.")
-            .datasource(LOGS_DS)
-            .with_target(_os_query("A", LOGS_DS, OPERATIONS_FILTER, [es.Count().id("1")], [_histogram("2")]))
-            .reduce_options(cb.ReduceDataOptions().calcs(["sum"]))
             .unit("short")
             .grid_pos(grid.next(6, 4))
         )
         .with_panel(
-            stat.Panel()
-            .title("Errors")
+            _total_stat("Errors", LOGS_DS, OPERATIONS_ERRORS)
             .description("ERROR and FATAL lines in the time range.")
-            .datasource(LOGS_DS)
-            .with_target(_os_query("A", LOGS_DS, OPERATIONS_ERRORS, [es.Count().id("1")], [_histogram("2")]))
-            .reduce_options(cb.ReduceDataOptions().calcs(["sum"]))
             .unit("short")
             .color_mode(common.BigValueColorMode.BACKGROUND)
-            .thresholds(
-                dash.ThresholdsConfig()
-                .mode(dm.ThresholdsMode.ABSOLUTE)
-                .steps([dm.Threshold(color="green", value=None), dm.Threshold(color="red", value=1)])
-            )
+            .thresholds(_green_below(1, "red"))
             .grid_pos(grid.next(6, 4))
         )
         .with_panel(
@@ -327,23 +366,9 @@ def operations() -> dash.Dashboard:
             .grid_pos(grid.next(6, 4))
         )
         .with_panel(
-            timeseries.Panel()
-            .title("Log volume by level")
-            .description("Lines per interval, stacked by level.")
-            .datasource(LOGS_DS)
-            .with_target(
-                _os_query(
-                    "A",
-                    LOGS_DS,
-                    OPERATIONS_FILTER,
-                    [es.Count().id("1")],
-                    [_terms("3", "level", size=10), _histogram("2")],
-                    alias="{{term level}}",
-                )
+            _bars_by_level(
+                "Log volume by level", "Lines per interval, stacked by level.", LOGS_DS, OPERATIONS_FILTER, 10
             )
-            .draw_style(common.GraphDrawStyle.BARS)
-            .fill_opacity(80)
-            .stacking(cb.StackingConfig().mode(common.StackingMode.NORMAL))
             .unit("short")
             .grid_pos(grid.next(12, 9))
         )
@@ -482,99 +507,37 @@ def incidents() -> dash.Dashboard:
     )
     board = (
         board.with_panel(
-            stat.Panel()
-            .title("Incidents analysed")
-            .datasource(INCIDENTS_DS)
-            .with_target(
-                _os_query("A", INCIDENTS_DS, INCIDENTS_FILTER, [es.Count().id("1")], [_histogram("2")])
-            )
-            .reduce_options(cb.ReduceDataOptions().calcs(["sum"]))
-            .grid_pos(grid.next(6, 4))
+            _total_stat("Incidents analysed", INCIDENTS_DS, INCIDENTS_FILTER).grid_pos(grid.next(6, 4))
         )
         .with_panel(
-            stat.Panel()
-            .title("Degraded analyses")
+            _total_stat("Degraded analyses", INCIDENTS_DS, f"{INCIDENTS_FILTER} AND degraded:true")
             .description(
                 "Incidents alerted without an LLM answer (timeout, budget spent, invalid output...)."
             )
-            .datasource(INCIDENTS_DS)
-            .with_target(
-                _os_query(
-                    "A",
-                    INCIDENTS_DS,
-                    f"{INCIDENTS_FILTER} AND degraded:true",
-                    [es.Count().id("1")],
-                    [_histogram("2")],
-                )
-            )
-            .reduce_options(cb.ReduceDataOptions().calcs(["sum"]))
             .color_mode(common.BigValueColorMode.BACKGROUND)
-            .thresholds(
-                dash.ThresholdsConfig()
-                .mode(dm.ThresholdsMode.ABSOLUTE)
-                .steps([dm.Threshold(color="green", value=None), dm.Threshold(color="orange", value=1)])
-            )
+            .thresholds(_green_below(1, "orange"))
             .grid_pos(grid.next(6, 4))
         )
         .with_panel(
-            stat.Panel()
-            .title("LLM cost")
-            .datasource(INCIDENTS_DS)
-            .with_target(
-                _os_query(
-                    "A",
-                    INCIDENTS_DS,
-                    INCIDENTS_FILTER,
-                    [es.Sum().id("1").field("cost_usd")],
-                    [_histogram("2")],
-                )
-            )
-            .reduce_options(cb.ReduceDataOptions().calcs(["sum"]))
+            _total_stat("LLM cost", INCIDENTS_DS, INCIDENTS_FILTER, es.Sum().id("1").field("cost_usd"))
             .unit("currencyUSD")
             .decimals(2)
             .grid_pos(grid.next(6, 4))
         )
         .with_panel(
-            stat.Panel()
-            .title("Slack posts failed")
-            .datasource(INCIDENTS_DS)
-            .with_target(
-                _os_query(
-                    "A",
-                    INCIDENTS_DS,
-                    f"{INCIDENTS_FILTER} AND slack_status:failed",
-                    [es.Count().id("1")],
-                    [_histogram("2")],
-                )
-            )
-            .reduce_options(cb.ReduceDataOptions().calcs(["sum"]))
+            _total_stat("Slack posts failed", INCIDENTS_DS, f"{INCIDENTS_FILTER} AND slack_status:failed")
             .color_mode(common.BigValueColorMode.BACKGROUND)
-            .thresholds(
-                dash.ThresholdsConfig()
-                .mode(dm.ThresholdsMode.ABSOLUTE)
-                .steps([dm.Threshold(color="green", value=None), dm.Threshold(color="red", value=1)])
-            )
+            .thresholds(_green_below(1, "red"))
             .grid_pos(grid.next(6, 4))
         )
         .with_panel(
-            timeseries.Panel()
-            .title("Incidents over time")
-            .description("Analysed incidents per interval, by level.")
-            .datasource(INCIDENTS_DS)
-            .with_target(
-                _os_query(
-                    "A",
-                    INCIDENTS_DS,
-                    INCIDENTS_FILTER,
-                    [es.Count().id("1")],
-                    [_terms("3", "level", size=5), _histogram("2")],
-                    alias="{{term level}}",
-                )
-            )
-            .draw_style(common.GraphDrawStyle.BARS)
-            .fill_opacity(80)
-            .stacking(cb.StackingConfig().mode(common.StackingMode.NORMAL))
-            .grid_pos(grid.next(12, 8))
+            _bars_by_level(
+                "Incidents over time",
+                "Analysed incidents per interval, by level.",
+                INCIDENTS_DS,
+                INCIDENTS_FILTER,
+                5,
+            ).grid_pos(grid.next(12, 8))
         )
         .with_panel(
             barchart.Panel()
@@ -857,11 +820,7 @@ def pipeline_health() -> dash.Dashboard:
                     region,
                 ),
             )
-            .thresholds(
-                dash.ThresholdsConfig()
-                .mode(dm.ThresholdsMode.ABSOLUTE)
-                .steps([dm.Threshold(color="green", value=None), dm.Threshold(color="red", value=60000)])
-            )
+            .thresholds(_green_below(60000, "red"))
             .thresholds_style(cb.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.LINE))
         )
         .with_panel(
