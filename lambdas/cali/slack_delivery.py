@@ -11,8 +11,8 @@ without a trace.
 
 Bot mode threads: the first message for a ``thread_key`` (the fingerprint), or one posted
 with ``new_thread``, is posted to the channel and its ``ts`` stored in a
-:class:`ThreadStore`; later messages for the same key become replies in that thread. Webhooks cannot thread, so there every message is a
-new post.
+:class:`ThreadStore`; later messages for the same key become replies in that thread.
+Webhooks cannot thread, so there every message is a new post.
 """
 
 from __future__ import annotations
@@ -163,7 +163,10 @@ class _PolicyRetry(RetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> None:
-        self.policy.wait(self.policy.backoff(state.current_attempt), state)
+        self.policy.wait(self._delay(state, response), state)
+
+    def _delay(self, state: RetryState, response: HttpResponse | None) -> float:
+        return self.policy.backoff(state.current_attempt)
 
 
 class _RateLimitRetry(_PolicyRetry):
@@ -180,16 +183,10 @@ class _RateLimitRetry(_PolicyRetry):
         delay = retry_after_seconds(response)
         return delay is None or delay <= self.policy.max_retry_after
 
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
+    def _delay(self, state: RetryState, response: HttpResponse | None) -> float:
+        # Slack says how long to wait; our backoff only when it does not.
         delay = retry_after_seconds(response)
-        self.policy.wait(delay if delay is not None else self.policy.backoff(state.current_attempt), state)
+        return delay if delay is not None else super()._delay(state, response)
 
 
 class _ServerErrorRetry(_PolicyRetry):
