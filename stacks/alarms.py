@@ -140,27 +140,30 @@ class Alarms(Construct):
 
     def watch_delivery(self, streams: Iterable[tuple[str, firehose.CfnDeliveryStream, str]]) -> None:
         for label, stream, metric_name in streams:
-            self._add(
+            self._add_firehose_failing(
                 f"{label}DeliveryFailing",
-                cloudwatch.Metric(
-                    namespace="AWS/Firehose",
-                    metric_name=metric_name,
-                    dimensions_map={"DeliveryStreamName": stream.ref},
-                    statistic="Minimum",
-                    period=_FIVE_MINUTES,
-                ),
-                threshold=1,
-                operator=LT,
-                periods=2,
-                description=f"Firehose {label} deliveries are failing (see the Delivery log group)",
+                stream,
+                metric_name,
+                f"Firehose {label} deliveries are failing (see the Delivery log group)",
             )
 
     def watch_transform(self, label: str, stream: firehose.CfnDeliveryStream) -> None:
-        self._add(
+        self._add_firehose_failing(
             f"{label}TransformFailing",
+            stream,
+            "ExecuteProcessing.Success",
+            f"The log_indexer transform of {label} is failing",
+        )
+
+    def _add_firehose_failing(
+        self, construct_id: str, stream: firehose.CfnDeliveryStream, success_metric: str, description: str
+    ) -> None:
+        """A Firehose ``*.Success`` ratio (1 = all succeeded) below 1 in two 5-minute periods in a row."""
+        self._add(
+            construct_id,
             cloudwatch.Metric(
                 namespace="AWS/Firehose",
-                metric_name="ExecuteProcessing.Success",
+                metric_name=success_metric,
                 dimensions_map={"DeliveryStreamName": stream.ref},
                 statistic="Minimum",
                 period=_FIVE_MINUTES,
@@ -168,7 +171,7 @@ class Alarms(Construct):
             threshold=1,
             operator=LT,
             periods=2,
-            description=f"The log_indexer transform of {label} is failing",
+            description=description,
         )
 
     def watch_domain(self, domain_name: str, volume_gb: int, data_nodes: int) -> None:

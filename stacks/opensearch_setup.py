@@ -17,7 +17,7 @@ from constructs import Construct
 
 from stacks._nag import acknowledge, acknowledge_wildcards, arn_of
 from stacks.bundling import RUNTIME, asset_hash, function_code
-from stacks.search_domain import SearchDomain
+from stacks.search_domain import HTTP_ACTIONS, SearchDomain
 
 
 class OpenSearchSetup(Construct):
@@ -40,14 +40,7 @@ class OpenSearchSetup(Construct):
         log_group.grant_write(search.admin_role)
         search.admin_role.add_to_policy(
             iam.PolicyStatement(
-                actions=[
-                    "es:ESHttpGet",
-                    "es:ESHttpHead",
-                    "es:ESHttpPost",
-                    "es:ESHttpPut",
-                    "es:ESHttpDelete",
-                    "es:ESHttpPatch",
-                ],
+                actions=list(HTTP_ACTIONS),
                 resources=[search.domain_arn, f"{search.domain_arn}/*"],
             )
         )

@@ -18,6 +18,16 @@ from constructs import Construct
 from stacks._nag import acknowledge
 from stacks.config import OpenSearchConfig
 
+# Every REST verb on the domain, and nothing else (no es:* configuration changes).
+HTTP_ACTIONS = (
+    "es:ESHttpGet",
+    "es:ESHttpHead",
+    "es:ESHttpPost",
+    "es:ESHttpPut",
+    "es:ESHttpDelete",
+    "es:ESHttpPatch",
+)
+
 
 class SearchDomain(Construct):
     def __init__(
@@ -151,14 +161,7 @@ class SearchDomain(Construct):
                 {
                     "Effect": "Allow",
                     "Principal": {"AWS": list(self._principals)},
-                    "Action": [
-                        "es:ESHttpGet",
-                        "es:ESHttpHead",
-                        "es:ESHttpPost",
-                        "es:ESHttpPut",
-                        "es:ESHttpDelete",
-                        "es:ESHttpPatch",
-                    ],
+                    "Action": list(HTTP_ACTIONS),
                     "Resource": f"{self.domain_arn}/*",
                 }
             ],
