@@ -162,6 +162,17 @@ def _total_stat(
     )
 
 
+def _distinct_stat(title: str, datasource: dm.DataSourceRef, lucene: str, field: str) -> stat.Panel:
+    """A stat of how many distinct ``field`` values (up to 500) the time range has."""
+    return (
+        stat.Panel()
+        .title(title)
+        .datasource(datasource)
+        .with_target(_distinct_rows(datasource, lucene, field))
+        .reduce_options(cb.ReduceDataOptions().calcs(["count"]))
+    )
+
+
 def _bars_by_level(
     title: str, description: str, datasource: dm.DataSourceRef, lucene: str, levels: int
 ) -> timeseries.Panel:
@@ -345,23 +356,15 @@ def operations() -> dash.Dashboard:
             .grid_pos(grid.next(6, 4))
         )
         .with_panel(
-            stat.Panel()
-            .title("Distinct error fingerprints")
+            _distinct_stat("Distinct error fingerprints", LOGS_DS, OPERATIONS_ERRORS, "fingerprint")
             .description(
                 "How many different error templates occurred (up to 500): a new one is often a new bug."
             )
-            .datasource(LOGS_DS)
-            .with_target(_distinct_rows(LOGS_DS, OPERATIONS_ERRORS, "fingerprint"))
-            .reduce_options(cb.ReduceDataOptions().calcs(["count"]))
             .unit("short")
             .grid_pos(grid.next(6, 4))
         )
         .with_panel(
-            stat.Panel()
-            .title("Services logging")
-            .datasource(LOGS_DS)
-            .with_target(_distinct_rows(LOGS_DS, OPERATIONS_FILTER, "service"))
-            .reduce_options(cb.ReduceDataOptions().calcs(["count"]))
+            _distinct_stat("Services logging", LOGS_DS, OPERATIONS_FILTER, "service")
             .unit("short")
             .grid_pos(grid.next(6, 4))
         )
