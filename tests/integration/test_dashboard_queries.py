@@ -1,31 +1,78 @@
-"""Every OpenSearch query of the committed dashboards returns data from CALI documents.
+"""Every OpenSearch query of the committed dashboards returns data produced by CALI itself.
 
-An in-memory OpenSearch-compatible server (osmem-server) gets the real index templates via
-``search_index.apply``, then a few thousand log and incident documents following the
-document contracts. Each panel target is translated into the request the Grafana
-OpenSearch datasource sends (``_msearch`` with a time-range filter, a Lucene
-``query_string``, nested bucket aggregations and metric aggregations) after Grafana-style
-variable interpolation, and must return non-empty results. Variable queries
-(``{"find": "terms", ...}``) run the same way.
+What is real and what is constructed (the data the queries run over):
+
+* Logs, real end to end: ``cali_local.loggen.generate("mixed", ...)`` writes the
+  applications' log lines and runs them through the Fluent Bit emulation (the real
+  configuration); its ``.data`` are the exact Kinesis record bytes. Those go, in Firehose
+  transformation events, through the real ``log_indexer`` handler, and its ``Ok``
+  documents are bulk-indexed into the daily ``cali-logs-*`` index of their arrival time,
+  as Firehose does, on osmem-server with the real templates (``search_index.apply``).
+  Two environments (prod, staging), a few malformed records (``ProcessingFailed``,
+  counted, never indexed).
+* Incidents, real domain code over the same records: the log consumer's
+  ``BatchConsumer`` (level filter, fingerprint, aggregation, the 900 s throttle with
+  its updates and surges) runs on one-minute Kinesis batches with in-memory state (the
+  unit tests' boundaries), so the alerts are the ``IncidentMessage`` s the analyzer
+  would receive. Each is redacted with the real ``Redactor`` and analysed by the real
+  ``LlmAnalyzer`` (token budget, 30-minute answer cache, pricing) against the
+  OpenAI-compatible stub over HTTP; during simulated provider outages (20 minutes of
+  every hour of log time) the analyzer's client points at a closed port, so those
+  analyses degrade the way they do in production ("LLM unreachable"). The document is
+  built by ``build_incident_document`` and written by the local ``OpenSearchIncidentSink``.
+* Constructed: retrieval is not run (no embedder or Milvus here), so ``similar`` is empty,
+  as when no knowledge entry reaches the minimum score; Slack is not called: a seeded
+  10 % of the alerts get ``slack_status="failed"``, the rest ``"sent"``.
+
+Log time is simulated: the events span about 4.5 h ending about an hour ago, inside the
+dashboards' default range (now-6h .. now); the start is aligned to the throttle window so
+the run is the same whatever the wall clock says.
+
+Each panel target is translated into the request the Grafana OpenSearch datasource sends
+(``_msearch`` with a time-range filter, a Lucene ``query_string``, nested bucket
+aggregations and metric aggregations) after Grafana-style variable interpolation, and
+must return non-empty results. Variable queries (``{"find": "terms", ...}``) run the same
+way.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import random
 import re
+import socket
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from opensearchpy import OpenSearch, helpers
 from osmem_server import OsmemServer
 
 from cali import search_index
+from cali.alert_queue import IdempotentAlertSender, InMemoryAlertQueue, InMemoryPersistenceLayer
+from cali.consumer import BatchConsumer, ConsumerConfig, KinesisInput
+from cali.dlq import InMemoryDlq
 from cali.fingerprint import fingerprint
+from cali.incident import IncidentMessage
+from cali.incident_sink import OpenSearchIncidentSink, build_incident_document
+from cali.level_filter import LevelFilter
+from cali.levels import Level
+from cali.llm_analysis import LlmAnalyzer, LlmConfig
+from cali.llm_cache import InMemoryLlmCache
+from cali.redaction import Redactor, redact_incident
+from cali.throttle import FailOpenLimiter, InMemoryThrottleStore, Throttle, ThrottlePolicy
+from cali.token_budget import InMemoryTokenBudget
+from cali_local.event_source import LambdaContext
+from cali_local.loggen import GeneratedEvent, generate
+from cali_local.openai_stub import OpenAiStub
+
+pytestmark = pytest.mark.xdist_group("dashboard_queries")  # one osmem server for the module
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = {
@@ -36,149 +83,209 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 RANGE_FROM = NOW - timedelta(hours=6)  # the dashboards' default time range: now-6h .. now
 INTERVAL = "5m"  # what Grafana's auto interval gives for 6 h on a typical panel width
 
-SERVICES = ["checkout", "payments", "inventory", "auth", "search", "notifications"]
-ENVIRONMENTS = ["prod", "staging"]
-LEVEL_WEIGHTS = {"DEBUG": 8, "INFO": 70, "WARN": 12, "ERROR": 9, "FATAL": 1}
-INFO_MESSAGES = [
-    "GET /api/v1/orders/{n} 200 in {ms} ms",
-    "user {user} logged in from 10.0.{a}.{b}",
-    "cache refreshed: {n} keys in {ms} ms",
-    "published event order.created id={uuid}",
-]
-WARN_MESSAGES = [
-    "slow query on orders took {ms} ms",
-    "retrying request to inventory (attempt {a} of 3)",
-    "connection pool at {a}0% capacity",
-]
-ERRORS = [
-    ("Payment {n} failed: card declined by issuer", "com.acme.pay.CardDeclinedException"),
-    ("Timeout after {ms} ms calling inventory-service", "java.net.SocketTimeoutException"),
-    ("could not acquire lock order-{n}", None),
-    ("NullPointerException while building invoice {n}", "java.lang.NullPointerException"),
-    ("database connection refused: postgres-{a}.internal:5432", "org.postgresql.util.PSQLException"),
-]
-DEGRADED_REASONS = ["llm_timeout", "token_budget_exhausted", "invalid_llm_output", "milvus_unavailable"]
+THROTTLE_WINDOW = 900  # the deployed default
+_start = NOW - timedelta(hours=5.5)
+START = _start - timedelta(seconds=_start.timestamp() % THROTTLE_WINDOW)
+EVENTS = 2000  # per environment
+LOG_SPAN = timedelta(hours=4.5)  # mean span of the generated log time
+ENVIRONMENTS = {"prod": (11, "gpt-4o-mini"), "staging": (12, "gpt-4o")}  # seed, LLM model
+BAD_FRACTION = 0.01
+BATCH = timedelta(seconds=60)  # one consumer invocation per minute of log time
+FIREHOSE_BATCH = 500
+LLM_CACHE_TTL = 1800
+SLACK_FAILURE_RATE = 0.1
 
 
-def _fill(template: str, rng: random.Random) -> str:
-    return template.format(
-        n=rng.randint(1000, 99999),
-        ms=rng.randint(5, 9000),
-        user=f"user{rng.randint(1, 500)}",
-        a=rng.randint(1, 9),
-        b=rng.randint(1, 254),
-        uuid=f"{rng.getrandbits(64):016x}",
+def _arrival(event: GeneratedEvent) -> datetime:
+    return event.time + timedelta(seconds=1)  # Fluent Bit's flush interval
+
+
+def _generated(environment: str, seed: int) -> list[GeneratedEvent]:
+    events = list(
+        generate(
+            "mixed",
+            seed=seed,
+            count=EVENTS,
+            start=START,
+            environment=environment,
+            events_per_second=EVENTS / LOG_SPAN.total_seconds(),
+            bad_fraction=BAD_FRACTION,
+        )
     )
+    assert events[0].time > RANGE_FROM
+    assert _arrival(events[-1]) + BATCH < NOW - timedelta(minutes=10)  # all analysed before now
+    return events
 
 
-def _stack(exception: str, rng: random.Random) -> str:
-    frames = [
-        f"    at com.acme.{rng.choice(['svc', 'core', 'db'])}.Worker.run(Worker.java:{rng.randint(10, 400)})"
-        for _ in range(rng.randint(2, 6))
-    ]
-    return f"{exception}: failure\n" + "\n".join(frames)
+# ------------------------------------------------------------------- logs: log_indexer
+def indexed_log_actions(events: list[GeneratedEvent], environment: str) -> list[dict[str, Any]]:
+    """Firehose: transformation events of up to 500 records through ``log_indexer``."""
+    from log_indexer import handler as log_indexer
+
+    actions: list[dict[str, Any]] = []
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CALI_ENV", environment)
+        log_indexer.reset_for_tests()
+        for first in range(0, len(events), FIREHOSE_BATCH):
+            chunk = events[first : first + FIREHOSE_BATCH]
+            event: dict[str, Any] = {
+                "invocationId": f"{environment}-{first}",
+                "deliveryStreamArn": "arn:aws:firehose:us-east-1:000000000000:deliverystream/cali-search",
+                "region": "us-east-1",
+                "records": [
+                    {
+                        "recordId": f"{environment}-{e.seq}",
+                        "approximateArrivalTimestamp": int(_arrival(e).timestamp() * 1000),
+                        "data": base64.b64encode(e.data).decode(),
+                    }
+                    for e in chunk
+                ],
+            }
+            response = log_indexer.handler(event, LambdaContext(function_name="log_indexer"))
+            results = response["records"]
+            assert [r["recordId"] for r in results] == [r["recordId"] for r in event["records"]]
+            for source, result in zip(chunk, results, strict=True):
+                # Records in == out: valid ones indexed, malformed ones to the error prefix.
+                assert result["result"] == ("ProcessingFailed" if source.malformed else "Ok"), source
+                if result["result"] == "Ok":
+                    doc = json.loads(base64.b64decode(result["data"]))
+                    actions.append({"_index": search_index.log_index_name(_arrival(source)), "_source": doc})
+    log_indexer.reset_for_tests()
+    return actions
 
 
-def log_documents(count: int, rng: random.Random) -> Iterator[dict[str, Any]]:
-    """Log documents as the log_indexer builds them (see the contract in docs/dashboards.md)."""
-    levels, weights = zip(*LEVEL_WEIGHTS.items(), strict=True)
-    for _ in range(count):
-        ts = RANGE_FROM + timedelta(seconds=rng.uniform(60, 6 * 3600 - 60))
-        level = rng.choices(levels, weights)[0]
-        service = rng.choice(SERVICES)
-        stack_trace = exception_type = None
-        if level in ("ERROR", "FATAL"):
-            template, exception_type = rng.choice(ERRORS)
-            message = _fill(template, rng)
-            stack_trace = _stack(exception_type, rng) if exception_type else None
-        else:
-            message = _fill(rng.choice(WARN_MESSAGES if level == "WARN" else INFO_MESSAGES), rng)
-        fp = fingerprint(message, stack_trace)
-        pod = f"{service}-{rng.getrandbits(20):05x}"
-        yield {
-            "@timestamp": ts.isoformat().replace("+00:00", "Z"),
-            "level": level,
-            "service": service,
-            "environment": rng.choice(ENVIRONMENTS),
-            "message": message,
-            "fingerprint": fp.id,
-            "template": fp.template,
-            "exception_type": fp.exception_type or exception_type,
-            "stack_trace": stack_trace,
-            "trace_id": f"{rng.getrandbits(128):032x}",
-            "request_id": f"req-{rng.getrandbits(32):08x}",
-            "host": f"ip-10-0-{rng.randint(0, 3)}-{rng.randint(1, 254)}",
-            "pod": pod,
-            "container": service,
-            "namespace": "shop",
-            "logger": f"com.acme.{service}.Handler",
-            "fields": {"thread": f"worker-{rng.randint(1, 16)}", "http": {"status": 500}},
-        }
+# ------------------------------------------------------ incidents: consumer + analyzer
+@dataclass
+class SimClock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
-def incident_documents(count: int, rng: random.Random) -> Iterator[dict[str, Any]]:
-    """Incident documents as the analyzer writes them to cali-incidents."""
-    for i in range(count):
-        ts = RANGE_FROM + timedelta(seconds=rng.uniform(120, 6 * 3600 - 60))
-        template, exception_type = rng.choice(ERRORS)
-        message = _fill(template, rng)
-        fp = fingerprint(message)
-        degraded = rng.random() < 0.2
-        prompt, completion = rng.randint(600, 2500), rng.randint(80, 400)
-        services = rng.sample(SERVICES, rng.choice([1, 1, 2]))
-        llm_ms = 0.0 if degraded else rng.uniform(800, 9000)
-        yield {
-            "@timestamp": ts.isoformat().replace("+00:00", "Z"),
-            "incident_id": f"inc-{i:05d}",
-            "fingerprint": fp.id,
-            "template": fp.template,
-            "kind": rng.choice(["new", "surge", "recurring"]),
-            "environment": rng.choice(ENVIRONMENTS),
-            "level": rng.choice(["ERROR", "ERROR", "FATAL"]),
-            "services": services,
-            "hosts": [f"ip-10-0-1-{rng.randint(1, 254)}"],
-            "count": rng.randint(1, 500),
-            "window_count": rng.randint(1, 50),
-            "first_seen": (ts - timedelta(minutes=rng.randint(1, 30))).isoformat(),
-            "last_seen": ts.isoformat(),
-            "summary": f"{services[0]} fails with {exception_type or 'lock contention'}",
-            "root_cause": None if degraded else "Upstream dependency saturated after deploy",
-            "confidence": None if degraded else rng.choice(["low", "medium", "high"]),
-            "next_actions": [] if degraded else ["Check the recent deploy", "Scale the pool"],
-            "cited_ids": [] if degraded else [f"runbook-{rng.randint(1, 9)}"],
-            "degraded": degraded,
-            "degraded_reason": rng.choice(DEGRADED_REASONS) if degraded else None,
-            "model": "gpt-4o-mini" if rng.random() < 0.8 else "gpt-4o",
-            "prompt_tokens": 0 if degraded else prompt,
-            "completion_tokens": 0 if degraded else completion,
-            "total_tokens": 0 if degraded else prompt + completion,
-            "cost_usd": 0.0 if degraded else round((prompt * 0.15 + completion * 0.6) / 1e6, 6),
-            "llm_latency_ms": llm_ms,
-            "analysis_latency_ms": llm_ms + rng.uniform(150, 900),
-            "slack_status": "failed" if rng.random() < 0.05 else "sent",
-        }
+@dataclass
+class Consumer:
+    """The log consumer's domain code with in-memory state (as tests/unit/consumer_support)."""
+
+    environment: str
+    clock: SimClock
+    consumer: BatchConsumer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.consumer = BatchConsumer(
+            config=ConsumerConfig(environment=self.environment),
+            level_filter=LevelFilter(Level.WARN),
+            fingerprint=fingerprint,
+            throttle=Throttle(
+                InMemoryThrottleStore(), ThrottlePolicy(window_seconds=THROTTLE_WINDOW), self.clock
+            ),
+            sender=IdempotentAlertSender(InMemoryAlertQueue(), InMemoryPersistenceLayer(), 86_400),
+            dlq=InMemoryDlq(),
+            fail_open=FailOpenLimiter(30, self.clock),
+        )
+
+    def batches(self, events: list[GeneratedEvent]) -> Iterator[tuple[datetime, list[IncidentMessage]]]:
+        """Per batch of one minute of arrivals: its invocation time and the alerts it sent."""
+        batch_end = START + BATCH
+        pending: list[GeneratedEvent] = []
+        for event in [*events, None]:
+            while event is None or _arrival(event) >= batch_end:
+                if pending:
+                    self.clock.now = batch_end
+                    for e in pending:
+                        self.consumer.add(
+                            KinesisInput(
+                                base64.b64encode(e.data).decode(),
+                                f"{49590000000000000000 + e.seq}",
+                                f"pk-{e.seq}",
+                                "shardId-000000000000",
+                                _arrival(e),
+                            )
+                        )
+                    result = self.consumer.finish()
+                    assert result.counts.conserved and not result.failed_sequence_numbers
+                    yield batch_end, result.alerts
+                    pending = []
+                if event is None:
+                    return
+                batch_end += BATCH
+            pending.append(event)
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"  # nothing listens: connection refused at once
+
+
+def record_incidents(
+    events: list[GeneratedEvent], environment: str, model: str, stub: OpenAiStub, sink: OpenSearchIncidentSink
+) -> int:
+    clock = SimClock(START)
+    config = LlmConfig(model=model, timeout_seconds=5, max_retries=0, cache_ttl_seconds=LLM_CACHE_TTL)
+    budget, cache = InMemoryTokenBudget(5_000_000, clock=clock), InMemoryLlmCache(clock=clock)
+    analyzers = {
+        up: LlmAnalyzer(
+            LlmAnalyzer.create_client(
+                config, api_key=None, base_url=stub.base_url if up else _closed_port_url()
+            ),
+            config,
+            budget=budget,
+            cache=cache,
+        )
+        for up in (True, False)
+    }
+    redactor = Redactor()
+    slack = random.Random(f"slack:{environment}")
+    recorded = 0
+    for invoked, alerts in Consumer(environment, clock).batches(events):
+        for alert in alerts:
+            started = time.perf_counter()
+            provider_up = (invoked - START).total_seconds() % 3600 >= 1200
+            redacted = redact_incident(alert, redactor)
+            result = analyzers[provider_up].analyze(redacted, [])
+            latency_ms = (time.perf_counter() - started) * 1000
+            document = build_incident_document(
+                redacted,
+                result,
+                analyzed_at=invoked + timedelta(milliseconds=latency_ms + 500),  # SQS hop
+                analysis_latency_ms=latency_ms,
+                slack_status="failed" if slack.random() < SLACK_FAILURE_RATE else "sent",
+            )
+            sink.record(document)
+            recorded += 1
+    return recorded
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[OpenSearch]:
-    with OsmemServer.start() as server:
+    with OsmemServer.start() as server, OpenAiStub() as stub:
         os_client = OpenSearch(hosts=[server.url], timeout=30)
         # osmem has no ISM plugin; apply() puts the templates in place before it says so.
         with contextlib.suppress(search_index.IsmUnavailableError):
-            search_index.apply(os_client, retention_days=14)
-        rng = random.Random(20261123)
-        actions: list[dict[str, Any]] = []
+            # cast: opensearchpy's Transport.perform_request takes `timeout` where the
+            # SearchTransport protocol has `headers` (positional order), so mypy refuses it.
+            search_index.apply(cast("search_index.SearchClient", os_client), retention_days=14)
         templates = search_index.index_templates()
         log_fields = set(templates["cali-logs"]["template"]["mappings"]["properties"])
         incident_fields = set(templates["cali-incidents"]["template"]["mappings"]["properties"])
-        for doc in log_documents(3000, rng):
-            assert set(doc) == log_fields  # the generator follows the document contract exactly
-            actions.append({"_index": search_index.log_index_name(doc["@timestamp"]), "_source": doc})
-        for doc in incident_documents(200, rng):
-            assert set(doc) == incident_fields
-            actions.append({"_index": search_index.incident_index_name(doc["@timestamp"]), "_source": doc})
-        indexed, errors = helpers.bulk(os_client, actions, refresh=True, raise_on_error=False)
-        assert indexed == len(actions) and not errors
+        sink = OpenSearchIncidentSink(os_client)
+        incidents = 0
+        for environment, (seed, model) in ENVIRONMENTS.items():
+            events = _generated(environment, seed)
+            actions = indexed_log_actions(events, environment)
+            assert len(actions) == sum(1 for e in events if not e.malformed)
+            for action in actions:
+                assert set(action["_source"]) == log_fields  # the indexer follows the contract exactly
+            indexed, errors = helpers.bulk(os_client, actions, raise_on_error=False)
+            assert indexed == len(actions) and not errors
+            incidents += record_incidents(events, environment, model, stub, sink)
+        os_client.indices.refresh(index="cali-*")
+        assert os_client.count(index="cali-incidents-*")["count"] == incidents > 0
+        for hit in os_client.search(index="cali-incidents-*", body={"size": 1000})["hits"]["hits"]:
+            assert incident_fields <= set(hit["_source"])
+            assert RANGE_FROM < datetime.fromisoformat(hit["_source"]["@timestamp"]) < NOW
         yield os_client
 
 
@@ -458,7 +565,13 @@ def test_templates_shape_the_stored_documents(client: OpenSearch) -> None:
     for index in incidents.values():
         assert index["mappings"]["properties"]["degraded"]["type"] == "boolean"
     # `fields` is kept in _source but not searchable: arbitrary keys cannot blow up the mapping.
+    stored = client.search(index="cali-logs-*", body={"size": 1})["hits"]["hits"][0]["_source"]
+    cluster = stored["fields"]["cluster"]  # the Fluent Bit config adds it to every record
+    assert cluster == "cali-local"
     assert (
-        client.count(index="cali-logs-*", body={"query": {"term": {"fields.thread": "worker-1"}}})["count"]
-        == 0
+        client.count(index="cali-logs-*", body={"query": {"term": {"fields.cluster": cluster}}})["count"] == 0
+    )
+    assert (
+        client.count(index="cali-logs-*", body={"query": {"term": {"service": stored["service"]}}})["count"]
+        > 0
     )
