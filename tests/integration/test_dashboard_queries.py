@@ -438,6 +438,10 @@ def _metric_value(agg: dict[str, Any]) -> Any:
     return agg.get("value", next(iter(agg.get("values", {}).values()), None))
 
 
+def _epoch_ms(timestamp: str) -> int:
+    return (datetime.fromisoformat(timestamp) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
 def run_target(client: OpenSearch, target: dict[str, Any], variables: dict[str, list[str]]) -> dict[str, Any]:
     body = build_request(target, variables)
     result = msearch(client, INDEX_OF_DATASOURCE[target["datasource"]["uid"]], body)
@@ -447,7 +451,9 @@ def run_target(client: OpenSearch, target: dict[str, Any], variables: dict[str, 
         hits = result["hits"]["hits"]
         assert hits, "no documents"
         assert len(hits) <= int(target["metrics"][0]["settings"]["size"])
-        times = [hit["_source"]["@timestamp"] for hit in hits]
+        # A `date` field keeps milliseconds: documents within one millisecond tie (the
+        # analyzer's timestamps have microseconds), so compare at the precision sorted on.
+        times = [_epoch_ms(hit["_source"]["@timestamp"]) for hit in hits]
         assert times == sorted(times, reverse=True), "newest first"
     else:
         assert _has_values(result["aggregations"], metric_ids), json.dumps(result)[:2000]
