@@ -44,9 +44,7 @@ class IsmUnavailableError(RuntimeError):
 
 
 class SearchTransport(Protocol):
-    def perform_request(
-        self, method: str, url: str, params: Any = None, body: Any = None, headers: Any = None
-    ) -> Any: ...
+    def perform_request(self, method: str, url: str, params: Any = None, body: Any = None) -> Any: ...
 
 
 class SearchClient(Protocol):

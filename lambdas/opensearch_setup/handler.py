@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -43,9 +43,7 @@ def build_client(endpoint: str, region: str) -> search_index.SearchClient:
     from opensearchpy import AWSV4SignerAuth, OpenSearch, RequestsHttpConnection
 
     credentials = boto3.Session().get_credentials()
-    # opensearch-py's Transport satisfies the protocol at run time; its stubs type
-    # perform_request's arguments more narrowly than the protocol spells them.
-    client = OpenSearch(
+    return OpenSearch(
         hosts=[{"host": endpoint, "port": 443}],
         http_auth=AWSV4SignerAuth(credentials, region, "es"),
         use_ssl=True,
@@ -53,7 +51,6 @@ def build_client(endpoint: str, region: str) -> search_index.SearchClient:
         connection_class=RequestsHttpConnection,
         timeout=30,
     )
-    return cast(search_index.SearchClient, client)
 
 
 def configure(client: search_index.SearchClient, props: SetupProperties) -> None:

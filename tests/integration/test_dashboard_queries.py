@@ -48,7 +48,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from opensearchpy import OpenSearch, helpers
@@ -264,9 +264,7 @@ def client() -> Iterator[OpenSearch]:
         os_client = OpenSearch(hosts=[server.url], timeout=30)
         # osmem has no ISM plugin; apply() puts the templates in place before it says so.
         with contextlib.suppress(search_index.IsmUnavailableError):
-            # cast: opensearchpy's Transport.perform_request takes `timeout` where the
-            # SearchTransport protocol has `headers` (positional order), so mypy refuses it.
-            search_index.apply(cast("search_index.SearchClient", os_client), retention_days=14)
+            search_index.apply(os_client, retention_days=14)
         templates = search_index.index_templates()
         log_fields = set(templates["cali-logs"]["template"]["mappings"]["properties"])
         incident_fields = set(templates["cali-incidents"]["template"]["mappings"]["properties"])

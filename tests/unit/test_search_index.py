@@ -58,9 +58,7 @@ class FakeIsm:
         self.templates: dict[str, Any] = {}
         self.writes = 0
 
-    def perform_request(
-        self, method: str, url: str, params: Any = None, body: Any = None, headers: Any = None
-    ) -> Any:
+    def perform_request(self, method: str, url: str, params: Any = None, body: Any = None) -> Any:
         if url.startswith("/_index_template/"):
             self.templates[url.rsplit("/", 1)[1]] = json.loads(json.dumps(body))
             return {"acknowledged": True}
@@ -182,12 +180,10 @@ def test_apply_on_a_server_without_ism_applies_templates_then_says_so() -> None:
 
 def test_other_cluster_errors_are_not_mistaken_for_missing_ism() -> None:
     class Failing(FakeIsm):
-        def perform_request(
-            self, method: str, url: str, params: Any = None, body: Any = None, headers: Any = None
-        ) -> Any:
+        def perform_request(self, method: str, url: str, params: Any = None, body: Any = None) -> Any:
             if url.startswith("/_plugins/"):
                 raise RequestError(400, "illegal_argument_exception", {"error": "bad policy"})
-            return super().perform_request(method, url, params, body, headers)
+            return super().perform_request(method, url, params, body)
 
     client = FakeClient()
     client.transport = Failing()
