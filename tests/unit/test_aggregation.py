@@ -2,12 +2,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from consumer_support import event
-
 from cali.aggregation import aggregate, incident_id, incident_message
 from cali.fingerprint import fingerprint
 from cali.levels import Level
 from cali.records import build_record
+from tests.unit.consumer_support import event
 
 
 def test_aggregate_groups_by_fingerprint_in_batch_order() -> None:

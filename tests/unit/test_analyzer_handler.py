@@ -160,7 +160,7 @@ def emitted_metrics(output: str) -> dict[str, list[float]]:
 
 
 def invoke(event: dict[str, Any]) -> dict[str, Any]:
-    return dict(analyzer.handler(event, LambdaContext(function_name="cali-dev-incident-analyzer")))  # type: ignore[arg-type]
+    return dict(analyzer.handler(event, LambdaContext(function_name="cali-dev-incident-analyzer")))
 
 
 def test_batch_reports_only_the_record_slack_refused(aws: Env, capsys: pytest.CaptureFixture[str]) -> None:
@@ -295,7 +295,7 @@ def test_records_are_handed_back_when_the_invocation_is_nearly_out_of_time(aws: 
     # LLM_TIMEOUT_SECONDS=2 needs 17 s per incident; 10 s left: only the first one is tried.
     context = LambdaContext(function_name="cali-dev-incident-analyzer", timeout_seconds=10)
 
-    response = dict(analyzer.handler(event, context))  # type: ignore[arg-type]
+    response = dict(analyzer.handler(event, context))
 
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
     assert len(aws.slack.messages) == 1 and len(aws.stub.completion_requests) == 1

@@ -9,13 +9,23 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from consumer_support import ARRIVAL, Clock, Fake, cloudwatch, event, kinesis_event, kinesis_input, line, seq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cali.consumer import KinesisInput
 from cali.levels import Level
 from cali.throttle import StoreThrottled, StoreUnavailable
+from tests.unit.consumer_support import (
+    ARRIVAL,
+    Clock,
+    Fake,
+    cloudwatch,
+    event,
+    kinesis_event,
+    kinesis_input,
+    line,
+    seq,
+)
 
 STACK = "java.lang.IllegalStateException: boom\n\tat com.shop.Pay.charge(Pay.java:10)"
 

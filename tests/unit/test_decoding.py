@@ -4,11 +4,11 @@ import gzip
 import json
 
 import pytest
-from consumer_support import cloudwatch, event, line
 
 from cali.decoding import decode_payload, gunzip_bounded
 from cali.levels import Level
 from cali.records import build_record
+from tests.unit.consumer_support import cloudwatch, event, line
 
 
 def test_single_fluent_bit_event_with_trailing_newline() -> None:

@@ -1,28 +1,11 @@
 from __future__ import annotations
 
-import base64
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 
-from cali.dlq import DlqEntry, InMemoryDlq, entry_key, replay
-
-T = datetime(2026, 11, 23, 10, 30, tzinfo=UTC)
-
-
-def entry(n: int, reason: str = "not_json", data: bytes = b"junk", **extra: Any) -> DlqEntry:
-    return DlqEntry(
-        reason=reason,
-        error="x",
-        shard_id="shardId-000000000000",
-        sequence_number=str(n),
-        partition_key=f"pk{n}",
-        arrival_time=T + timedelta(minutes=n),
-        dlq_time=T,
-        data_base64=base64.b64encode(data).decode(),
-        **extra,
-    )
+from cali.dlq import InMemoryDlq, entry_key, replay
+from tests.unit.dlq_support import FakeKinesis, T, entry
 
 
 def test_entry_id_is_deterministic_and_locates_its_key() -> None:
@@ -52,27 +35,11 @@ def test_list_filters_by_time_and_reason_prefix() -> None:
     assert [e.sequence_number for e in dlq.list(*window, reason="missing_field:time")] == ["3"]
 
 
-class FakeKinesis:
-    """PutRecords with Kinesis' per-record failure shape; fails the listed calls' first record."""
-
-    def __init__(self, throttle_first_calls: int = 0) -> None:
-        self.calls: list[list[dict[str, Any]]] = []
-        self.throttle = throttle_first_calls
-
-    def put_records(self, Records: list[dict[str, Any]], **target: Any) -> dict[str, Any]:
-        self.calls.append(Records)
-        results: list[dict[str, Any]] = [{"SequenceNumber": "1", "ShardId": "s"} for _ in Records]
-        if self.throttle > 0:
-            self.throttle -= 1
-            results[0] = {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "slow down"}
-        return {"FailedRecordCount": sum("ErrorCode" in r for r in results), "Records": results}
-
-
 def test_replay_is_a_dry_run_unless_executed() -> None:
     dlq = InMemoryDlq()
     dlq.write([entry(1), entry(2)])
     kinesis = FakeKinesis()
-    result = replay(dlq.list(T, T + timedelta(hours=1)), dlq, kinesis, "stream", execute=False)  # type: ignore[arg-type]
+    result = replay(dlq.list(T, T + timedelta(hours=1)), dlq, kinesis.as_client(), "stream", execute=False)
     assert len(result.replayed) == 2 and kinesis.calls == []
     assert all(e.replayed_at is None for e in dlq.entries.values())
 
@@ -84,8 +51,8 @@ def test_replay_sends_original_bytes_retries_rejections_and_marks() -> None:
     result = replay(
         list(dlq.list(T, T + timedelta(hours=1))),
         dlq,
-        kinesis,
-        "stream",  # type: ignore[arg-type]
+        kinesis.as_client(),
+        "stream",
         execute=True,
         now=T,
     )
@@ -97,8 +64,8 @@ def test_replay_sends_original_bytes_retries_rejections_and_marks() -> None:
     again = replay(
         list(dlq.list(T, T + timedelta(hours=1))),
         dlq,
-        kinesis,
-        "stream",  # type: ignore[arg-type]
+        kinesis.as_client(),
+        "stream",
         execute=True,
     )
     assert again.replayed == [] and len(again.skipped) == 2
@@ -110,8 +77,8 @@ def test_replay_reports_records_kinesis_keeps_rejecting() -> None:
     result = replay(
         list(dlq.entries.values()),
         dlq,
-        FakeKinesis(throttle_first_calls=5),
-        "stream",  # type: ignore[arg-type]
+        FakeKinesis(throttle_first_calls=5).as_client(),
+        "stream",
         execute=True,
         attempts=2,
     )

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from test_dlq import FakeKinesis, entry
 
 from cali.dlq import InMemoryDlq
 from cali_cli.commands import dlq as command
+from tests.unit.dlq_support import FakeKinesis, entry
 
 
 def cli(argv: list[str]) -> int:

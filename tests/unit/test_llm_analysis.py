@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -37,7 +37,7 @@ def make_analyzer(
     *,
     budget: InMemoryTokenBudget | None = None,
     cache: InMemoryLlmCache | None = None,
-    **config: object,
+    **config: Any,
 ) -> tuple[LlmAnalyzer, InMemoryTokenBudget]:
     budget = budget or InMemoryTokenBudget(1_000_000)
     return llm_analyzer(stub, budget=budget, cache=cache, **{"max_retries": 2, **config}), budget

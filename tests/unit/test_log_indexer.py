@@ -4,9 +4,9 @@ import base64
 import json
 from typing import Any
 
-from consumer_support import cloudwatch, event, line
 from log_indexer.handler import handler, merge_documents, to_documents, transform_record
 
+from tests.unit.consumer_support import cloudwatch, event, line
 from tests.unit.document_contracts import LOG_DOCUMENT_FIELDS
 
 

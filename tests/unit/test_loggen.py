@@ -115,7 +115,7 @@ def test_pii_values_are_in_the_text_and_the_record() -> None:
     evs = events("mixed", count=800)
     with_pii = [e for e in evs if e.pii]
     assert len(with_pii) > 50
-    kinds = Counter()
+    kinds: Counter[str] = Counter()
     for e in with_pii:
         for value in e.pii:
             assert value in e.raw
@@ -165,7 +165,10 @@ def test_whole_stream_through_fluent_bit_equals_per_event_records() -> None:
             out += session.feed(line, e.source, time=e.time)
     out += session.close()
     assert len(out) == len(evs)
-    key = lambda r: (r["service"], r["time"], r.get("message") or r.get("msg"))  # noqa: E731
+
+    def key(r: dict[str, Any]) -> tuple[Any, Any, Any]:
+        return (r["service"], r["time"], r.get("message") or r.get("msg"))
+
     assert sorted(key(r.record) for r in out) == sorted(key(e.record) for e in per_event if e.record)
 
 

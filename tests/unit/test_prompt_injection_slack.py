@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from cali.analysis_result import AnalysisResult, LlmAnalysis, LlmUsage, SimilarIncident
-from cali.incident import IncidentMessage, SampleLine
+from cali.incident import AlertKind, IncidentMessage, SampleLine
 from cali.levels import Level
 from cali.slack_message import IncidentLinks, SlackMessage, build_incident_message
 from cali_local.slack_sink import validate_message
@@ -32,7 +32,7 @@ LINKS = IncidentLinks(
 LIVE_BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 
 
-def incident(text: str, kind: str = "new") -> IncidentMessage:
+def incident(text: str, kind: AlertKind = "new") -> IncidentMessage:
     from datetime import UTC, datetime
 
     now = datetime(2026, 11, 23, 10, 30, tzinfo=UTC)
@@ -43,7 +43,7 @@ def incident(text: str, kind: str = "new") -> IncidentMessage:
         incident_id=f"id {text}"[:200],
         fingerprint="3f2a1b0c9d8e7f6a",
         template=text,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         environment="prod",
         level=Level.ERROR,
         exception_type=text[:500],

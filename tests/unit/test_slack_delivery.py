@@ -186,6 +186,7 @@ def test_bot_new_thread_starts_a_fresh_thread_that_later_messages_join(
     assert update.thread_ts == first.ts
     assert again.thread_ts is None and again.ts != first.ts
     assert later.thread_ts == again.ts
+    assert first.ts is not None and again.ts is not None
     assert [m.text for m in sink.replies(first.ts)] == ["update 1"]
     assert [m.text for m in sink.replies(again.ts)] == ["update 2"]
 
@@ -252,9 +253,8 @@ def test_latency_and_client_timeout(clock: FakeClock) -> None:
 
 
 def test_end_to_end_incident_message_is_accepted(sink: SlackSink, clock: FakeClock) -> None:
-    from test_slack_message import LINKS, make_incident, make_result
-
     from cali.slack_message import build_incident_message
+    from tests.unit.slack_samples import LINKS, make_incident, make_result
 
     built = build_incident_message(make_incident(), make_result(), environment="prod", links=LINKS)
     bot(sink, clock).post(built, thread_key="3f2a1b0c9d8e7f6a")

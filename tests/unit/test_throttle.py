@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from consumer_support import Clock
-
 from cali.throttle import (
     AlertDecision,
     FailOpenLimiter,
@@ -17,6 +15,7 @@ from cali.throttle import (
     decide,
     pad_sequence,
 )
+from tests.unit.consumer_support import Clock
 
 FP = "00000000000000aa"
 SHARD = "shardId-000000000000"
