@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from cali_local.event_source import KinesisEventSource, LambdaContext, SourceStats, SqsEventSource
+from cali_local.event_source import KinesisEventSource, LambdaContext, SqsEventSource
 from cali_local.firehose import FirehoseStandIn
 from cali_local.fluentbit_emulation import KinesisStreamsOutput
 from cali_local.lambda_runtime import EmfMetrics, lambda_logs_to, with_metrics_capture
@@ -500,4 +500,4 @@ def _report(
     )
 
 
-__all__ = ["PipelineOptions", "PipelineReport", "SourceStats", "handler_environment", "run_pipeline"]
+__all__ = ["PipelineOptions", "PipelineReport", "handler_environment", "run_pipeline"]

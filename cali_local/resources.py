@@ -61,8 +61,14 @@ class LocalResources:
 
 
 def create_resources(clients: Any, names: ResourceNames, *, shards: int = 2) -> LocalResources:
-    """Create (or reuse) every resource; idempotent so a second demo run starts cleanly."""
+    """Create every resource, empty: a run never reads what an earlier run left behind.
+
+    An earlier run against the same endpoint (LocalStack, or moto in the same process,
+    whose state is process-wide) would otherwise leave records in the stream, read again
+    from TRIM_HORIZON, objects in dlq/ and throttle state in the table.
+    """
     kinesis, s3, sqs, dynamodb = clients.kinesis, clients.s3, clients.sqs, clients.dynamodb
+    _remove_previous_run(clients, names)
     try:
         kinesis.create_stream(StreamName=names.stream, ShardCount=shards)
     except ClientError as error:
@@ -134,3 +140,39 @@ def create_state_table(dynamodb_client: DynamoDBClient, name: str) -> None:
         TableName=name,
         TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
     )
+
+
+def _remove_previous_run(clients: Any, names: ResourceNames) -> None:
+    """Delete the stream, the queues and the table and empty the bucket, where they exist."""
+    missing = ("ResourceNotFoundException", "NoSuchBucket", "AWS.SimpleQueueService.NonExistentQueue")
+    # PurgeQueue is limited to once a minute per queue; deleting has no such limit here.
+    for queue in (names.incidents_queue, names.incidents_dlq, names.consumer_failures_queue):
+        try:
+            clients.sqs.delete_queue(QueueUrl=clients.sqs.get_queue_url(QueueName=queue)["QueueUrl"])
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in missing:
+                raise
+    try:
+        clients.kinesis.delete_stream(StreamName=names.stream, EnforceConsumerDeletion=True)
+        clients.kinesis.get_waiter("stream_not_exists").wait(
+            StreamName=names.stream, WaiterConfig={"Delay": 0.1}
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in missing:
+            raise
+    try:
+        clients.dynamodb.delete_table(TableName=names.state_table)
+        clients.dynamodb.get_waiter("table_not_exists").wait(
+            TableName=names.state_table, WaiterConfig={"Delay": 0.1}
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in missing:
+            raise
+    try:
+        for page in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=names.bucket):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                clients.s3.delete_objects(Bucket=names.bucket, Delete={"Objects": keys, "Quiet": True})
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in missing:
+            raise

@@ -184,6 +184,12 @@ def analysis() -> IncidentAnalysis:
     return build_analysis(analyzer_settings())
 
 
+def reset_for_tests() -> None:
+    """Forget the wiring so the next invocation reads settings and connects again
+    (the local pipeline calls this after pointing the environment at its services)."""
+    analysis.cache_clear()
+
+
 # ------------------------------------------------------------------------------ handler
 
 

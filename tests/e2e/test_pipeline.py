@@ -187,3 +187,19 @@ def test_demo_over_a_users_raw_log_file(tmp_path: Path) -> None:
     assert len(report["slack"]) == len(report["incidents"]) == 2  # the two errors are one incident
     assert len(fingerprints) == 2
     assert "bob@example.com" not in json.dumps(report["slack"])
+
+
+def test_a_second_run_in_the_same_process_starts_clean(
+    storm: tuple[list[GeneratedEvent], PipelineReport], tmp_path: Path
+) -> None:
+    """moto's state is process-wide: a rerun must neither re-read nor re-count the storm."""
+    events = generated_events("disk-full", count=300, seed=5, bad_fraction=0.02)
+    report = run_pipeline(
+        PipelineOptions(scenario="disk-full", waves=split_waves(events, 1), workdir=tmp_path)
+    )
+    assert all(report.conservation.values()), report.conservation
+    assert report.metrics["log_consumer"]["RecordsIn"] == len(events)
+    assert len(report.dlq) == sum(1 for e in events if e.malformed)
+    assert {i["fingerprint"] for i in report.incidents}.isdisjoint(
+        {i["fingerprint"] for i in storm[1].incidents}
+    )
