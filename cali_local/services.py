@@ -14,12 +14,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import boto3
 
 from cali_local.slack_sink import SlackSink
 
 DEFAULT_REGION = "us-east-1"
+
+
+class NotALocalEndpointError(ValueError):
+    """AWS_ENDPOINT_URL points at AWS itself, where the local pipeline must never run."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,12 @@ def local_services(workdir: Path, *, region: str = DEFAULT_REGION) -> Iterator[L
     with contextlib.ExitStack() as stack:
         endpoint = os.environ.get("AWS_ENDPOINT_URL")
         kind = "AWS_ENDPOINT_URL"
+        if endpoint and "amazonaws.com" in (urlparse(endpoint).hostname or ""):
+            # The local pipeline deletes and recreates the cali-dev-* resources it uses.
+            raise NotALocalEndpointError(
+                f"AWS_ENDPOINT_URL={endpoint} is a real AWS endpoint; the local pipeline only "
+                "runs against a local one (moto, LocalStack). Deploy with `cdk deploy` instead."
+            )
         if not endpoint:
             moto = start_moto()
             stack.callback(moto.stop)

@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from cali_local.loggen import SCENARIOS
     from cali_local.pipeline import PipelineOptions, run_pipeline
     from cali_local.report_text import render_report
+    from cali_local.services import NotALocalEndpointError
 
     if args.input is not None:
         if not args.input.is_file():
@@ -90,14 +91,18 @@ def run(args: argparse.Namespace) -> int:
         )
         scenario = args.scenario
     print(f"cali demo: starting local services and the pipeline ({scenario}) ...", flush=True)
-    report = run_pipeline(
-        PipelineOptions(
-            scenario=scenario,
-            waves=waves,
-            workdir=args.workdir,
-            throttle_window_seconds=args.throttle_window,
+    try:
+        report = run_pipeline(
+            PipelineOptions(
+                scenario=scenario,
+                waves=waves,
+                workdir=args.workdir,
+                throttle_window_seconds=args.throttle_window,
+            )
         )
-    )
+    except NotALocalEndpointError as error:
+        print(f"cali demo: {error}")
+        return 2
     print(render_report(report, max_slack=args.show))
     if args.report is not None:
         args.report.write_text(report.model_dump_json(indent=2), encoding="utf-8")
