@@ -379,7 +379,7 @@ class BotNotifier:
         self, message: SlackMessage, *, thread_key: str | None = None, new_thread: bool = False
     ) -> SlackPostResult:
         self.policy.retries = 0
-        current_root = self.thread_store.get(thread_key, self.channel) if thread_key else None
+        current_root = self._thread_root(thread_key) if thread_key else None
         thread_ts = None if new_thread else current_root
         dead_root: str | None = current_root if new_thread else None
         try:
@@ -393,8 +393,21 @@ class BotNotifier:
         ts = str(data["ts"])
         channel = str(data.get("channel") or self.channel)
         if thread_key and thread_ts is None:
-            self.thread_store.put(thread_key, self.channel, ts, replacing=dead_root)
+            try:
+                self.thread_store.put(thread_key, self.channel, ts, replacing=dead_root)
+            except Exception:
+                # Slack has the message: failing now would make SQS redeliver and post it
+                # twice. Later updates become top-level posts instead of thread replies.
+                logger.exception("could not store the thread root for %s", thread_key)
         return SlackPostResult(ts=ts, channel=channel, thread_ts=thread_ts, attempts=self.policy.retries + 1)
+
+    def _thread_root(self, thread_key: str) -> str | None:
+        try:
+            return self.thread_store.get(thread_key, self.channel)
+        except Exception:
+            # Threading is a nicety; the alert is not. Post it top-level.
+            logger.exception("thread store unavailable; posting %s outside its thread", thread_key)
+            return None
 
     def _post(self, message: SlackMessage, thread_ts: str | None) -> dict[str, Any]:
         try:

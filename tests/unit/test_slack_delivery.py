@@ -391,3 +391,23 @@ def test_sink_rate_limit_is_per_channel(sink: SlackSink, clock: FakeClock) -> No
     clock.now += 1.0
     client.chat_postMessage(channel="C1", text="one token refilled after a second")
     assert len(sink.messages) == 5
+
+
+class BrokenThreadStore:
+    """A thread store whose table is unreachable (DynamoDB throttled or down)."""
+
+    def get(self, key: str, channel: str) -> str | None:
+        raise RuntimeError("ProvisionedThroughputExceededException")
+
+    def put(self, key: str, channel: str, ts: str, *, replacing: str | None = None) -> None:
+        raise RuntimeError("ProvisionedThroughputExceededException")
+
+
+def test_bot_posts_once_when_the_thread_store_is_down(sink: SlackSink, clock: FakeClock) -> None:
+    # Slack accepted the message: a failing thread store must not turn that into a delivery
+    # failure, or SQS redelivers the alert and it is posted a second time.
+    result = bot(sink, clock, BrokenThreadStore()).post(message(), thread_key="fp", new_thread=True)
+    assert result.ts and result.thread_ts is None
+    update = bot(sink, clock, BrokenThreadStore()).post(message("update"), thread_key="fp")
+    assert update.ts and update.thread_ts is None  # no thread known: a top-level post
+    assert [m.text for m in sink.messages] == ["[ERROR] payments: pool exhausted", "update"]
