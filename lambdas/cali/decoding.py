@@ -67,13 +67,21 @@ class DecodedPayload:
 
 def gunzip_bounded(data: bytes, max_bytes: int) -> bytes:
     """Decompress gzip, refusing to inflate past ``max_bytes`` (zip bombs are bad data too)."""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    out = inflater.decompress(data, max_bytes + 1)
-    if len(out) > max_bytes:
-        raise OverflowError(f"inflates past {max_bytes} bytes")
-    if not inflater.eof:
-        raise zlib.error("truncated gzip stream")
-    return out
+    # Every member of a multi-member stream (RFC 1952) counts, as ``gzip -d`` reads them all.
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        out = inflater.decompress(data, max_bytes - size + 1)
+        size += len(out)
+        if size > max_bytes:
+            raise OverflowError(f"inflates past {max_bytes} bytes")
+        if not inflater.eof:
+            raise zlib.error("truncated gzip stream")
+        parts.append(out)
+        data = inflater.unused_data
+        if not data:
+            return out if len(parts) == 1 else b"".join(parts)
 
 
 def decode_payload(data: bytes, max_bytes: int = 1_048_576) -> DecodedPayload:

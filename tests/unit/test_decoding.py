@@ -92,3 +92,21 @@ def test_valid_json_that_is_not_an_object_is_passed_on_for_validation() -> None:
 def test_gunzip_bounded_refuses_bombs() -> None:
     with pytest.raises(OverflowError):
         gunzip_bounded(gzip.compress(b"0" * 10_000), 100)
+
+
+def test_concatenated_gzip_members_are_all_decoded() -> None:
+    # RFC 1952 allows several members in one stream (appending producers, `cat a.gz b.gz`);
+    # `gzip -d` reads them all, so stopping after the first would silently drop events.
+    payload = gzip.compress(line(event(message="a")) + b"\n") + gzip.compress(line(event(message="b")))
+    decoded = decode_payload(payload)
+    assert [e["message"] for e in decoded.events] == ["a", "b"] and decoded.total == 2
+
+
+def test_bytes_after_the_gzip_stream_are_bad_data_not_ignored() -> None:
+    payload = gzip.compress(line(event()), mtime=0) + b"trailing junk"
+    assert [e.reason for e in decode_payload(payload).errors] == ["invalid_gzip"]
+
+
+def test_gunzip_bounded_counts_every_member_against_the_limit() -> None:
+    with pytest.raises(OverflowError):
+        gunzip_bounded(gzip.compress(b"0" * 80) + gzip.compress(b"0" * 80), 100)
