@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PROMPT_VERSION = "2026-11-23.1"
+PROMPT_VERSION = "2026-11-23.2"
 """Part of the cache key: bump it whenever the prompt or the grounding rules change."""
 
 CHARS_PER_TOKEN = 4
@@ -275,6 +275,22 @@ def _normalise(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
+# Placeholders count as one opaque symbol when matching evidence: a quote that is only a
+# placeholder, or a piece of one ("EMAIL_1"), quotes nothing the logs actually said.
+_ANY_PLACEHOLDER = re.compile(r"<[A-Za-z][A-Za-z0-9_]*_\d+>")
+_OPAQUE = "\ue000"
+_MIN_EVIDENCE_CHARS = 4
+
+
+def _evidence_text(text: str) -> str:
+    return _normalise(_ANY_PLACEHOLDER.sub(_OPAQUE, text))
+
+
+def _grounded(needle: str, haystack: str) -> bool:
+    said = sum(1 for c in needle if c.isalnum())
+    return said >= _MIN_EVIDENCE_CHARS and needle in haystack
+
+
 _QUOTE_WRAPPING = "\"'`“”‘’ …."
 _SAFE_ID = re.compile(r"[^\w.\-:#/]")
 
@@ -285,7 +301,7 @@ def check_grounding(analysis: LlmAnalysis, prompt: Prompt) -> tuple[LlmAnalysis,
     allowed = {i.casefold(): i for i in prompt.knowledge_ids}
     cited: list[str] = []
     for raw in analysis.cited_ids:
-        canonical = allowed.get(raw.strip().strip("[]").casefold())
+        canonical = allowed.get(raw.strip().strip("[]").strip().casefold())
         if canonical is None:
             # Flags are shown to people: keep only id-like characters of what the model wrote.
             flags.append(f"cited_id_not_retrieved:{_SAFE_ID.sub('', raw)[:40]}")
@@ -293,12 +309,12 @@ def check_grounding(analysis: LlmAnalysis, prompt: Prompt) -> tuple[LlmAnalysis,
         elif canonical not in cited:
             cited.append(canonical)
 
-    haystack = _normalise(prompt.log_text)
+    haystack = _evidence_text(prompt.log_text)
     evidence: list[str] = []
     rejected = 0
     for quote in analysis.evidence:
-        needle = _normalise(quote).strip(_QUOTE_WRAPPING)
-        if len(needle) >= 4 and needle in haystack:
+        needle = _evidence_text(quote).strip(_QUOTE_WRAPPING)
+        if _grounded(needle, haystack):
             evidence.append(quote)
         else:
             rejected += 1

@@ -421,3 +421,23 @@ def test_unreachable_cache_table_costs_a_call_not_the_analysis(
     assert analyzer.analyze(incident(), similar()).llm is not None
     assert analyzer.analyze(incident(), similar()).llm is not None
     assert len(stub.completion_requests) == 2
+
+
+def test_evidence_made_of_redaction_placeholders_is_not_grounded() -> None:
+    redacted = incident(messages=["login failed for <EMAIL_1> from <IPV4_12> (attempt 3)"])
+    prompt = build_prompt(redacted, [], max_tokens=3_000)
+    answer = LlmAnalysis.model_validate(good_answer(cited_ids=[], evidence=["login failed for <EMAIL_1>"]))
+    cleaned, flags = check_grounding(answer, prompt)
+    assert flags == [] and cleaned.evidence == ["login failed for <EMAIL_1>"]
+    # A placeholder, or a piece of one, quotes nothing the logs said.
+    hollow = ["<EMAIL_1>", "EMAIL_1", "IPV4_1", "<IPV4", "mail_1> from <ipv4_12"]
+    cleaned, flags = check_grounding(answer.model_copy(update={"evidence": hollow}), prompt)
+    assert cleaned.evidence == [] and cleaned.confidence == "low"
+    assert flags == ["evidence_not_in_logs:5", "root_cause_unsupported"]
+
+
+def test_citations_tolerate_whitespace_inside_brackets() -> None:
+    prompt = build_prompt(incident(), similar(), max_tokens=3_000)
+    answer = LlmAnalysis.model_validate(good_answer(cited_ids=["[ kb-001 ]", " KB-001\n"]))
+    cleaned, flags = check_grounding(answer, prompt)
+    assert cleaned.cited_ids == ["KB-001"] and flags == []
