@@ -109,11 +109,16 @@ def openai_api_key(settings: AnalyzerSettings) -> str | None:
         return os.environ.get("OPENAI_API_KEY") or None
     from aws_lambda_powertools.utilities import parameters
 
-    secret = parameters.get_secret(settings.openai_secret_arn, transform="json", max_age=300)
-    if not isinstance(secret, dict) or not secret.get("api_key"):
-        logger.error("the OpenAI secret must be JSON with 'api_key'; LLM analysis disabled")
+    try:
+        secret = parameters.get_secret(settings.openai_secret_arn, transform="json", max_age=300)
+    except parameters.exceptions.TransformParameterError:
+        secret = None  # not JSON: same answer as a JSON of the wrong shape, below
+    key = secret.get("api_key") if isinstance(secret, dict) else None
+    if not isinstance(key, str) or not key.strip():
+        # The LLM is optional: a bad secret degrades the analysis, it must not stop alerts.
+        logger.error("the OpenAI secret must be JSON with a string 'api_key'; LLM analysis disabled")
         return None
-    return str(secret["api_key"])
+    return key.strip()  # a pasted newline would make an invalid Authorization header
 
 
 def llm_config(settings: AnalyzerSettings) -> LlmConfig:

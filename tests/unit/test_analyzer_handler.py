@@ -299,3 +299,26 @@ def test_records_are_handed_back_when_the_invocation_is_nearly_out_of_time(aws: 
 
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
     assert len(aws.slack.messages) == 1 and len(aws.stub.completion_requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("secret", "expected"),
+    [
+        (json.dumps({"api_key": "sk-test-123"}), "sk-test-123"),
+        (json.dumps({"api_key": "  sk-test-456\n"}), "sk-test-456"),
+        ("sk-plain-string-not-json", None),
+        (json.dumps(["sk-in-a-list"]), None),
+        (json.dumps({"key": "sk-wrong-field"}), None),
+        (json.dumps({"api_key": 42}), None),
+    ],
+)
+def test_openai_secret_of_an_unexpected_shape_disables_the_llm_not_the_alerts(
+    aws: Env, secret: str, expected: str | None
+) -> None:
+    # A malformed secret must degrade the analysis (no key), not fail every record at wiring.
+    name = f"cali/openai-{uuid.uuid4().hex[:8]}"
+    arn = boto3.client("secretsmanager", region_name=REGION).create_secret(Name=name, SecretString=secret)[
+        "ARN"
+    ]
+    settings = analyzer_settings().model_copy(update={"openai_secret_arn": arn})
+    assert analyzer.openai_api_key(settings) == expected
