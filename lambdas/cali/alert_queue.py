@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyItemNotFoundError,
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import STATUS_CONSTANTS, DataRecord
 
 from cali.incident import IncidentMessage
 
@@ -189,8 +189,14 @@ class IdempotentAlertSender:
         for message in messages:
             try:
                 self.persistence.save_inprogress({"key": alert_key(message)}, self.remaining_ms())
-            except IdempotencyItemAlreadyExistsError:
-                report.already_sent.append(message)
+            except IdempotencyItemAlreadyExistsError as exc:
+                old = exc.old_data_record
+                if old is not None and old.status == STATUS_CONSTANTS["INPROGRESS"]:
+                    # Claimed but not known sent (a racing sender, or one that died mid-send):
+                    # confirming it would clear the outbox and lose the alert; retry instead.
+                    report.failed.append(message)
+                else:
+                    report.already_sent.append(message)
                 continue
             except Exception:
                 # The persistence layer lets boto3 errors through: the state table is failing,

@@ -208,6 +208,27 @@ def test_idempotency_record_stops_a_resend_of_an_already_sent_alert() -> None:
     assert final is not None and final.outbox == {}
 
 
+def test_alert_claimed_by_a_sender_that_crashed_is_not_taken_as_sent() -> None:
+    fake = Fake(Clock())
+    fake.queue.fail_next = 1
+    fake.run([line(event())], first=1)  # the alert waits in the outbox
+    state = next(iter(fake.store.items.values()))
+    (body,) = state.outbox.values()
+    from cali.alert_queue import alert_key
+    from cali.incident import IncidentMessage
+
+    key = alert_key(IncidentMessage.model_validate_json(body))
+    # A sender claimed it and died before SQS saw it (Lambda timeout): the claim is in progress.
+    fake.persistence.save_inprogress({"key": key}, 60_000)
+    retry = fake.run([line(event())], first=1)
+    assert fake.queue.sent == [] and retry.failed_sequence_numbers == {seq(1)}
+    assert next(iter(fake.store.items.values())).outbox != {}  # not confirmed as sent
+    fake.persistence.records[next(iter(fake.persistence.records))].in_progress_expiry_timestamp = 1
+    retry = fake.run([line(event())], first=1)  # the claim expired: this attempt sends it
+    assert [m.kind for m in fake.queue.sent] == ["new"] and retry.failed_sequence_numbers == set()
+    assert next(iter(fake.store.items.values())).outbox == {}
+
+
 def test_store_unavailable_fails_open_under_rate_limit() -> None:
     clock = Clock()
     fake = Fake(clock, fail_open_per_minute=2)
