@@ -174,7 +174,7 @@ class Alarms(Construct):
             description=description,
         )
 
-    def watch_domain(self, domain_name: str, volume_gb: int, data_nodes: int) -> None:
+    def watch_domain(self, domain_name: str, volume_gb: int) -> None:
         dimensions = {"DomainName": domain_name, "ClientId": Aws.ACCOUNT_ID}
         self._add(
             "SearchClusterRed",
@@ -202,8 +202,10 @@ class Alarms(Construct):
             operator=GTE,
             description="OpenSearch blocks index writes",
         )
-        # FreeStorageSpace is the sum over data nodes, in MiB.
-        free_mib = volume_gb * 1024 * data_nodes * self._config.free_storage_percent / 100
+        # FreeStorageSpace is reported per data node in MiB; over the cluster dimensions the
+        # Minimum statistic is the fullest node, so compare it with one node's volume (a
+        # node-count multiple would fire while every node still had most of its disk free).
+        free_mib = volume_gb * 1024 * self._config.free_storage_percent / 100
         self._add(
             "SearchFreeStorageLow",
             cloudwatch.Metric(
@@ -215,5 +217,5 @@ class Alarms(Construct):
             ),
             threshold=free_mib,
             operator=LT,
-            description=f"OpenSearch free storage below {self._config.free_storage_percent}%",
+            description=f"OpenSearch free storage below {self._config.free_storage_percent}% on a data node",
         )

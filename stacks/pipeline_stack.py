@@ -138,7 +138,7 @@ class CaliStack(Stack):
             ]
         )
         alarms.watch_transform("SearchLogs", delivery.logs)
-        alarms.watch_domain(search.domain_name, config.opensearch.volume_gb, config.opensearch.data_nodes)
+        alarms.watch_domain(search.domain_name, config.opensearch.volume_gb)
 
         # What an operator needs after `cdk deploy`: where Fluent Bit writes, which secrets
         # to fill, where to look (see docs/deploy.md).
