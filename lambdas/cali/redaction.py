@@ -145,7 +145,9 @@ _EMAIL = re.compile(
 # least two colons, an optional IPv4 tail and an optional zone id.
 _IPV6_CANDIDATE = re.compile(
     r"(?<![0-9A-Za-z:.])((?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?<=:)\d{1,3}(?:\.\d{1,3}){3})?)"
-    r"(%[0-9A-Za-z._-]+)?(?![0-9A-Za-z:])"
+    # "(?!\.\d)": never stop in front of an embedded IPv4 (::ffff:10.1.2.3), which would
+    # take ":10" as a hex group and leave ".1.2.3" behind; backtrack to the IPv4 tail.
+    r"(%[0-9A-Za-z._-]+)?(?![0-9A-Za-z:])(?!\.\d)"
 )
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"

@@ -466,3 +466,13 @@ def test_cli_per_line_and_patterns(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cli_rejects_bad_pattern(monkeypatch: pytest.MonkeyPatch) -> None:
     code, _, err = _run_cli(["--pattern", "nolabel"], "", monkeypatch)
     assert code == 2 and "LABEL=REGEX" in err
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["::ffff:10.1.2.3", "::ffff:192.0.2.128", "64:ff9b::198.51.100.7", "2001:db8::ffff:10.20.30.40"],
+)
+def test_ipv6_with_an_embedded_ipv4_is_redacted_whole(address: str) -> None:
+    # Cutting at the first "." would leave three octets of the address in the text.
+    out = Redactor().redact(f"client {address} denied")
+    assert out == "client <IPV6_1> denied"
