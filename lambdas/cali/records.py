@@ -115,7 +115,10 @@ def parse_timestamp(value: object) -> datetime:
             parsed = parsed.replace(microsecond=int(match.group(2).ljust(6, "0")))
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # not a ValueError: Pydantic would let it fail the batch
+        raise ValueError(f"timestamp {text[:40]!r} out of range in UTC") from exc
 
 
 def _from_epoch(number: float) -> datetime:

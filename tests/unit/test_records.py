@@ -177,6 +177,9 @@ def test_missing_timestamp_falls_back_to_arrival_time() -> None:
         ({"time": "2026-11-23T10:00:00Z", "level": "ERROR"}, "missing_field:message"),
         ({"message": "no time"}, "missing_field:timestamp"),
         (fluent(time="not a time"), "invalid_field:timestamp"),
+        # In range as written, out of range in UTC: once an OverflowError escaped (poison pill).
+        (fluent(time="9999-12-31T23:59:59-01:00"), "invalid_field:timestamp"),
+        (fluent(time="0001-01-01T00:00:00+01:00"), "invalid_field:timestamp"),
         (fluent(message={"nested": True}), "invalid_field:message"),
         (fluent(level={"n": 1}), "invalid_field:level"),
         (fluent(trace_id=["a"]), "invalid_field:trace_id"),
