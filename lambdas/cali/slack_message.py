@@ -58,7 +58,9 @@ EXCERPT_MAX_LINES = 25
 MAX_SIMILAR = 5
 
 _ZWSP = "\u200b"
-_BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
+# No trailing \b: "@channelé" has no word boundary, but a cut to a limit turns it into
+# "@channel". Breaking "@heretic" too is invisible (a zero-width space).
+_BROADCAST = re.compile(r"@(channel|here|everyone)", re.IGNORECASE)
 _ENTITY_TAIL = re.compile(r"&[a-z]{0,4}$")
 _SAFE_URL_CHARS = "/:?#[]@!$&'()*+,;=%~-._"
 

@@ -230,6 +230,14 @@ def test_escape_mrkdwn() -> None:
     assert escape_mrkdwn("a & <b> <!channel> @here") == "a &amp; &lt;b&gt; &lt;!channel&gt; @\u200bhere"
 
 
+def test_broadcast_words_are_broken_even_when_glued_to_more_letters() -> None:
+    # "@channelé" has no word boundary after "channel", yet cutting it to a limit (or a
+    # client's own tokenising) leaves "@channel": every such prefix is broken.
+    for text in ["@channelé", "@here_now", "@everyone2", "@Channelété"]:
+        assert re.search(r"(?i)@(channel|here|everyone)", escape_mrkdwn(text)) is None, text
+    assert "@channel" not in truncate(escape_mrkdwn("x @channelé"), 11)
+
+
 def test_truncate() -> None:
     assert truncate("abcdef", 4) == "abc…"
     assert truncate("abc", 4) == "abc"
