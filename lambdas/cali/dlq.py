@@ -172,6 +172,31 @@ class ReplayResult(BaseModel):
     failed: dict[str, str] = {}
 
 
+KINESIS_RECORD_BYTES = 1024 * 1024
+PUT_RECORDS_COUNT = 500
+PUT_RECORDS_BYTES = 5 * 1024 * 1024
+
+
+def _put_size(entry: DlqEntry) -> int:
+    # Kinesis counts the data blob plus the partition key against both limits.
+    return len(entry.data) + len(entry.partition_key.encode())
+
+
+def _put_records_chunks(entries: Sequence[DlqEntry]) -> Iterator[list[DlqEntry]]:
+    """PutRecords requests: at most 500 records and 5 MiB each."""
+    chunk: list[DlqEntry] = []
+    size = 0
+    for entry in entries:
+        entry_size = _put_size(entry)
+        if chunk and (len(chunk) == PUT_RECORDS_COUNT or size + entry_size > PUT_RECORDS_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(entry)
+        size += entry_size
+    if chunk:
+        yield chunk
+
+
 def replay(
     entries: Iterable[DlqEntry],
     store: DlqStore,
@@ -187,7 +212,8 @@ def replay(
 
     Dry run unless ``execute``: then the result lists what would be replayed. Entries
     already replayed are skipped unless ``force``. Records Kinesis rejects (throttling)
-    are retried ``attempts`` times, then reported as failed and left unmarked.
+    are retried ``attempts`` times, then reported as failed and left unmarked; so are entries
+    too large for a Kinesis record. Requests stay within PutRecords' 500 records and 5 MiB.
     """
     result = ReplayResult()
     todo: list[DlqEntry] = []
@@ -203,8 +229,15 @@ def replay(
         raise ValueError("a Kinesis client is needed to execute a replay")
     target: dict[str, Any] = {"StreamARN": stream} if stream.startswith("arn:") else {"StreamName": stream}
     when = now or datetime.now(UTC)
-    for start in range(0, len(todo), 500):  # PutRecords takes at most 500 records
-        chunk = todo[start : start + 500]
+    fitting: list[DlqEntry] = []
+    for entry in todo:
+        if _put_size(entry) > KINESIS_RECORD_BYTES:
+            # Kinesis would refuse the whole request for it: report it, send the others.
+            result.failed[entry.entry_id] = "too large for a Kinesis record (1 MiB with its partition key)"
+        else:
+            fitting.append(entry)
+    for request in _put_records_chunks(fitting):
+        chunk = request
         for attempt in range(attempts):
             response = kinesis.put_records(
                 Records=[{"Data": entry.data, "PartitionKey": entry.partition_key} for entry in chunk],

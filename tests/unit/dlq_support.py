@@ -36,6 +36,14 @@ class FakeKinesis:
         self.throttle = throttle_first_calls
 
     def put_records(self, Records: list[dict[str, Any]], **target: Any) -> dict[str, Any]:
+        # Kinesis validates the whole request first: 500 records, 1 MiB each, 5 MiB in all
+        # (data plus partition key), else the call fails and nothing is written.
+        sizes = [len(r["Data"]) + len(r["PartitionKey"].encode()) for r in Records]
+        if len(Records) > 500 or any(size > 1024 * 1024 for size in sizes) or sum(sizes) > 5 * 1024 * 1024:
+            from botocore.exceptions import ClientError
+
+            error = {"Error": {"Code": "ValidationException", "Message": "request exceeds limits"}}
+            raise ClientError(error, "PutRecords")  # type: ignore[arg-type]
         self.calls.append(Records)
         results: list[dict[str, Any]] = [{"SequenceNumber": "1", "ShardId": "s"} for _ in Records]
         if self.throttle > 0:

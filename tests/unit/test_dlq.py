@@ -89,3 +89,15 @@ def test_replay_reports_records_kinesis_keeps_rejecting() -> None:
 def test_replay_needs_a_client_to_execute() -> None:
     with pytest.raises(ValueError):
         replay([entry(1)], InMemoryDlq(), None, "s", execute=True)
+
+
+def test_replay_keeps_requests_within_kinesis_limits() -> None:
+    dlq = InMemoryDlq()
+    big = b"x" * (900 * 1024)  # six of these exceed one PutRecords request's 5 MiB
+    dlq.write([entry(n, data=big) for n in range(1, 7)])
+    dlq.write([entry(7, reason="oversized", data=b"y" * (1024 * 1024 + 1))])  # never fits a record
+    kinesis = FakeKinesis()
+    result = replay(list(dlq.list(T, T + timedelta(hours=1))), dlq, kinesis.as_client(), "s", execute=True)
+    assert len(result.replayed) == 6 and [len(call) for call in kinesis.calls] == [5, 1]
+    assert list(result.failed) == [entry(7).entry_id] and "1 MiB" in result.failed[entry(7).entry_id]
+    assert dlq.get(entry(7).entry_id).replayed_at is None
