@@ -11,7 +11,6 @@ and an entry whose hash has not changed is neither embedded nor written again.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -82,10 +81,14 @@ def _cut(value: str | None, field: str) -> str:
     return data.decode("utf-8", errors="ignore")
 
 
+_LITERAL_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def _literal(value: str) -> str:
-    # Milvus string literals accept JSON's double-quoted escapes; filter templating
-    # (filter_params) is not supported by Milvus Lite, so values are escaped here.
-    return json.dumps(value, ensure_ascii=False)
+    # Filter templating (filter_params) is not supported by Milvus Lite, so values are
+    # escaped here. Milvus knows \\ \" \n \r \t but no \u or \x escape (JSON would
+    # write other control characters, e.g. an ANSI colour code, as \u001b): those go raw.
+    return '"' + "".join(_LITERAL_ESCAPES.get(char, char) for char in value) + '"'
 
 
 def _row_hash(entry: KnowledgeEntry, model_name: str, origin: Origin) -> str:

@@ -152,6 +152,10 @@ def test_search_filters_and_similarity_floor(store: KnowledgeStore, embedder: Co
     assert store.search(vector, top_k=5, min_score=-1, service='x" or id != "') == [
         h for h in store.search(vector, top_k=5, min_score=-1) if h.service is None
     ]  # quotes in a value cannot widen the filter
+    for odd in ["billing\x1b[0m", "a\\b\u0007", 'tab\tnew\nline"\\']:
+        # A control character in a service name (ANSI colours) must not break the filter
+        # expression, which would drop retrieval and the LLM analysis for the incident.
+        assert {h.id for h in store.search(vector, top_k=5, min_score=-1, service=odd)} == {"t-cert"}
     # the floor drops weak matches entirely
     floor = store.search(_query(embedder, "the recipe needs two eggs and flour"), top_k=3, min_score=0.5)
     assert floor == []
