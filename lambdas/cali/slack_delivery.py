@@ -475,6 +475,16 @@ def _secret_mapping(raw: Mapping[str, Any] | str, secret_id: str) -> Mapping[str
     return raw
 
 
+def _secret_text(secret: Mapping[str, Any], key: str, secret_id: str) -> str | None:
+    """A text value, stripped: a newline pasted with it would break every post."""
+    value = secret.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SlackConfigurationError(f"Slack secret {secret_id}: {key} must be a string")
+    return value.strip() or None
+
+
 def make_notifier(
     settings: AnalyzerSettings,
     secret_fetcher: SecretFetcher = powertools_secret_fetcher,
@@ -500,14 +510,15 @@ def make_notifier(
         raise SlackConfigurationError(
             "Slack is not configured: set SLACK_SECRET_ARN (AWS) or SLACK_WEBHOOK_URL (local)"
         )
-    secret = _secret_mapping(secret_fetcher(settings.slack_secret_arn), settings.slack_secret_arn)
-    if secret.get("webhook_url"):
-        return WebhookNotifier(str(secret["webhook_url"]), policy=policy)
-    if secret.get("bot_token") and secret.get("channel"):
+    arn = settings.slack_secret_arn
+    secret = _secret_mapping(secret_fetcher(arn), arn)
+    webhook_url = _secret_text(secret, "webhook_url", arn)
+    if webhook_url:
+        return WebhookNotifier(webhook_url, policy=policy)
+    bot_token, channel = _secret_text(secret, "bot_token", arn), _secret_text(secret, "channel", arn)
+    if bot_token and channel:
         store = thread_store or DynamoDbThreadStore(settings.state_table_name)
-        return BotNotifier(
-            str(secret["bot_token"]), str(secret["channel"]), store, base_url=base_url, policy=policy
-        )
+        return BotNotifier(bot_token, channel, store, base_url=base_url, policy=policy)
     raise SlackConfigurationError(
         f"Slack secret {settings.slack_secret_arn} needs either webhook_url or bot_token and channel"
     )

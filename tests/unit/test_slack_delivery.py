@@ -334,6 +334,29 @@ def test_make_notifier_rejects_bad_secrets(secret: str) -> None:
         make_notifier(settings(slack_secret_arn="arn:x"), lambda _: secret)
 
 
+def test_make_notifier_strips_pasted_whitespace_from_the_secret() -> None:
+    # A newline pasted with the value would make every post fail (invalid URL or header).
+    webhook = make_notifier(
+        settings(slack_secret_arn="arn:x"), lambda _: {"webhook_url": " https://hooks.example/x\n"}
+    )
+    assert isinstance(webhook, WebhookNotifier) and webhook.client.url == "https://hooks.example/x"
+    bot_notifier = make_notifier(
+        settings(slack_secret_arn="arn:x"),
+        lambda _: json.dumps({"bot_token": "xoxb-1\n", "channel": " C1 "}),
+        thread_store=InMemoryThreadStore(),
+    )
+    assert isinstance(bot_notifier, BotNotifier) and bot_notifier.channel == "C1"
+    assert bot_notifier.client.token == "xoxb-1"
+
+
+@pytest.mark.parametrize(
+    "secret", [{"webhook_url": 42}, {"webhook_url": "  "}, {"bot_token": ["xoxb-1"], "channel": "C1"}]
+)
+def test_make_notifier_rejects_secret_values_that_are_not_text(secret: dict[str, Any]) -> None:
+    with pytest.raises(SlackConfigurationError):
+        make_notifier(settings(slack_secret_arn="arn:x"), lambda _: secret)
+
+
 def test_make_notifier_requires_configuration() -> None:
     with pytest.raises(SlackConfigurationError, match="SLACK_SECRET_ARN"):
         make_notifier(settings(), no_secret)
