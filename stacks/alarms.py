@@ -50,6 +50,20 @@ class Alarms(Construct):
         self.topic = sns.Topic(
             self, "Topic", master_key=self.key, enforce_ssl=True, display_name="CALI pipeline alarms"
         )
+        # enforce_ssl creates a topic policy, which replaces SNS's default one (the one that
+        # let this account's alarms publish): allow this account's alarms explicitly.
+        alarms_arn = f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnLike": {"aws:SourceArn": alarms_arn},
+                },
+            )
+        )
         if config.email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.email))
         self._action = actions.SnsAction(self.topic)

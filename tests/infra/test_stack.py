@@ -424,6 +424,24 @@ def test_alarms_cover_the_pipeline(template: dict[str, Any]) -> None:
         assert alarm["AlarmActions"] and alarm["OKActions"]
 
 
+def test_alarm_topic_policy_lets_cloudwatch_publish(template: dict[str, Any]) -> None:
+    # A topic policy replaces SNS's default one: without an Allow for CloudWatch, every
+    # alarm action fails ("not authorized to perform: SNS:Publish") and nobody is paged.
+    (topic_id,) = resources(template, "AWS::SNS::Topic")
+    (policy,) = props(template, "AWS::SNS::TopicPolicy")
+    assert policy["Topics"] == [{"Ref": topic_id}]
+    allows = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    (allow,) = [s for s in allows if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+    assert allow["Action"] == "sns:Publish"
+    assert allow["Resource"] == {"Ref": topic_id}
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert ":alarm:*" in json.dumps(allow["Condition"]["ArnLike"]["aws:SourceArn"])
+    # The key lets the same publisher encrypt, or the publish fails one step later.
+    (key,) = props(template, "AWS::KMS::Key")
+    key_statements = key["KeyPolicy"]["Statement"]
+    assert any(s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"} for s in key_statements)
+
+
 def test_free_storage_threshold_follows_sizing(synth: Synth) -> None:
     def alarm(name: str) -> dict[str, Any]:
         (found,) = [
