@@ -135,9 +135,12 @@ class KnowledgeStore:
             from aws_lambda_powertools.utilities import parameters
 
             secret = parameters.get_secret(settings.milvus_secret_arn, transform="json", max_age=300)
-            if not isinstance(secret, dict) or not secret.get("uri"):
-                raise KnowledgeStoreError("the Milvus secret must be JSON with 'uri' (and 'token')")
-            uri, token = str(secret["uri"]), str(secret.get("token") or "") or None
+            raw_uri = secret.get("uri") if isinstance(secret, dict) else None
+            raw_token = secret.get("token") if isinstance(secret, dict) else None
+            if not isinstance(raw_uri, str) or not raw_uri.strip() or not isinstance(raw_token, str | None):
+                raise KnowledgeStoreError("the Milvus secret must be JSON with a string 'uri' (and 'token')")
+            # Stripped: a newline pasted with a value would make every connection fail.
+            uri, token = raw_uri.strip(), (raw_token or "").strip() or None
         return cls.connect(
             uri, token=token, collection=settings.milvus_collection, dim=settings.embedding_dim
         )

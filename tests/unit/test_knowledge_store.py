@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import socket
+from pathlib import Path
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from cali.knowledge_store import KnowledgeStore, KnowledgeStoreError, _cut, _literal, _redact_uri
+from cali.settings import AnalyzerSettings
 
 
 def test_unreachable_server_fails_fast_with_a_clear_error() -> None:
@@ -33,3 +38,27 @@ def test_text_is_cut_to_the_byte_budget_on_a_character_boundary() -> None:
 def test_filter_literals_escape_quotes_and_backslashes() -> None:
     assert _literal('orders" or id != "') == '"orders\\" or id != \\""'
     assert _literal("a\\b") == '"a\\\\b"'
+
+
+def test_milvus_secret_values_are_stripped_and_checked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A newline pasted with the URI or token would make every connection fail.
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    uri = str(tmp_path / "milvus.db")
+    with mock_aws():
+        secrets = boto3.client("secretsmanager")
+        good = secrets.create_secret(Name="cali/milvus-ok", SecretString=json.dumps({"uri": f" {uri}\n"}))
+        store = KnowledgeStore.from_settings(
+            AnalyzerSettings(milvus_secret_arn=good["ARN"], milvus_collection="c", embedding_dim=384)
+        )
+        try:
+            assert not store.has_collection()
+        finally:
+            store.close()
+        assert (tmp_path / "milvus.db").exists()
+        odd = secrets.create_secret(Name="cali/milvus-odd", SecretString=json.dumps({"uri": ["x"]}))
+        with pytest.raises(KnowledgeStoreError, match="uri"):
+            KnowledgeStore.from_settings(AnalyzerSettings(milvus_secret_arn=odd["ARN"]))
