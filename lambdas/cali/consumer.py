@@ -155,23 +155,32 @@ class BatchConsumer:
         for index, event in enumerate(decoded.events):
             try:
                 log = build_record(event, record.arrival_time)
-            except RecordError as exc:
+                kept = keep(log.level, log.service)
+                fp = self.fingerprint(log.message, log.stack_trace) if kept else None
+            except Exception as exc:
+                # RecordError is bad data. Anything else is a bug, but a deterministic one: a
+                # retry fails the same way, so the event waits in the DLQ for the fix instead.
+                if isinstance(exc, RecordError):
+                    reason, detail = exc.reason, exc.detail
+                else:
+                    logger.exception("Unexpected error on one event; sent to the DLQ")
+                    reason, detail = f"internal_error:{type(exc).__name__}", str(exc)
                 raw = decoded.raw_for(index)
                 self._reject(
                     record,
-                    exc.reason,
-                    exc.detail,
+                    reason,
+                    detail,
                     data if raw is None else raw,
                     decoded.positions[index],
                     counted=True,
                 )
                 continue
             counts.per_level[log.level.name] += 1
-            if not keep(log.level, log.service):
+            if fp is None:
                 counts.filtered += 1
                 continue
             counts.kept += 1
-            self._kept.append((log, self.fingerprint(log.message, log.stack_trace), padded))
+            self._kept.append((log, fp, padded))
             self._sequence[padded] = record.sequence_number
 
     def _reject(

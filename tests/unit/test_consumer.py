@@ -87,6 +87,27 @@ def test_conservation_and_every_bad_input_class_goes_to_the_dlq() -> None:
     assert sorted(m.level for m in result.alerts) == [Level.ERROR, Level.FATAL]
 
 
+def test_an_unexpected_error_on_one_event_dlqs_it_instead_of_making_a_poison_pill() -> None:
+    # A deterministic bug would fail the same record on every redelivery; in the DLQ its bytes
+    # wait for the fix and `cali dlq replay`, and the rest of the batch goes on.
+    fake = Fake(Clock())
+    real = fake.consumer.fingerprint
+
+    def buggy(message: str, stack_trace: str | None) -> Any:
+        if "trigger" in message:
+            raise RuntimeError("fingerprint bug")
+        return real(message, stack_trace)
+
+    fake.consumer.fingerprint = buggy
+    result = fake.run([line(event()), line(event(message="trigger the bug"))], first=1)
+    assert result.failed_sequence_numbers == set() and result.counts.conserved
+    assert (result.counts.kept, result.counts.invalid) == (1, 1)
+    (entry,) = fake.dlq.entries.values()
+    assert entry.reason == "internal_error:RuntimeError" and entry.sequence_number == seq(2)
+    assert entry.data == line(event(message="trigger the bug"))
+    assert [m.kind for m in fake.queue.sent] == ["new"]
+
+
 def test_same_records_processed_twice_produce_one_alert() -> None:
     clock = Clock()
     fake = Fake(clock)
