@@ -126,11 +126,23 @@ def transform_record(record: dict[str, Any], environment: str) -> dict[str, Any]
     return {"recordId": record_id, "result": "ProcessingFailed", "data": record["data"]}
 
 
+def _transform_or_fail(record: dict[str, Any], environment: str) -> dict[str, Any]:
+    try:
+        return transform_record(record, environment)
+    except Exception:
+        # A bug on one record must not fail the invocation: Firehose would then send every
+        # record of the batch to the error prefix. This one goes there with its bytes.
+        logger.exception(
+            "Unexpected error transforming a record", extra={"record_id": record.get("recordId")}
+        )
+        return {"recordId": record["recordId"], "result": "ProcessingFailed", "data": record["data"]}
+
+
 @metrics.log_metrics
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     environment = _environment()
-    records = [transform_record(r, environment) for r in event.get("records", [])]
+    records = [_transform_or_fail(r, environment) for r in event.get("records", [])]
     ok = sum(1 for r in records if r["result"] == "Ok")
     failed = sum(1 for r in records if r["result"] == "ProcessingFailed")
     metrics.add_metric(name="DocumentsIndexed", unit=MetricUnit.Count, value=ok)

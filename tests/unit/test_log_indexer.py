@@ -76,3 +76,25 @@ def test_cloudwatch_envelope_becomes_one_document() -> None:
     result = transform_record(firehose_record("x", cloudwatch(["[ERROR] a", "b", "c"])), "prod")
     doc = json.loads(base64.b64decode(result["data"]))
     assert result["result"] == "Ok" and doc["level"] == "ERROR" and doc["fields"]["record_events"] == 3
+
+
+def test_unexpected_error_fails_only_its_own_record(monkeypatch: Any, capsys: Any) -> None:
+    # An exception escaping the handler fails the whole invocation: Firehose retries it and
+    # then sends every record of the batch to the error prefix, not just the one at fault.
+    import log_indexer.handler as module
+
+    from cali.fingerprint import fingerprint as real
+
+    def buggy(message: str, stack_trace: str | None = None) -> Any:
+        if "trigger" in message:
+            raise RuntimeError("fingerprint bug")
+        return real(message, stack_trace)
+
+    monkeypatch.setattr(module, "fingerprint", buggy)
+    records = [firehose_record("a", line(event())), firehose_record("b", line(event(message="trigger")))]
+    response = handler({"invocationId": "i", "records": records}, Context())
+    assert [(r["recordId"], r["result"]) for r in response["records"]] == [
+        ("a", "Ok"),
+        ("b", "ProcessingFailed"),
+    ]
+    assert response["records"][1]["data"] == records[1]["data"]
