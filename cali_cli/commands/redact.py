@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 DESCRIPTION = """\
@@ -78,6 +80,36 @@ def _extra_patterns(args: argparse.Namespace) -> dict[str, str]:
     return patterns
 
 
+_KEY_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+_KEY_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+
+
+def _opens_key(line: str) -> bool:
+    begins = list(_KEY_BEGIN.finditer(line))
+    return bool(begins) and _KEY_END.search(line, begins[-1].end()) is None
+
+
+def _units(lines: Iterable[str]) -> Iterator[str]:
+    """Input lines, except that a private key spread over lines comes as one unit.
+
+    Its body lines carry no marker of their own, so redacting line by line would print
+    them as they are.
+    """
+    block: list[str] = []
+    for line in lines:
+        if block:
+            block.append(line)
+            if _KEY_END.search(line):
+                yield "".join(block)
+                block = []
+        elif _opens_key(line):
+            block.append(line)
+        else:
+            yield line
+    if block:  # cut off by the end of the input: redacted to the end all the same
+        yield "".join(block)
+
+
 def run(args: argparse.Namespace) -> int:
     from cali.redaction import Redactor
 
@@ -90,13 +122,13 @@ def run(args: argparse.Namespace) -> int:
     session = redactor.new_session()
     totals: dict[str, int] = {}
     lines = 0
-    for line in sys.stdin:
+    for line in _units(sys.stdin):
         if args.per_line:
             session = redactor.new_session()
         body, newline = (line[:-1], "\n") if line.endswith("\n") else (line, "")
         sys.stdout.write(session.redact(body) + newline)
         sys.stdout.flush()
-        lines += 1
+        lines += line.count("\n") + (0 if line.endswith("\n") else 1)  # a key block is several
         if args.per_line:
             for label, count in session.counts.items():
                 totals[label] = totals.get(label, 0) + count

@@ -476,3 +476,27 @@ def test_ipv6_with_an_embedded_ipv4_is_redacted_whole(address: str) -> None:
     # Cutting at the first "." would leave three octets of the address in the text.
     out = Redactor().redact(f"client {address} denied")
     assert out == "client <IPV6_1> denied"
+
+
+@pytest.mark.parametrize("argv", [[], ["--per-line"]])
+def test_cli_redacts_a_private_key_spread_over_lines(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The CLI reads line by line; the key's body lines carry no marker of their own.
+    body = ["MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7", "VJTUt9Us8cKjMzEfYyjiWA4R4/M2bS1GB4t7"]
+    stdin = "\n".join(
+        [
+            "loading key",
+            "-----BEGIN RSA PRIVATE KEY-----",
+            *body,
+            "-----END RSA PRIVATE KEY-----",
+            "a@x.io",
+            "",
+        ]
+    )
+    code, out, _ = _run_cli(argv, stdin, monkeypatch)
+    assert code == 0
+    assert out == "loading key\n<PRIVATE_KEY_1>\n<EMAIL_1>\n"
+    # A key cut off by the end of the input is still redacted to the end.
+    code, out, _ = _run_cli(argv, "x\n-----BEGIN PRIVATE KEY-----\n" + body[0] + "\n", monkeypatch)
+    assert code == 0 and body[0] not in out and out == "x\n<PRIVATE_KEY_1>\n"
