@@ -415,6 +415,25 @@ class Redactor:
         return self.new_session().redact(text)
 
 
+_KEY_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+_KEY_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+
+
+def _join_split_private_key(message: str, stack_trace: str | None) -> tuple[str, str | None]:
+    """Move the rest of a private key opened in ``message`` over from ``stack_trace``.
+
+    A multi-line event arrives split (first line = message, the rest = stack trace), so
+    a logged key begins in one field and its unmarked body lines sit in the other, where
+    no detector would recognise them.
+    """
+    begins = list(_KEY_BEGIN.finditer(message))
+    if not stack_trace or not begins or _KEY_END.search(message, begins[-1].end()):
+        return message, stack_trace
+    end = _KEY_END.search(stack_trace)
+    cut = end.end() if end else len(stack_trace)
+    return f"{message}\n{stack_trace[:cut]}", stack_trace[cut:].lstrip("\r\n") or None
+
+
 def redact_incident(incident: IncidentMessage, redactor: Redactor) -> IncidentMessage:
     """A copy of the incident that is safe to send out: one session, so placeholders agree.
 
@@ -423,19 +442,19 @@ def redact_incident(incident: IncidentMessage, redactor: Redactor) -> IncidentMe
     """
     session = redactor.new_session()
     ip_session = session.with_detectors(IP_DETECTORS)
-    samples = [
-        SampleLine.model_validate(
-            {
-                **sample.model_dump(),
-                "message": session.redact(sample.message),
-                "stack_trace": session.redact(sample.stack_trace)
-                if sample.stack_trace
-                else sample.stack_trace,
-                "host": ip_session.redact(sample.host) if sample.host else sample.host,
-            }
+    samples = []
+    for sample in incident.samples:
+        message, stack_trace = _join_split_private_key(sample.message, sample.stack_trace)
+        samples.append(
+            SampleLine.model_validate(
+                {
+                    **sample.model_dump(),
+                    "message": session.redact(message),
+                    "stack_trace": session.redact(stack_trace) if stack_trace else stack_trace,
+                    "host": ip_session.redact(sample.host) if sample.host else sample.host,
+                }
+            )
         )
-        for sample in incident.samples
-    ]
     return incident.model_copy(
         update={
             "template": session.redact(incident.template),

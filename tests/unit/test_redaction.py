@@ -427,6 +427,42 @@ def test_redact_incident_uses_one_session_and_keeps_host_names() -> None:
     assert incident.samples[0].message.startswith("charge failed for alice@")  # input untouched
 
 
+def test_redact_incident_follows_a_private_key_from_the_message_into_the_stack_trace() -> None:
+    # A multi-line event is split into message (first line) and stack trace (the rest):
+    # a key logged as text opens in one field and continues, unmarked, in the other.
+    now = datetime(2026, 11, 23, 10, 30, tzinfo=UTC)
+    body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\nVJTUt9Us8cKjMzEfYyjiWA4R4/M2bS1GB4t7"
+    sample = SampleLine(
+        timestamp=now,
+        service="payments",
+        level=Level.ERROR,
+        message="cannot parse TLS_KEY=-----BEGIN RSA PRIVATE KEY-----",
+        stack_trace=f"{body}\n-----END RSA PRIVATE KEY-----\n\tat Loader.load(Loader.java:12)",
+    )
+    cut_off = sample.model_copy(update={"stack_trace": body})
+    incident = IncidentMessage(
+        incident_id="fp1-1",
+        fingerprint="0123456789abcdef",
+        template="cannot parse TLS_KEY=<*>",
+        kind="new",
+        environment="prod",
+        level=Level.ERROR,
+        services=["payments"],
+        count=2,
+        window_count=2,
+        first_seen=now,
+        last_seen=now,
+        samples=[sample, cut_off],
+    )
+    out = redact_incident(incident, Redactor())
+    for redacted in out.samples:
+        assert "MIIE" not in redacted.message + (redacted.stack_trace or "")
+        assert "VJTUt9" not in redacted.message + (redacted.stack_trace or "")
+    assert out.samples[0].message == "cannot parse TLS_KEY=<PRIVATE_KEY_1>"
+    assert out.samples[0].stack_trace == "\tat Loader.load(Loader.java:12)"
+    assert out.samples[1].stack_trace is None
+
+
 # ---------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------
