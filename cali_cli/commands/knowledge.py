@@ -174,7 +174,11 @@ def run_search(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
-        vector = _embedder(settings).embed([text])[0]
+        from cali.redaction import Redactor
+
+        # As in the analyzer: nothing unredacted goes to an embeddings API.
+        redacted = Redactor(settings.redaction_extra_patterns).redact(text)
+        vector = _embedder(settings).embed([redacted])[0]
         hits = store.search(
             vector,
             top_k=args.top_k,

@@ -331,6 +331,27 @@ def test_cli_sync_search_list(
     code, out, err = cali("list", *common)
     assert code == 0 and out.count("runbook") == 3 and "3 entries" in err
 
+    # Like the analyzer, the search redacts before embedding: with the OpenAI provider,
+    # log lines piped in would otherwise leave the account as they are.
+    seen: list[str] = []
+    real = knowledge._embedder
+
+    def recording(settings: Any) -> Any:
+        inner = real(settings)
+
+        class Recording:
+            model_name, dim = inner.model_name, inner.dim
+
+            def embed(self, texts: Sequence[str]) -> list[list[float]]:
+                seen.extend(texts)
+                return inner.embed(texts)
+
+        return Recording()
+
+    monkeypatch.setattr(knowledge, "_embedder", recording)
+    code, out, _ = cali("search", "disk full for bob@example.com password=hunter2", "--json", *common)
+    assert code == 0 and seen == ["disk full for <EMAIL_1> password=<SECRET_1>"]
+
     (folder / "broken.md").write_text("---\nid: x\n")
     code, out, err = cali("sync", "--dir", str(folder.parent), *common)
     assert code == 1 and "broken.md" in err and "1 invalid file(s)" in out
