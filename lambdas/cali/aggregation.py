@@ -19,6 +19,9 @@ from cali.records import LogRecord, truncate
 # are at most 400 KiB): bounded so that even 20 samples with stack traces fit.
 SAMPLE_MESSAGE_CHARS = 2_000
 SAMPLE_STACK_TRACE_CHARS = 4_000
+# Services and hosts listed per message (alphabetically first): a fleet-wide error from
+# thousands of hosts would otherwise outgrow both limits, and no retry fixes that.
+MAX_LISTED = 50
 
 
 @dataclass(slots=True)
@@ -59,11 +62,11 @@ class IncidentAggregate:
 
     @property
     def services(self) -> list[str]:
-        return sorted({o.record.service for o in self.occurrences})
+        return sorted({o.record.service for o in self.occurrences})[:MAX_LISTED]
 
     @property
     def hosts(self) -> list[str]:
-        return sorted({o.record.host for o in self.occurrences if o.record.host})
+        return sorted({o.record.host for o in self.occurrences if o.record.host})[:MAX_LISTED]
 
     def samples(self, limit: int) -> list[SampleLine]:
         ranked = sorted(

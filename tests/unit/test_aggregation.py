@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from cali.aggregation import aggregate, incident_id, incident_message
+from cali.aggregation import MAX_LISTED, aggregate, incident_id, incident_message
 from cali.fingerprint import fingerprint
 from cali.levels import Level
 from cali.records import build_record
@@ -64,3 +64,29 @@ def test_samples_are_bounded_for_sqs_and_the_outbox() -> None:
     )
     assert len(message.model_dump_json()) < 200_000
     assert message.samples[0].stack_trace is not None and "[truncated" in message.samples[0].stack_trace
+
+
+def test_services_and_hosts_are_bounded_for_sqs_and_the_outbox() -> None:
+    # A fleet-wide error: one template from thousands of hosts in one batch. Unbounded, the
+    # message outgrows SQS's 256 KiB, and a rejection that no retry can fix blocks the shard.
+    base = build_record(event(message="Connection refused to kube-dns"))
+    fp = fingerprint(base.message)
+    records = [
+        base.model_copy(
+            update={"host": f"ip-10-0-{n // 250}-{n % 250}.eu-west-1.compute.internal", "service": f"svc-{n}"}
+        )
+        for n in range(8_000)
+    ]
+    group = aggregate([(r, fp, f"{i:064d}") for i, r in enumerate(records)])[fp.id]
+    message = incident_message(
+        group,
+        kind="new",
+        window_start_ms=1795428000000,
+        count=8_000,
+        window_count=8_000,
+        environment="prod",
+        max_samples=5,
+    )
+    assert len(message.model_dump_json().encode()) < 200_000
+    assert len(message.hosts) == MAX_LISTED and message.hosts == sorted(message.hosts)
+    assert len(message.services) == MAX_LISTED
