@@ -455,7 +455,9 @@ class LlmAnalyzer:
             usage, flags = self._usage(completion, prompt, latency_ms=(self._monotonic() - started) * 1000)
             spent = usage.prompt_tokens + usage.completion_tokens
         except openai.APITimeoutError as exc:
-            spent = prompt.estimated_tokens  # the provider may bill work it did before we gave up
+            # The provider may bill each attempt's prompt before we gave up, and the SDK
+            # retried the timeout: count every attempt, or a slow provider outspends the budget.
+            spent = prompt.estimated_tokens * (cfg.max_retries + 1)
             raise LlmUnavailableError(
                 f"LLM timed out after {cfg.timeout_seconds:g}s ({cfg.max_retries} retries)"
             ) from exc

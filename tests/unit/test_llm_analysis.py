@@ -197,6 +197,21 @@ def test_slow_server_times_out_and_degrades(stub: OpenAiStub) -> None:
     assert budget.used() > 0  # a timed-out prompt may still be billed: its estimate stays counted
 
 
+def test_every_timed_out_attempt_counts_against_the_budget(stub: OpenAiStub) -> None:
+    # The SDK retries a timeout; each attempt's prompt may be billed, so each is counted:
+    # otherwise a slow provider would let the spend run past the daily budget.
+    slow = StubReply.answer(good_answer(), delay_seconds=1.5)
+    stub.script(slow)
+    once, once_budget = make_analyzer(stub, timeout_seconds=0.3, max_retries=0)
+    once.analyze(incident(), similar())
+    stub.reset()
+    stub.script(slow, slow, slow)
+    thrice, thrice_budget = make_analyzer(stub, timeout_seconds=0.3, max_retries=2)
+    thrice.analyze(incident(), similar())
+    assert len(stub.completion_requests) == 3
+    assert once_budget.used() > 0 and thrice_budget.used() == 3 * once_budget.used()
+
+
 def test_spent_budget_degrades_without_calling(stub: OpenAiStub) -> None:
     analyzer, budget = make_analyzer(stub, budget=InMemoryTokenBudget(1_000))
 
