@@ -88,7 +88,7 @@ def _chunks(messages: Sequence[IncidentMessage]) -> list[list[IncidentMessage]]:
     current: list[IncidentMessage] = []
     size = 0
     for message in messages:
-        length = len(message.model_dump_json())
+        length = len(message.model_dump_json().encode())  # SQS counts UTF-8 bytes, not characters
         if current and (len(current) == SQS_BATCH or size + length > SQS_BATCH_BYTES):
             chunks.append(current)
             current, size = [], 0

@@ -421,3 +421,34 @@ def test_any_input_is_counted_and_never_raises(batch: list[bytes]) -> None:
     assert counts.conserved and counts.records_in >= len(batch)
     assert counts.invalid == len(fake.dlq.entries)
     assert result.failed_sequence_numbers == set()
+
+
+def test_sqs_batches_are_bounded_in_bytes_not_characters() -> None:
+    # SQS limits a SendMessageBatch to 256 KiB of UTF-8; CJK text is 3 bytes a character.
+    from cali.aggregation import aggregate, incident_message
+    from cali.alert_queue import SQS_BATCH_BYTES, _chunks
+    from cali.fingerprint import fingerprint
+    from cali.records import build_record
+
+    records = [
+        build_record(event(message=f"注文 {n} の決済に失敗しました " + "失敗" * 6_000)) for n in range(5)
+    ]
+    fp = fingerprint(records[0].message)
+    group = aggregate([(r, fp, str(i)) for i, r in enumerate(records)])[fp.id]
+    messages = [
+        incident_message(
+            group,
+            kind="new",
+            window_start_ms=n * 1000,
+            count=1,
+            window_count=1,
+            environment="t",
+            max_samples=5,
+        )
+        for n in range(10)
+    ]
+    size = len(messages[0].model_dump_json())
+    assert size * 10 < SQS_BATCH_BYTES < len(messages[0].model_dump_json().encode()) * 10
+    chunks = _chunks(messages)
+    assert [m.incident_id for c in chunks for m in c] == [m.incident_id for m in messages]
+    assert all(sum(len(m.model_dump_json().encode()) for m in c) <= SQS_BATCH_BYTES for c in chunks)
