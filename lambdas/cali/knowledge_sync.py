@@ -43,6 +43,11 @@ def sync_knowledge(
     entries, problems = scan_knowledge_base(kb_dir)
     report.kb_entries, report.kb_invalid = len(entries), len(problems)
     report.problems.extend(problems)
+    # An empty folder is a packaging or path mistake far more often than a wish to delete
+    # every runbook: say so, and prune nothing.
+    empty = not entries and not problems
+    if empty:
+        report.problems.append(f"{kb_dir}: no knowledge file found; nothing pruned")
     report.kb = store.upsert(entries, embedder, origin="kb_folder")
 
     if incidents is not None:
@@ -58,7 +63,7 @@ def sync_knowledge(
 
     # Only prune when the folder read cleanly: a file that fails to parse must not make
     # its entry vanish from retrieval until someone fixes it.
-    if prune and not problems:
+    if prune and not problems and not empty:
         current = {entry.id for entry in entries}
         stale = [str(row["id"]) for row in store.list_rows(origin="kb_folder") if row["id"] not in current]
         report.pruned = store.delete(stale)

@@ -245,6 +245,12 @@ def test_sync_indexes_folder_and_resolved_incidents_idempotently(
     ids = {row["id"] for row in knowledge.list_rows()}
     assert "rb-clock-skew" not in ids and RESOLVED_ITEM["pk"] in ids
     removed.write_text(text)
+    # An empty folder (a packaging or path mistake) must not wipe the knowledge base.
+    empty = kb_copy.parent / "empty-kb"
+    empty.mkdir()
+    nothing = sync_knowledge(knowledge, embedder, kb_dir=empty)
+    assert nothing.pruned == 0 and nothing.kb_entries == 0 and "no knowledge file" in nothing.problems[0]
+    assert "rb-db-connection-pool-exhaustion" in {row["id"] for row in knowledge.list_rows()}
     knowledge.close()
 
 
