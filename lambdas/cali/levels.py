@@ -31,6 +31,19 @@ class Level(IntEnum):
             return _from_number(int(text))
         return _ALIASES.get(text, cls.INFO)
 
+    @classmethod
+    def from_name(cls, value: str | int) -> Level:
+        """Like ``parse`` but for configuration: an unknown name is an error, not INFO.
+
+        A typo in a minimum level would otherwise turn every INFO line into an alert.
+        """
+        text = str(value).strip().upper()
+        if isinstance(value, int) or text.isdigit():
+            return _from_number(int(text))
+        if text not in _ALIASES:
+            raise ValueError(f"unknown log level {value!r}; use one of {', '.join(m.name for m in cls)}")
+        return _ALIASES[text]
+
 
 def _from_number(number: int) -> Level:
     # Python logging numbers (10..50) and syslog severities (0..7) both appear in the wild.

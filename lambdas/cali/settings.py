@@ -46,13 +46,13 @@ class ConsumerSettings(CommonSettings):
     @field_validator("min_level", mode="before")
     @classmethod
     def _level(cls, value: object) -> Level:
-        return value if isinstance(value, Level) else Level.parse(str(value))
+        return value if isinstance(value, Level) else Level.from_name(str(value))
 
     @field_validator("level_overrides", mode="before")
     @classmethod
     def _overrides(cls, value: object) -> object:
         if isinstance(value, dict):
-            return {str(k): v if isinstance(v, Level) else Level.parse(str(v)) for k, v in value.items()}
+            return {str(k): v if isinstance(v, Level) else Level.from_name(str(v)) for k, v in value.items()}
         return value
 
 
