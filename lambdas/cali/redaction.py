@@ -125,16 +125,16 @@ _KEY_LIKE = r"(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z0-9_.-]{1,64})"
 # "key": "value" / 'key': 'value' / key="value" / key='value' (quoted: anything but the quote)
 _KV_QUOTED = re.compile(
     rf"(?<![A-Za-z0-9_.-])(?P<q1>[\"']?){_KEY_LIKE}(?P=q1)\s*(?:=>|=|:)\s*"
-    r"(?P<q2>[\"'])(?P<value>(?:(?!(?P=q2))[^\\\n]|\\.){1,512}?)(?P=q2)"
+    r"(?P<q2>[\"'])(?P<value>(?:(?!(?P=q2))[^\\\n]|\\.)+?)(?P=q2)"
 )
 # key=value (logfmt, query strings, env dumps): any run of non-separator characters.
-_KV_EQUALS = re.compile(rf"{_KEY_LIKE}\s?=\s?(?![\"'])(?P<value>[^\s&,;\"'<>)\]}}]{{1,512}})")
+_KV_EQUALS = re.compile(rf"{_KEY_LIKE}\s?=\s?(?![\"'])(?P<value>[^\s&,;\"'<>)\]}}]+)")
 # key: value in prose or headers: only when the value looks like a secret (see _looks_secret).
-_KV_COLON = re.compile(rf"{_KEY_LIKE}:\s*(?![\"'])(?P<value>[^\s&,;\"'<>)\]}}]{{1,512}})")
+_KV_COLON = re.compile(rf"{_KEY_LIKE}:\s*(?![\"'])(?P<value>[^\s&,;\"'<>)\]}}]+)")
 
 # Command lines: --password hunter2, -token abc (the "=" form is a key=value pair).
 _CLI_FLAG = re.compile(
-    r"(?i)(?<![\w-])(--?(?:[a-z0-9]+[-_])*(?:password|passwd|passphrase|token|secret|api-?key))\s+(?![-\"'])(\S{1,512})"
+    r"(?i)(?<![\w-])(--?(?:[a-z0-9]+[-_])*(?:password|passwd|passphrase|token|secret|api-?key))\s+(?![-\"'])(\S+)"
 )
 
 _EMAIL = re.compile(

@@ -536,3 +536,14 @@ def test_cli_redacts_a_private_key_spread_over_lines(
     # A key cut off by the end of the input is still redacted to the end.
     code, out, _ = _run_cli(argv, "x\n-----BEGIN PRIVATE KEY-----\n" + body[0] + "\n", monkeypatch)
     assert code == 0 and body[0] not in out and out == "x\n<PRIVATE_KEY_1>\n"
+
+
+@pytest.mark.parametrize(
+    "template",
+    ['{{"token": "{v}"}}', "token={v}", "refresh_token: {v}", "--token {v}", "{{'client_secret': '{v}'}}"],
+)
+def test_long_secret_values_are_redacted_whole(template: str) -> None:
+    # Session blobs and cloud tokens run to kilobytes; a length cap must not leak them.
+    value = "A1b2-c3D4_" * 120
+    out = Redactor().redact(template.format(v=value))
+    assert "A1b2" not in out and "<SECRET_1>" in out
