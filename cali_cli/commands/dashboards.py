@@ -1,8 +1,8 @@
 """``cali dashboards``: regenerate or check the Grafana dashboards and alert rules.
 
 The dashboards are Python (``grafana/build.py``, grafana-foundation-sdk builders); the
-JSON under ``grafana/dashboards/``, the alert rules file and the TypeScript schema-check
-files are generated from it and committed so Grafana can provision them directly.
+JSON under ``grafana/dashboards/`` and the alert rules file are generated from it and
+committed so Grafana can provision them directly.
 """
 
 from __future__ import annotations

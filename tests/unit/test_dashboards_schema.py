@@ -1,7 +1,8 @@
 """Every generated dashboard type-checks against Grafana's published schema (@grafana/schema).
 
-grafana/build.py writes grafana/schema-check/<name>.ts as
-``export const <name> = <dashboard JSON> satisfies DashboardJson``; tsc --strict rejects
+Each committed grafana/dashboards/<name>.json is wrapped as
+``export const <name> = <dashboard JSON> satisfies DashboardJson`` (grafana/build.py's
+``schema_check_source``) in a scratch copy of grafana/schema-check/; tsc --strict rejects
 unknown keys, wrong types and missing required fields anywhere in the dashboard.
 """
 
@@ -11,6 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from cali_cli.commands.dashboards import load_build_module
 
 ROOT = Path(__file__).resolve().parents[2]
 TSC = ROOT / "node_modules" / ".bin" / "tsc"
@@ -34,26 +37,35 @@ def _needs_node_modules() -> None:
         pytest.skip("node_modules missing: run `npm ci` (make install) to type-check dashboards with tsc")
 
 
-def test_generated_dashboards_satisfy_grafana_schema() -> None:
-    files = sorted(p.name for p in PROJECT.glob("*.ts"))
-    assert {"operations.ts", "incidents.ts", "pipeline-health.ts"} <= set(files)
-    result = _tsc(PROJECT)
+def _scratch_project(tmp_path: Path) -> Path:
+    for name in ("json-schema.ts", "tsconfig.json"):
+        (tmp_path / name).write_text((PROJECT / name).read_text())
+    # tsc resolves @grafana/schema from the nearest node_modules: link the project's.
+    (tmp_path / "node_modules").symlink_to(ROOT / "node_modules")
+    return tmp_path
+
+
+def test_committed_dashboards_satisfy_grafana_schema(tmp_path: Path) -> None:
+    build = load_build_module()
+    project = _scratch_project(tmp_path)
+    for name in build.DASHBOARDS:
+        dashboard = ROOT / "grafana" / "dashboards" / f"{name}.json"
+        (project / f"{name}.ts").write_text(build.schema_check_source(name, dashboard.read_text()))
+    assert {"operations.ts", "incidents.ts", "pipeline-health.ts"} <= {p.name for p in project.glob("*.ts")}
+    result = _tsc(project)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_schema_check_rejects_an_invalid_dashboard(tmp_path: Path) -> None:
     # The same check must fail on a dashboard Grafana's schema forbids, or it proves nothing.
-    (tmp_path / "json-schema.ts").write_text((PROJECT / "json-schema.ts").read_text())
-    (tmp_path / "tsconfig.json").write_text((PROJECT / "tsconfig.json").read_text())
-    (tmp_path / "bad.ts").write_text(
+    project = _scratch_project(tmp_path)
+    (project / "bad.ts").write_text(
         'import type { DashboardJson } from "./json-schema";\n'
         'export const bad = {"title": "x", "panels": [{"type": "timeseries", '
         '"gridPos": {"h": 8, "w": 12, "x": 0, "y": 0}, "fieldConfig": {"defaults": '
         '{"thresholds": {"mode": "absolutely", "steps": []}}, "overrides": []}}]} '
         "satisfies DashboardJson;\n"
     )
-    # tsc resolves @grafana/schema from the nearest node_modules: link the project's.
-    (tmp_path / "node_modules").symlink_to(ROOT / "node_modules")
-    result = _tsc(tmp_path)
+    result = _tsc(project)
     assert result.returncode != 0
     assert "absolutely" in result.stdout
