@@ -33,6 +33,7 @@ demo: install
 ## test: lint, types and the whole test suite (what CI runs)
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2 --dist loadgroup
 
@@ -47,6 +48,7 @@ e2e: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 typecheck: install
 	$(BIN)/mypy
 

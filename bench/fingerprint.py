@@ -145,19 +145,33 @@ def show_errors(dataset: str, lines: list[str], truth: list[str], limit: int) ->
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.fingerprint", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help=f"Loghub-2k folder (default: {DEFAULT_DATA})")
-    parser.add_argument("--datasets", default=",".join(DATASETS),
-                        help="comma-separated subset (default: all eight)")
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE",
-                        help="also write every score to FILE as JSON")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.fingerprint",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help=f"Loghub-2k folder (default: {DEFAULT_DATA})"
+    )
+    parser.add_argument(
+        "--datasets", default=",".join(DATASETS), help="comma-separated subset (default: all eight)"
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, metavar="FILE", help="also write every score to FILE as JSON"
+    )
     parser.add_argument("--no-drain3", action="store_true", help="skip the drain3 baseline")
-    parser.add_argument("--ablation", action="store_true",
-                        help="also run CALI without its one lexical rule (the word after 'user')")
-    parser.add_argument("--show-errors", type=int, default=0, metavar="N",
-                        help="print the N largest true templates CALI groups wrongly per dataset")
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also run CALI without its one lexical rule (the word after 'user')",
+    )
+    parser.add_argument(
+        "--show-errors",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print the N largest true templates CALI groups wrongly per dataset",
+    )
     args = parser.parse_args(argv)
 
     datasets = [name.strip() for name in args.datasets.split(",") if name.strip()]
@@ -179,8 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for method, grouper in methods:
             score = measure(dataset, method, grouper, lines, truth)
             scores.append(score)
-            print(f"{dataset:<10} {method:<7} {score.ga:6.3f} {score.fga:6.3f} {score.groups:7d} "
-                  f"{score.true_groups:5d} {score.lines_per_s:10,.0f}", flush=True)
+            print(
+                f"{dataset:<10} {method:<7} {score.ga:6.3f} {score.fga:6.3f} {score.groups:7d} "
+                f"{score.true_groups:5d} {score.lines_per_s:10,.0f}",
+                flush=True,
+            )
         if args.show_errors:
             show_errors(dataset, lines, truth, args.show_errors)
     print("-" * len(header))
@@ -193,14 +210,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "lines_per_s": sum(s.lines_per_s for s in mine) / len(mine),
         }
         avg = averages[method]
-        print(f"{'average':<10} {method:<7} {avg['ga']:6.3f} {avg['fga']:6.3f} {'':7} {'':5} "
-              f"{avg['lines_per_s']:10,.0f}")
+        print(
+            f"{'average':<10} {method:<7} {avg['ga']:6.3f} {avg['fga']:6.3f} {'':7} {'':5} "
+            f"{avg['lines_per_s']:10,.0f}"
+        )
     if "drain3" in averages:
         ratio = averages["cali"]["lines_per_s"] / averages["drain3"]["lines_per_s"]
         print(f"\nspeed ratio cali/drain3 (mean lines/s): {ratio:.1f}x")
     if args.json:
-        args.json.write_text(json.dumps({"scores": [asdict(s) for s in scores], "averages": averages},
-                                        indent=2) + "\n", encoding="utf-8")
+        args.json.write_text(
+            json.dumps({"scores": [asdict(s) for s in scores], "averages": averages}, indent=2) + "\n",
+            encoding="utf-8",
+        )
     return 0
 
 

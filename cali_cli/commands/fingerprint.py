@@ -41,16 +41,22 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "files", nargs="*", metavar="FILE",
+        "files",
+        nargs="*",
+        metavar="FILE",
         help="files to read instead of standard input ('-' means standard input)",
     )
     parser.add_argument(
-        "--summary", action="store_true",
+        "--summary",
+        action="store_true",
         help="instead of one line per input line, print each group once at the end as "
         "'<count><TAB><fingerprint><TAB><template>', most frequent first",
     )
     parser.add_argument(
-        "--top", type=int, default=None, metavar="N",
+        "--top",
+        type=int,
+        default=None,
+        metavar="N",
         help="print only the N largest groups (implies --summary)",
     )
     parser.set_defaults(func=run)

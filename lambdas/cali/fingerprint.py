@@ -45,15 +45,61 @@ _DELIMS = r"\s\u00a0\u3000=:,;()\[\]{}\"'<>|"  # (\s is ASCII-only in the token 
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 _WEEKDAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
 # Units whose choice follows the magnitude ("512 B" / "1.2 KB", "30 ms" / "2 s").
-_UNIT = (r"(?:[KMGTPE]i?B|[KMGTPE]|B|bytes?|ns|us|µs|ms|s|secs?|seconds?|m|mins?|minutes?"
-         r"|h|hours?|d|days?|%)")
+_UNIT = (
+    r"(?:[KMGTPE]i?B|[KMGTPE]|B|bytes?|ns|us|µs|ms|s|secs?|seconds?|m|mins?|minutes?"
+    r"|h|hours?|d|days?|%)"
+)
 # Host names without digits are recognised by a well-known top-level domain, or a
 # cluster-internal suffix. Country codes that are also common file extensions or words
 # (.py .js .sh .pl .id .so ...) are left out on purpose.
-_TLDS = ("com", "net", "org", "edu", "gov", "mil", "int", "biz", "lan", "dev", "app", "io", "co",
-         "us", "uk", "de", "fr", "jp", "cn", "ru", "br", "in", "au", "ca", "nl", "eu", "hk", "tw",
-         "kr", "sg", "it", "es", "se", "ch", "at", "be", "nz", "ie", "za", "mx", "info", "arpa",
-         "local", "cloud", "internal", "svc")
+_TLDS = (
+    "com",
+    "net",
+    "org",
+    "edu",
+    "gov",
+    "mil",
+    "int",
+    "biz",
+    "lan",
+    "dev",
+    "app",
+    "io",
+    "co",
+    "us",
+    "uk",
+    "de",
+    "fr",
+    "jp",
+    "cn",
+    "ru",
+    "br",
+    "in",
+    "au",
+    "ca",
+    "nl",
+    "eu",
+    "hk",
+    "tw",
+    "kr",
+    "sg",
+    "it",
+    "es",
+    "se",
+    "ch",
+    "at",
+    "be",
+    "nz",
+    "ie",
+    "za",
+    "mx",
+    "info",
+    "arpa",
+    "local",
+    "cloud",
+    "internal",
+    "svc",
+)
 
 # --- passes over the whole message, each behind a cheap substring test ---------------
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+")
@@ -84,10 +130,14 @@ _IPV6_COMPRESSED = re.compile(r"(?<![\w:])[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4})*
 _EMPTY_PAIRS = ((" ()", " (<*>)"), (" []", " [<*>]"), (" {}", " {<*>}"))
 _HAS_TLD = re.compile(rf"\.(?:{'|'.join(_TLDS)})(?![\w.-])")
 # Look-behinds need a fixed width, hence one per length of top-level domain.
-_TLD_END = "(?:" + "|".join(
-    rf"(?<=[\w-]\.(?:{'|'.join(t for t in _TLDS if len(t) == n)}))"
-    for n in sorted({len(t) for t in _TLDS})
-) + ")"
+_TLD_END = (
+    "(?:"
+    + "|".join(
+        rf"(?<=[\w-]\.(?:{'|'.join(t for t in _TLDS if len(t) == n)}))"
+        for n in sorted({len(t) for t in _TLDS})
+    )
+    + ")"
+)
 
 
 def _token_variables(*, host_names: bool, user_names: bool) -> re.Pattern[str]:
@@ -129,7 +179,8 @@ def _token_variables(*, host_names: bool, user_names: bool) -> re.Pattern[str]:
 # likewise the user-name branch only where "ser" occurs.
 _TOKENS = {
     (hosts, users): _token_variables(host_names=hosts, user_names=users)
-    for hosts in (False, True) for users in (False, True)
+    for hosts in (False, True)
+    for users in (False, True)
 }
 
 # Consecutive wildcards (lists, "ip:port", split dates) are one variable of varying
@@ -207,8 +258,9 @@ class Fingerprinter:
         if not stack_trace or stack_trace.isspace():
             return Fingerprint(_digest(template), template, None)
 
-        trace = parse_trace(stack_trace, max_frames=self._max_frames,
-                            framework_markers=self._framework_markers)
+        trace = parse_trace(
+            stack_trace, max_frames=self._max_frames, framework_markers=self._framework_markers
+        )
         exc_type, exc_message = trace.exception_type, trace.exception_message
         if exc_type is None:
             header = parse_exception_header(message)

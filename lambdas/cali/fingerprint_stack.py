@@ -26,15 +26,38 @@ from dataclasses import dataclass
 # substring of the frame's file; any other is a prefix of its function (JVM, Go packages).
 DEFAULT_FRAMEWORK_MARKERS: tuple[str, ...] = (
     # JVM
-    "java.", "javax.", "jakarta.", "jdk.", "sun.", "com.sun.", "kotlin.", "kotlinx.", "scala.",
-    "org.springframework.", "org.apache.catalina.", "org.apache.tomcat.", "org.apache.coyote.",
-    "org.eclipse.jetty.", "io.undertow.", "io.netty.", "reactor.", "org.hibernate.",
-    "com.zaxxer.hikari.", "com.fasterxml.jackson.", "org.junit.",
+    "java.",
+    "javax.",
+    "jakarta.",
+    "jdk.",
+    "sun.",
+    "com.sun.",
+    "kotlin.",
+    "kotlinx.",
+    "scala.",
+    "org.springframework.",
+    "org.apache.catalina.",
+    "org.apache.tomcat.",
+    "org.apache.coyote.",
+    "org.eclipse.jetty.",
+    "io.undertow.",
+    "io.netty.",
+    "reactor.",
+    "org.hibernate.",
+    "com.zaxxer.hikari.",
+    "com.fasterxml.jackson.",
+    "org.junit.",
     # Node.js
-    "node_modules/", "node:",
+    "node_modules/",
+    "node:",
     # Python
-    "site-packages/", "dist-packages/", "/lib/python3.", "/lib/python2.", "<frozen ",
-    "/var/runtime/", "awslambdaric/",  # the AWS Lambda runtime interface client
+    "site-packages/",
+    "dist-packages/",
+    "/lib/python3.",
+    "/lib/python2.",
+    "<frozen ",
+    "/var/runtime/",
+    "awslambdaric/",  # the AWS Lambda runtime interface client
     # Go (the standard library is recognised by its import paths, see _is_go_stdlib)
     "runtime.",
 )
@@ -80,7 +103,8 @@ def parse_trace(
     markers = _markers(tuple(framework_markers))
     # Substring tests first: this runs for every ERROR record that carries a trace.
     if ("goroutine " in text and any(_GO_GOROUTINE.match(line) for line in lines[:8])) or (
-            ":" in lines[0] and _GO_PANIC.match(lines[0])):
+        ":" in lines[0] and _GO_PANIC.match(lines[0])
+    ):
         return _parse_go(lines, max_frames, markers)
     if 'File "' in text and any(_PY_FRAME.match(line) for line in lines[:8]):
         return _parse_python(lines, max_frames, markers)
@@ -195,7 +219,7 @@ def _parse_python(lines: list[str], max_frames: int, markers: _Markers) -> Parse
     every: list[str] = []
     exc_type: str | None = None
     exc_message: str | None = None
-    for line in lines[headers[-1] + 1 if headers else 0:]:
+    for line in lines[headers[-1] + 1 if headers else 0 :]:
         match = _PY_FRAME.match(line)
         if match:
             path, function = match.group(1), match.group(2)
@@ -270,11 +294,57 @@ def _is_go_stdlib(function: str) -> bool:
     return first in _GO_STD_TOP
 
 
-_GO_STD_TOP = frozenset({
-    "archive", "bufio", "builtin", "bytes", "cmp", "compress", "container", "context", "crypto",
-    "database", "debug", "embed", "encoding", "errors", "expvar", "flag", "fmt", "go", "hash",
-    "html", "image", "index", "internal", "io", "iter", "log", "maps", "math", "mime", "net",
-    "os", "path", "plugin", "reflect", "regexp", "runtime", "slices", "sort", "strconv",
-    "strings", "structs", "sync", "syscall", "testing", "text", "time", "unicode", "unique",
-    "unsafe", "weak",
-})
+_GO_STD_TOP = frozenset(
+    {
+        "archive",
+        "bufio",
+        "builtin",
+        "bytes",
+        "cmp",
+        "compress",
+        "container",
+        "context",
+        "crypto",
+        "database",
+        "debug",
+        "embed",
+        "encoding",
+        "errors",
+        "expvar",
+        "flag",
+        "fmt",
+        "go",
+        "hash",
+        "html",
+        "image",
+        "index",
+        "internal",
+        "io",
+        "iter",
+        "log",
+        "maps",
+        "math",
+        "mime",
+        "net",
+        "os",
+        "path",
+        "plugin",
+        "reflect",
+        "regexp",
+        "runtime",
+        "slices",
+        "sort",
+        "strconv",
+        "strings",
+        "structs",
+        "sync",
+        "syscall",
+        "testing",
+        "text",
+        "time",
+        "unicode",
+        "unique",
+        "unsafe",
+        "weak",
+    }
+)

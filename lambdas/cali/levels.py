@@ -52,19 +52,49 @@ def _from_number(number: int) -> Level:
             if number >= level.value:
                 return level
         return Level.TRACE
-    syslog = {0: Level.FATAL, 1: Level.FATAL, 2: Level.FATAL, 3: Level.ERROR, 4: Level.WARN,
-              5: Level.INFO, 6: Level.INFO, 7: Level.DEBUG}
+    syslog = {
+        0: Level.FATAL,
+        1: Level.FATAL,
+        2: Level.FATAL,
+        3: Level.ERROR,
+        4: Level.WARN,
+        5: Level.INFO,
+        6: Level.INFO,
+        7: Level.DEBUG,
+    }
     return syslog.get(number, Level.INFO)
 
 
 _ALIASES: dict[str, Level] = {
-    "TRACE": Level.TRACE, "TRC": Level.TRACE, "FINEST": Level.TRACE, "FINER": Level.TRACE,
-    "DEBUG": Level.DEBUG, "DBG": Level.DEBUG, "FINE": Level.DEBUG, "VERBOSE": Level.DEBUG,
-    "INFO": Level.INFO, "INF": Level.INFO, "INFORMATION": Level.INFO, "NOTICE": Level.INFO,
-    "CONFIG": Level.INFO, "I": Level.INFO,
-    "WARN": Level.WARN, "WARNING": Level.WARN, "WRN": Level.WARN, "W": Level.WARN,
-    "ERROR": Level.ERROR, "ERR": Level.ERROR, "SEVERE": Level.ERROR, "E": Level.ERROR,
-    "FATAL": Level.FATAL, "CRITICAL": Level.FATAL, "CRIT": Level.FATAL, "EMERG": Level.FATAL,
-    "EMERGENCY": Level.FATAL, "ALERT": Level.FATAL, "PANIC": Level.FATAL, "DPANIC": Level.FATAL,
+    "TRACE": Level.TRACE,
+    "TRC": Level.TRACE,
+    "FINEST": Level.TRACE,
+    "FINER": Level.TRACE,
+    "DEBUG": Level.DEBUG,
+    "DBG": Level.DEBUG,
+    "FINE": Level.DEBUG,
+    "VERBOSE": Level.DEBUG,
+    "INFO": Level.INFO,
+    "INF": Level.INFO,
+    "INFORMATION": Level.INFO,
+    "NOTICE": Level.INFO,
+    "CONFIG": Level.INFO,
+    "I": Level.INFO,
+    "WARN": Level.WARN,
+    "WARNING": Level.WARN,
+    "WRN": Level.WARN,
+    "W": Level.WARN,
+    "ERROR": Level.ERROR,
+    "ERR": Level.ERROR,
+    "SEVERE": Level.ERROR,
+    "E": Level.ERROR,
+    "FATAL": Level.FATAL,
+    "CRITICAL": Level.FATAL,
+    "CRIT": Level.FATAL,
+    "EMERG": Level.FATAL,
+    "EMERGENCY": Level.FATAL,
+    "ALERT": Level.FATAL,
+    "PANIC": Level.FATAL,
+    "DPANIC": Level.FATAL,
     "F": Level.FATAL,
 }

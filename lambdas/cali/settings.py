@@ -61,7 +61,9 @@ class AnalyzerSettings(CommonSettings):
     slack_webhook_url: str = Field("", description="Local only: a webhook URL instead of a secret")
     slack_bot_token: str = Field("", description="Local only: bot token (with slack_channel)")
     slack_channel: str = Field("", description="Local only: channel for slack_bot_token")
-    slack_api_base_url: str = Field("", description="Slack Web API base URL; empty means https://slack.com/api/")
+    slack_api_base_url: str = Field(
+        "", description="Slack Web API base URL; empty means https://slack.com/api/"
+    )
     openai_secret_arn: str = Field("", description='Secret JSON: {"api_key"}')
     milvus_secret_arn: str = Field("", description='Secret JSON: {"uri", "token"}')
     # Not MILVUS_URI: pymilvus reads that variable at import and accepts only http(s) URIs.
@@ -77,7 +79,7 @@ class AnalyzerSettings(CommonSettings):
     llm_prompt_max_tokens: int = Field(3_000, ge=500, description="Cap of the incident part of the prompt")
     llm_prices: dict[str, tuple[float, float]] = Field(
         default_factory=dict,
-        description='JSON, model -> [USD per 1M input tokens, per 1M output tokens]; over the built-in table',
+        description="JSON, model -> [USD per 1M input tokens, per 1M output tokens]; over the built-in table",
     )
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_model: str = "all-MiniLM-L6-v2"

@@ -26,78 +26,172 @@ def same(a: str, b: str) -> bool:
 
 # --- variable classes -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("first", "second", "template"),
     [
         pytest.param("retry 1 of 5 failed", "retry 4 of 10 failed", "retry <*> of <*> failed", id="numbers"),
-        pytest.param("balance -12.50 below limit", "balance 3 below limit", "balance <*> below limit",
-                     id="signed-decimal"),
+        pytest.param(
+            "balance -12.50 below limit",
+            "balance 3 below limit",
+            "balance <*> below limit",
+            id="signed-decimal",
+        ),
         pytest.param("bad pointer 0x7ffee4b3c8a0", "bad pointer 0xDEADBEEF", "bad pointer <*>", id="hex"),
-        pytest.param("commit 9fceb02d0ae598e95dc970b74767f19372d61af8 pushed",
-                     "commit 1a2b3c4d5e6f pushed", "commit <*> pushed", id="hex-digest"),
-        pytest.param("job 550e8400-e29b-41d4-a716-446655440000 started",
-                     "job 123e4567-e89b-12d3-a456-426614174000 started", "job <*> started", id="uuid"),
-        pytest.param("connect to 10.0.0.7:5432 refused", "connect to 192.168.1.20:80 refused",
-                     "connect to <*> refused", id="ipv4-port"),
-        pytest.param("connect to 10.0.0.7 refused", "connect to 10.0.0.7:5432 refused",
-                     "connect to <*> refused", id="ipv4-with-and-without-port"),
-        pytest.param("peer 2001:db8:85a3::8a2e:370:7334 left", "peer fe80::1%eth0 left", "peer <*> left",
-                     id="ipv6"),
+        pytest.param(
+            "commit 9fceb02d0ae598e95dc970b74767f19372d61af8 pushed",
+            "commit 1a2b3c4d5e6f pushed",
+            "commit <*> pushed",
+            id="hex-digest",
+        ),
+        pytest.param(
+            "job 550e8400-e29b-41d4-a716-446655440000 started",
+            "job 123e4567-e89b-12d3-a456-426614174000 started",
+            "job <*> started",
+            id="uuid",
+        ),
+        pytest.param(
+            "connect to 10.0.0.7:5432 refused",
+            "connect to 192.168.1.20:80 refused",
+            "connect to <*> refused",
+            id="ipv4-port",
+        ),
+        pytest.param(
+            "connect to 10.0.0.7 refused",
+            "connect to 10.0.0.7:5432 refused",
+            "connect to <*> refused",
+            id="ipv4-with-and-without-port",
+        ),
+        pytest.param(
+            "peer 2001:db8:85a3::8a2e:370:7334 left", "peer fe80::1%eth0 left", "peer <*> left", id="ipv6"
+        ),
         pytest.param("peer ::1 left", "peer 10.1.1.1 left", "peer <*> left", id="ipv6-loopback-vs-v4"),
-        pytest.param("listening on [::]:8080", "listening on [::]:9090", "listening on [<*>]:<*>",
-                     id="ipv6-any"),
-        pytest.param("cannot open /var/log/app/server.log", "cannot open /etc/hosts",
-                     "cannot open <*>", id="unix-path"),
-        pytest.param("cannot open ./config/app.yaml", "cannot open ~/settings.json", "cannot open <*>",
-                     id="relative-path"),
-        pytest.param("cannot open ../a..b/x.conf", "cannot open /srv/.../y", "cannot open <*>",
-                     id="dots-in-path"),
-        pytest.param(r"cannot open C:\Users\alice\app.ini", r"cannot open D:\data\x.ini",
-                     "cannot open <*>", id="windows-path"),
-        pytest.param("GET https://api.example.com/v1/orders?id=7 failed", "GET http://localhost:8080/ failed",
-                     "GET <*> failed", id="url"),
-        pytest.param('missing key "customer_id" in payload', 'missing key "order" in payload',
-                     'missing key "<*>" in payload', id="double-quoted"),
-        pytest.param("missing key 'customer_id' in payload", "missing key 'x y z' in payload",
-                     "missing key '<*>' in payload", id="single-quoted"),
-        pytest.param("mail to alice.smith+ops@example.com bounced", "mail to bob@corp.example.org bounced",
-                     "mail to <*> bounced", id="email"),
-        pytest.param("started at 2024-01-02T03:04:05.123Z", "started at 2023-12-31 23:59:59,001",
-                     "started at <*>", id="iso-timestamp"),
-        pytest.param("started at 2024-01-02T03:04:05+01:00 ok", "started at 2024-11-30 ok",
-                     "started at <*> ok", id="iso-date-and-offset"),
-        pytest.param("rotated at Sun Dec 04 04:47:44 2005", "rotated at Mon Jun 27 12:50:35 PDT 2005",
-                     "rotated at <*>", id="ctime-date"),
-        pytest.param("hit at 10/Oct/2000:13:55:36 -0700 done", "hit at 01/Jan/2024:00:00:00 +0000 done",
-                     "hit at <*> done", id="clf-date"),
+        pytest.param(
+            "listening on [::]:8080", "listening on [::]:9090", "listening on [<*>]:<*>", id="ipv6-any"
+        ),
+        pytest.param(
+            "cannot open /var/log/app/server.log", "cannot open /etc/hosts", "cannot open <*>", id="unix-path"
+        ),
+        pytest.param(
+            "cannot open ./config/app.yaml",
+            "cannot open ~/settings.json",
+            "cannot open <*>",
+            id="relative-path",
+        ),
+        pytest.param(
+            "cannot open ../a..b/x.conf", "cannot open /srv/.../y", "cannot open <*>", id="dots-in-path"
+        ),
+        pytest.param(
+            r"cannot open C:\Users\alice\app.ini",
+            r"cannot open D:\data\x.ini",
+            "cannot open <*>",
+            id="windows-path",
+        ),
+        pytest.param(
+            "GET https://api.example.com/v1/orders?id=7 failed",
+            "GET http://localhost:8080/ failed",
+            "GET <*> failed",
+            id="url",
+        ),
+        pytest.param(
+            'missing key "customer_id" in payload',
+            'missing key "order" in payload',
+            'missing key "<*>" in payload',
+            id="double-quoted",
+        ),
+        pytest.param(
+            "missing key 'customer_id' in payload",
+            "missing key 'x y z' in payload",
+            "missing key '<*>' in payload",
+            id="single-quoted",
+        ),
+        pytest.param(
+            "mail to alice.smith+ops@example.com bounced",
+            "mail to bob@corp.example.org bounced",
+            "mail to <*> bounced",
+            id="email",
+        ),
+        pytest.param(
+            "started at 2024-01-02T03:04:05.123Z",
+            "started at 2023-12-31 23:59:59,001",
+            "started at <*>",
+            id="iso-timestamp",
+        ),
+        pytest.param(
+            "started at 2024-01-02T03:04:05+01:00 ok",
+            "started at 2024-11-30 ok",
+            "started at <*> ok",
+            id="iso-date-and-offset",
+        ),
+        pytest.param(
+            "rotated at Sun Dec 04 04:47:44 2005",
+            "rotated at Mon Jun 27 12:50:35 PDT 2005",
+            "rotated at <*>",
+            id="ctime-date",
+        ),
+        pytest.param(
+            "hit at 10/Oct/2000:13:55:36 -0700 done",
+            "hit at 01/Jan/2024:00:00:00 +0000 done",
+            "hit at <*> done",
+            id="clf-date",
+        ),
         pytest.param("tick 12:30:45.123 late", "tick 1:02:03 late", "tick <*> late", id="time-of-day"),
-        pytest.param("state=RUNNING user=alice", "state=STOPPED user=bob", "state=<*> user=<*>",
-                     id="key-value"),
-        pytest.param('opts={"a": 1} mode="fast and safe"', 'opts={"b": 2} mode="slow"',
-                     'opts={"<*>": <*>} mode=<*>', id="key-value-quoted"),
+        pytest.param(
+            "state=RUNNING user=alice", "state=STOPPED user=bob", "state=<*> user=<*>", id="key-value"
+        ),
+        pytest.param(
+            'opts={"a": 1} mode="fast and safe"',
+            'opts={"b": 2} mode="slow"',
+            'opts={"<*>": <*>} mode=<*>',
+            id="key-value-quoted",
+        ),
         pytest.param("took 35 ms", "took 1.2 s", "took <*>", id="duration"),
         pytest.param("took 35ms", "took 2h", "took <*>", id="duration-attached"),
         pytest.param("stored 512 B in cache", "stored 1.5 GiB in cache", "stored <*> in cache", id="size"),
-        pytest.param("disk at 97.5% capacity", "disk at 3% capacity", "disk at <*> capacity",
-                     id="percent"),
-        pytest.param("request req-7f3a9c failed", "request req-00b1e2 failed", "request <*> failed",
-                     id="mixed-alnum-id"),
-        pytest.param("block blk_-6952295868487656571 lost", "block blk_38865049064139660 lost",
-                     "block <*> lost", id="underscored-id"),
-        pytest.param("pod api-7d9f8b6c5-x2x7z evicted", "pod web-5c9b8d7f6-abcd1 evicted",
-                     "pod <*> evicted", id="k8s-pod-name"),
+        pytest.param("disk at 97.5% capacity", "disk at 3% capacity", "disk at <*> capacity", id="percent"),
+        pytest.param(
+            "request req-7f3a9c failed",
+            "request req-00b1e2 failed",
+            "request <*> failed",
+            id="mixed-alnum-id",
+        ),
+        pytest.param(
+            "block blk_-6952295868487656571 lost",
+            "block blk_38865049064139660 lost",
+            "block <*> lost",
+            id="underscored-id",
+        ),
+        pytest.param(
+            "pod api-7d9f8b6c5-x2x7z evicted",
+            "pod web-5c9b8d7f6-abcd1 evicted",
+            "pod <*> evicted",
+            id="k8s-pod-name",
+        ),
         pytest.param("nic FF:F2:9C:DC down", "nic 00:1a:2b:3c:4d:5e down", "nic <*> down", id="mac"),
-        pytest.param("resolved ns.example.com", "resolved db-primary.internal", "resolved <*>",
-                     id="host-name"),
-        pytest.param("calling orders.default.svc failed", "calling proxy.cse.cuhk.edu.hk failed",
-                     "calling <*> failed", id="host-name-cluster-and-country"),
-        pytest.param("values [1, 2, 3] rejected", "values [42] rejected", "values [<*>] rejected",
-                     id="list-collapses"),
-        pytest.param("session opened for user alice", "session opened for user root",
-                     "session opened for user <*>", id="user-name"),
-        pytest.param("connection from 10.0.0.1 () at 12:00:01",
-                     "connection from 10.0.0.2 (db.example.com) at 3:04:05",
-                     "connection from <*> (<*>) at <*>", id="empty-value"),
+        pytest.param(
+            "resolved ns.example.com", "resolved db-primary.internal", "resolved <*>", id="host-name"
+        ),
+        pytest.param(
+            "calling orders.default.svc failed",
+            "calling proxy.cse.cuhk.edu.hk failed",
+            "calling <*> failed",
+            id="host-name-cluster-and-country",
+        ),
+        pytest.param(
+            "values [1, 2, 3] rejected", "values [42] rejected", "values [<*>] rejected", id="list-collapses"
+        ),
+        pytest.param(
+            "session opened for user alice",
+            "session opened for user root",
+            "session opened for user <*>",
+            id="user-name",
+        ),
+        pytest.param(
+            "connection from 10.0.0.1 () at 12:00:01",
+            "connection from 10.0.0.2 (db.example.com) at 3:04:05",
+            "connection from <*> (<*>) at <*>",
+            id="empty-value",
+        ),
         pytest.param("threshold........12", "threshold........300", "threshold........ <*>", id="dot-leader"),
     ],
 )
@@ -152,9 +246,27 @@ def test_long_messages_are_bounded() -> None:
     assert result.template == "payload <*>"
 
 
-ADVERSARIAL = [":" * 4000, "a:" * 2000, "f:" * 2000, "0:" * 2000, "a1:b2:" * 700, "." * 4000, "a." * 2000,
-               '"' * 4000, "=" * 4000, "x=" * 2000, "'a " * 1400, "::1 " * 1000, "Jan 1 " * 700,
-               "user " * 800, "( " * 2000, "<*> " * 1000, "1 ms " * 800, "\\" * 4000, "a@" * 2000]
+ADVERSARIAL = [
+    ":" * 4000,
+    "a:" * 2000,
+    "f:" * 2000,
+    "0:" * 2000,
+    "a1:b2:" * 700,
+    "." * 4000,
+    "a." * 2000,
+    '"' * 4000,
+    "=" * 4000,
+    "x=" * 2000,
+    "'a " * 1400,
+    "::1 " * 1000,
+    "Jan 1 " * 700,
+    "user " * 800,
+    "( " * 2000,
+    "<*> " * 1000,
+    "1 ms " * 800,
+    "\\" * 4000,
+    "a@" * 2000,
+]
 
 
 @pytest.mark.parametrize("text", ADVERSARIAL, ids=lambda t: repr(t[:6]))
@@ -184,7 +296,8 @@ HELD_OUT_SAME = [
     pytest.param(  # nginx access log
         '192.168.1.10 - - [10/Oct/2023:13:55:36 +0000] "GET /api/orders/123 HTTP/1.1" 200 512 "-" "curl/8.0"',
         '10.0.0.5 - - [11/Oct/2023:01:02:03 +0200] "POST /login HTTP/2.0" 302 0 "https://x.io/" "Mozilla"',
-        id="nginx-access"),
+        id="nginx-access",
+    ),
     pytest.param(  # nginx error log
         "2023/10/10 13:55:36 [error] 1234#1234: *5678 connect() failed (111: Connection refused) while "
         'connecting to upstream, client: 10.0.0.1, server: api.example.com, request: "GET /x HTTP/1.1", '
@@ -192,48 +305,71 @@ HELD_OUT_SAME = [
         "2024/01/01 00:00:01 [error] 7#7: *1 connect() failed (111: Connection refused) while connecting "
         'to upstream, client: 172.16.0.9, server: shop.example.org, request: "POST /pay HTTP/1.1", '
         'upstream: "http://172.16.0.3:9000/pay", host: "shop.example.org"',
-        id="nginx-error"),
+        id="nginx-error",
+    ),
     pytest.param(  # Kubernetes events
         "Successfully assigned default/api-7d9f8b6c5-x2x7z to ip-10-0-1-23.ec2.internal",
         "Successfully assigned payments/worker-6c8d9f7b5-q8w2e to ip-10-0-3-7.ec2.internal",
-        id="k8s-scheduled"),
+        id="k8s-scheduled",
+    ),
     pytest.param(
         'Liveness probe failed: Get "http://10.1.2.3:8080/healthz": context deadline exceeded',
         'Liveness probe failed: Get "http://10.9.8.7:3000/health": context deadline exceeded',
-        id="k8s-probe"),
+        id="k8s-probe",
+    ),
     pytest.param('Pulling image "nginx:1.25"', 'Pulling image "ghcr.io/acme/api:2024.01.3"', id="k8s-pull"),
     pytest.param(  # PostgreSQL
         'ERROR:  duplicate key value violates unique constraint "orders_pkey"',
         'ERROR:  duplicate key value violates unique constraint "users_email_key"',
-        id="postgres-unique"),
-    pytest.param('FATAL:  password authentication failed for user "alice"',
-                 'FATAL:  password authentication failed for user "svc_reporting"', id="postgres-auth"),
-    pytest.param("DETAIL:  Key (id)=(42) already exists.", "DETAIL:  Key (id)=(a-17) already exists.",
-                 id="postgres-detail"),
+        id="postgres-unique",
+    ),
+    pytest.param(
+        'FATAL:  password authentication failed for user "alice"',
+        'FATAL:  password authentication failed for user "svc_reporting"',
+        id="postgres-auth",
+    ),
+    pytest.param(
+        "DETAIL:  Key (id)=(42) already exists.",
+        "DETAIL:  Key (id)=(a-17) already exists.",
+        id="postgres-detail",
+    ),
     pytest.param(
         "checkpoint complete: wrote 1234 buffers (7.5%); 0 WAL file(s) added, 0 removed, 3 recycled; "
         "write=45.123 s, sync=0.012 s, total=45.200 s",
         "checkpoint complete: wrote 7 buffers (0.0%); 1 WAL file(s) added, 2 removed, 0 recycled; "
         "write=0.701 s, sync=0.002 s, total=0.710 s",
-        id="postgres-checkpoint"),
+        id="postgres-checkpoint",
+    ),
     pytest.param(  # Java application logs
-        "Order 12345 created for customer 987 in 35 ms", "Order 7 created for customer 1 in 1.2 s",
-        id="java-app"),
-    pytest.param("HikariPool-1 - Connection is not available, request timed out after 30000ms.",
-                 "HikariPool-2 - Connection is not available, request timed out after 5000ms.",
-                 id="java-hikari"),
-    pytest.param("Started OrderServiceApplication in 7.31 seconds (process running for 8.02)",
-                 "Started OrderServiceApplication in 12.9 seconds (process running for 14.1)",
-                 id="spring-boot"),
+        "Order 12345 created for customer 987 in 35 ms",
+        "Order 7 created for customer 1 in 1.2 s",
+        id="java-app",
+    ),
+    pytest.param(
+        "HikariPool-1 - Connection is not available, request timed out after 30000ms.",
+        "HikariPool-2 - Connection is not available, request timed out after 5000ms.",
+        id="java-hikari",
+    ),
+    pytest.param(
+        "Started OrderServiceApplication in 7.31 seconds (process running for 8.02)",
+        "Started OrderServiceApplication in 12.9 seconds (process running for 14.1)",
+        id="spring-boot",
+    ),
 ]
 
 HELD_OUT_DIFFERENT = [
     pytest.param('ERROR:  relation "users" does not exist', "ERROR:  deadlock detected", id="postgres"),
     pytest.param("Back-off restarting failed container", "Back-off pulling image", id="k8s"),
-    pytest.param("upstream timed out (110: Connection timed out) while reading response header from upstream",
-                 "connect() failed (111: Connection refused) while connecting to upstream", id="nginx"),
-    pytest.param("Payment declined for order 12345: insufficient funds",
-                 "Payment declined for order 12345: card expired", id="java-reason"),
+    pytest.param(
+        "upstream timed out (110: Connection timed out) while reading response header from upstream",
+        "connect() failed (111: Connection refused) while connecting to upstream",
+        id="nginx",
+    ),
+    pytest.param(
+        "Payment declined for order 12345: insufficient funds",
+        "Payment declined for order 12345: card expired",
+        id="java-reason",
+    ),
     pytest.param("Order 1 created", "Order 1 cancelled", id="java-verb"),
 ]
 
@@ -317,11 +453,18 @@ EXCEPTIONS = {
 METHODS = {"java": "find", "python": "lookup", "go": "process", "node": "getUser"}
 
 
-def render(language: str, *, lines: int = 0, method: str | None = None, exc: str | None = None,
-           key: str = "id") -> str:
+def render(
+    language: str, *, lines: int = 0, method: str | None = None, exc: str | None = None, key: str = "id"
+) -> str:
     return TRACES[language].format(
-        l1=10 + lines, l2=20 + lines, l3=30 + lines, l4=40 + lines, l5=50 + lines,
-        pool=1 + lines, ms=30000 + lines, key=key,
+        l1=10 + lines,
+        l2=20 + lines,
+        l3=30 + lines,
+        l4=40 + lines,
+        l5=50 + lines,
+        pool=1 + lines,
+        ms=30000 + lines,
+        key=key,
         method=method or METHODS[language],
         exc=exc or EXCEPTIONS[language][0],
     )
@@ -356,16 +499,19 @@ def test_trace_different_exception_different_fingerprint(language: str) -> None:
 def test_trace_frames_skip_frameworks() -> None:
     assert fingerprint("x", render("java")).template.endswith(
         "at com.example.orders.OrderRepository.find < com.example.orders.OrderService.lambda$get$<*>"
-        " < com.example.web.OrderController.show")
+        " < com.example.web.OrderController.show"
+    )
     assert fingerprint("x", render("python")).template.endswith("at app/db.lookup < app/handler.handle")
     assert fingerprint("x", render("go")).template.endswith(
-        "at main.process < github.com/acme/api/internal/handlers.(*Server).Handle")
+        "at main.process < github.com/acme/api/internal/handlers.(*Server).Handle"
+    )
     assert fingerprint("x", render("node")).template.endswith("at getUser@users.js < <anonymous>@routes.js")
 
 
 def test_trace_top_frames_limit() -> None:
     deep = "java.lang.IllegalStateException: boom\n" + "".join(
-        f"\tat com.example.Layer{n}.call(Layer{n}.java:{n})\n" for n in "ABCDE")
+        f"\tat com.example.Layer{n}.call(Layer{n}.java:{n})\n" for n in "ABCDE"
+    )
     assert fingerprint("x", deep).template.count(" < ") == 2
     one = Fingerprinter(max_frames=1).fingerprint("x", deep)
     assert one.template.endswith("at com.example.LayerA.call")
@@ -407,8 +553,10 @@ def test_non_trace_continuation_lines_are_ignored() -> None:
 # --- stability ---------------------------------------------------------------------------
 
 GOLDEN = {
-    "Connection to 10.0.0.7:5432 timed out after 30000 ms": ("c7fce483f0ef6964",
-                                                             "Connection to <*> timed out after <*>"),
+    "Connection to 10.0.0.7:5432 timed out after 30000 ms": (
+        "c7fce483f0ef6964",
+        "Connection to <*> timed out after <*>",
+    ),
 }
 
 
@@ -446,10 +594,26 @@ def test_fingerprinter_rejects_nonsense_settings() -> None:
 
 # Constant words: lowercase, no digits, and none of the few words the masker treats
 # specially (units after a number, "user").
-_SPECIAL = {"user", "bytes", "byte", "secs", "sec", "seconds", "second", "min", "mins", "minutes",
-            "minute", "hours", "hour", "days", "day"}
+_SPECIAL = {
+    "user",
+    "bytes",
+    "byte",
+    "secs",
+    "sec",
+    "seconds",
+    "second",
+    "min",
+    "mins",
+    "minutes",
+    "minute",
+    "hours",
+    "hour",
+    "days",
+    "day",
+}
 WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=3, max_size=10).filter(
-    lambda w: w not in _SPECIAL)
+    lambda w: w not in _SPECIAL
+)
 VALUES = st.one_of(
     st.integers(min_value=-(10**12), max_value=10**12).map(str),
     st.floats(min_value=0, max_value=1e6, allow_nan=False).map(lambda f: f"{f:.3f}"),
@@ -462,14 +626,17 @@ VALUES = st.one_of(
     st.datetimes().map(lambda d: d.isoformat()),
     st.datetimes().map(lambda d: d.strftime("%a %b %d %H:%M:%S %Y")),
     st.lists(st.from_regex(r"[A-Za-z0-9_.-]{1,8}", fullmatch=True), min_size=1, max_size=4).map(
-        lambda parts: "/" + "/".join(parts)),
+        lambda parts: "/" + "/".join(parts)
+    ),
     st.tuples(st.from_regex(r"[a-z0-9]{1,8}", fullmatch=True), st.sampled_from(["com", "org", "io"])).map(
-        lambda t: f"ops-{t[0]}@example.{t[1]}"),
+        lambda t: f"ops-{t[0]}@example.{t[1]}"
+    ),
     st.integers(0, 10**6).map(lambda n: f"{n} ms"),
 )
 # A template: constant words and variable slots (None), at least one word.
 TEMPLATES = st.lists(st.one_of(WORDS, st.none()), min_size=1, max_size=8).filter(
-    lambda parts: any(p is not None for p in parts))
+    lambda parts: any(p is not None for p in parts)
+)
 
 
 def fill(parts: list[str | None], values: list[str]) -> str:
@@ -501,19 +668,22 @@ def test_property_distinct_for_different_templates(parts: list[str | None], data
 
 # --- CLI ---------------------------------------------------------------------------------
 
+
 @pytest.fixture(autouse=True)
 def _only_present_commands(monkeypatch: pytest.MonkeyPatch) -> None:
     # `cali --help` imports every subcommand; while the tree is being built some may not
     # exist yet, and this test is about `cali fingerprint` only.
     from cali_cli import main as cli
 
-    present = tuple(name for name in cli.COMMANDS
-                    if importlib.util.find_spec(f"cali_cli.commands.{name}") is not None)
+    present = tuple(
+        name for name in cli.COMMANDS if importlib.util.find_spec(f"cali_cli.commands.{name}") is not None
+    )
     monkeypatch.setattr(cli, "COMMANDS", present)
 
 
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str],
-            stdin: str) -> tuple[int, str, str]:
+def run_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str], stdin: str
+) -> tuple[int, str, str]:
     from cali_cli import main as cli
 
     monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
@@ -531,8 +701,9 @@ CLI_INPUT = (
 )
 
 
-def test_cli_prints_one_line_per_input_line(monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_prints_one_line_per_input_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = run_cli(monkeypatch, capsys, [], CLI_INPUT)
     assert code == 0
     rows = [line.split("\t") for line in out.splitlines()]
@@ -543,8 +714,9 @@ def test_cli_prints_one_line_per_input_line(monkeypatch: pytest.MonkeyPatch,
     assert all(re.fullmatch(r"[0-9a-f]{16}", row[0]) for row in rows)
 
 
-def test_cli_summary_sorted_by_count(monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_summary_sorted_by_count(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, err = run_cli(monkeypatch, capsys, ["--summary"], CLI_INPUT)
     assert code == 0
     rows = [line.split("\t") for line in out.splitlines()]
@@ -558,8 +730,9 @@ def test_cli_summary_sorted_by_count(monkeypatch: pytest.MonkeyPatch,
     assert "--top must be at least 1" in err
 
 
-def test_cli_reads_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reads_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     log = tmp_path / "app.log"
     log.write_bytes(b"bad byte \xff in line 1\n")
     code, out, _ = run_cli(monkeypatch, capsys, [str(log)], "")
@@ -567,8 +740,9 @@ def test_cli_reads_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert out.split("\t")[1] == "bad byte \ufffd in line <*>\n"
 
 
-def test_cli_missing_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_missing_file_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = run_cli(monkeypatch, capsys, [str(tmp_path / "nope.log")], "")
     assert code == 2
     assert err == f"cali fingerprint: cannot read {tmp_path / 'nope.log'}: No such file or directory\n"
@@ -597,10 +771,18 @@ def test_cli_help_example_is_true() -> None:
 def test_cli_streams_through_a_pipe() -> None:
     # A real pipe: the first result must arrive before the input is closed.
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'lambdas'}{os.pathsep}{ROOT}"}
-    code = ("import sys; from cali_cli import main; main.COMMANDS = ('fingerprint',); "
-            "sys.exit(main.main(['fingerprint']))")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    code = (
+        "import sys; from cali_cli import main; main.COMMANDS = ('fingerprint',); "
+        "sys.exit(main.main(['fingerprint']))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write("first line 1\n")
     proc.stdin.flush()
