@@ -205,10 +205,10 @@ def main() -> int:
     os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # the bench measures work, not log I/O
     from log_consumer import handler as consumer_handler
 
-    from cali.alert_queue import InMemoryAlertQueue, InMemoryPersistenceLayer
-    from cali.dlq import InMemoryDlq
-    from cali.settings import ConsumerSettings
-    from cali.throttle import InMemoryThrottleStore
+    from cali.contracts.settings import ConsumerSettings
+    from cali.incidents.alert_queue import InMemoryAlertQueue, InMemoryPersistenceLayer
+    from cali.incidents.throttle import InMemoryThrottleStore
+    from cali.ingest.dlq import InMemoryDlq
 
     queue = InMemoryAlertQueue()
     consumer_handler.use(

@@ -35,10 +35,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from cali.embeddings import LocalOnnxEmbedder
-from cali.knowledge_base import load_knowledge_base
-from cali.knowledge_store import KnowledgeStore
-from cali.settings import AnalyzerSettings
+from cali.analysis.embeddings import LocalOnnxEmbedder
+from cali.contracts.settings import AnalyzerSettings
+from cali.knowledge.base import load_knowledge_base
+from cali.knowledge.store import KnowledgeStore
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_QUERIES = ROOT / "bench" / "data" / "retrieval_queries.jsonl"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cali.search_index import log_index_name
+from cali.search.index import log_index_name
 from cali_local.event_source import LambdaContext, ShardReader
 
 Transform = Callable[[dict[str, Any], Any], Any]

@@ -138,7 +138,7 @@ def handler_environment(
 
 def _load_handlers() -> dict[str, Any]:
     """Import the handlers after the environment is set, as Lambda's init phase does."""
-    from cali import settings
+    from cali.contracts import settings
 
     for cached in (settings.consumer_settings, settings.analyzer_settings, settings.knowledge_sync_settings):
         cached.cache_clear()
@@ -281,7 +281,7 @@ def _run(
 
 
 def _apply_search_index(services: LocalServices, notes: list[str]) -> None:
-    from cali import search_index
+    from cali.search import index as search_index
 
     try:
         search_index.apply(services.search, retention_days=7)

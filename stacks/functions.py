@@ -1,7 +1,7 @@
 """Functions: the four CALI Lambdas, their triggers and least-privilege grants.
 
 Environment variables are exactly the upper-cased field names of
-``lambdas/cali/settings.py`` plus the Powertools ones; tests/infra checks that.
+``lambdas/cali/contracts/settings.py`` plus the Powertools ones; tests/infra checks that.
 """
 
 from __future__ import annotations

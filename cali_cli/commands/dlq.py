@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cali.dlq import DlqEntry, S3Dlq
+    from cali.ingest.dlq import DlqEntry, S3Dlq
 
 _RELATIVE = re.compile(r"^(\d+)([mhd])$")
 
@@ -101,7 +101,7 @@ def register(subparsers: Any) -> None:
 def _store(args: argparse.Namespace) -> S3Dlq:
     import boto3
 
-    from cali.dlq import S3Dlq
+    from cali.ingest.dlq import S3Dlq
 
     return S3Dlq(boto3.client("s3"), args.bucket, args.prefix)
 
@@ -139,7 +139,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from cali.decoding import GZIP_MAGIC, gunzip_bounded
+    from cali.ingest.decoding import GZIP_MAGIC, gunzip_bounded
 
     try:
         entry = _store(args).get(args.id)
@@ -163,7 +163,7 @@ def run_show(args: argparse.Namespace) -> int:
 def run_replay(args: argparse.Namespace) -> int:
     import boto3
 
-    from cali.dlq import replay
+    from cali.ingest.dlq import replay
 
     store = _store(args)
     entries = [store.get(i) for i in args.ids] if args.ids else _entries(args, store)

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cali.embeddings import Embedder
-    from cali.knowledge_store import KnowledgeStore
-    from cali.settings import AnalyzerSettings
+    from cali.analysis.embeddings import Embedder
+    from cali.contracts.settings import AnalyzerSettings
+    from cali.knowledge.store import KnowledgeStore
 
 DESCRIPTION = """\
 The knowledge base is a folder of markdown files, one runbook or resolved past incident
@@ -98,7 +98,7 @@ def register(subparsers: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> AnalyzerSettings:
-    from cali.settings import AnalyzerSettings
+    from cali.contracts.settings import AnalyzerSettings
 
     overrides: dict[str, Any] = {}
     if args.milvus_uri:
@@ -109,7 +109,7 @@ def _settings(args: argparse.Namespace) -> AnalyzerSettings:
 
 
 def _store(settings: AnalyzerSettings) -> KnowledgeStore:
-    from cali.knowledge_store import KnowledgeStore
+    from cali.knowledge.store import KnowledgeStore
 
     return KnowledgeStore.connect(
         settings.local_milvus_uri, collection=settings.milvus_collection, dim=settings.embedding_dim
@@ -119,15 +119,15 @@ def _store(settings: AnalyzerSettings) -> KnowledgeStore:
 def _embedder(settings: AnalyzerSettings) -> Embedder:
     import os
 
-    from cali.embeddings import make_embedder
+    from cali.analysis.embeddings import make_embedder
 
     return make_embedder(settings, os.environ.get("OPENAI_API_KEY"))
 
 
 def run_sync(args: argparse.Namespace) -> int:
-    from cali.knowledge_base import KnowledgeBaseError, default_knowledge_dir
-    from cali.knowledge_sync import sync_knowledge
-    from cali.resolved_incidents import DynamoDbResolvedIncidentSource
+    from cali.knowledge.base import KnowledgeBaseError, default_knowledge_dir
+    from cali.knowledge.resolved import DynamoDbResolvedIncidentSource
+    from cali.knowledge.sync import sync_knowledge
 
     settings = _settings(args)
     store = _store(settings)
@@ -174,7 +174,7 @@ def run_search(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
-        from cali.redaction import Redactor
+        from cali.analysis.redaction import Redactor
 
         # As in the analyzer: nothing unredacted goes to an embeddings API.
         redacted = Redactor(settings.redaction_extra_patterns).redact(text)

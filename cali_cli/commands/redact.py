@@ -111,7 +111,7 @@ def _units(lines: Iterable[str]) -> Iterator[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cali.redaction import Redactor
+    from cali.analysis.redaction import Redactor
 
     try:
         redactor = Redactor(_extra_patterns(args))

@@ -1,7 +1,7 @@
 """Incident analyzer Lambda: SQS batch of incidents → analysis → Slack → incident document.
 
 Thin on purpose: Powertools parses each record into ``IncidentMessage`` and reports
-partial batch failures; ``cali.incident_analysis.IncidentAnalysis`` does the work. A
+partial batch failures; ``cali.analysis.analyzer.IncidentAnalysis`` does the work. A
 record fails only when its alert could not be delivered (Slack after retries, or the
 incident document after Slack succeeded): SQS then redelivers it and, after the queue's
 ``maxReceiveCount``, moves it to the DLQ. A message that does not parse fails the same
@@ -29,20 +29,21 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json
 
-from cali.alert_state import DynamoDbAlertState
-from cali.analysis_result import SimilarIncident
-from cali.embeddings import Embedder, make_embedder
-from cali.incident import IncidentMessage
-from cali.incident_analysis import AlertNotPostedError, AnalysisOutcome, IncidentAnalysis
-from cali.incident_sink import FirehoseIncidentSink, IncidentSink, OpenSearchIncidentSink
-from cali.knowledge_store import KnowledgeStore
-from cali.llm_analysis import DEFAULT_PRICES, LlmAnalyzer, LlmConfig, ModelPrice
-from cali.llm_cache import DynamoDbLlmCache
-from cali.redaction import Redactor
-from cali.settings import AnalyzerSettings, analyzer_settings
-from cali.slack_delivery import make_notifier
-from cali.slack_message import IncidentLinks, build_incident_links
-from cali.token_budget import DynamoDbTokenBudget
+from cali.analysis.alert_state import DynamoDbAlertState
+from cali.analysis.analyzer import AlertNotPostedError, AnalysisOutcome, IncidentAnalysis
+from cali.analysis.embeddings import Embedder, make_embedder
+from cali.analysis.incident_sink import FirehoseIncidentSink, IncidentSink, OpenSearchIncidentSink
+from cali.analysis.llm.analyzer import LlmAnalyzer, LlmConfig
+from cali.analysis.llm.budget import DynamoDbTokenBudget
+from cali.analysis.llm.cache import DynamoDbLlmCache
+from cali.analysis.llm.pricing import DEFAULT_PRICES, ModelPrice
+from cali.analysis.redaction import Redactor
+from cali.contracts.analysis import SimilarIncident
+from cali.contracts.incident import IncidentMessage
+from cali.contracts.settings import AnalyzerSettings, analyzer_settings
+from cali.knowledge.store import KnowledgeStore
+from cali.notify.slack.delivery import make_notifier
+from cali.notify.slack.links import IncidentLinks, build_incident_links
 
 SERVICE = "incident_analyzer"
 logger = Logger(service=SERVICE)

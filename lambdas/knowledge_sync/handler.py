@@ -15,11 +15,11 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cali.embeddings import Embedder, make_embedder
-from cali.knowledge_store import KnowledgeStore
-from cali.knowledge_sync import SyncReport, sync_knowledge
-from cali.resolved_incidents import DynamoDbResolvedIncidentSource, ResolvedIncidentSource
-from cali.settings import KnowledgeSyncSettings, knowledge_sync_settings
+from cali.analysis.embeddings import Embedder, make_embedder
+from cali.contracts.settings import KnowledgeSyncSettings, knowledge_sync_settings
+from cali.knowledge.resolved import DynamoDbResolvedIncidentSource, ResolvedIncidentSource
+from cali.knowledge.store import KnowledgeStore
+from cali.knowledge.sync import SyncReport, sync_knowledge
 
 logger = Logger(service="knowledge_sync")
 metrics = Metrics(namespace="CALI", service="knowledge_sync")

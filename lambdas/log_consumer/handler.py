@@ -21,21 +21,21 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
-from cali.consumer import BatchConsumer, BatchCounts, ConsumerConfig, KinesisInput
-from cali.settings import ConsumerSettings, consumer_settings
+from cali.contracts.settings import ConsumerSettings, consumer_settings
+from cali.incidents.consumer import BatchConsumer, BatchCounts, ConsumerConfig, KinesisInput
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from cali.alert_queue import AlertQueue
-    from cali.dlq import DlqWriter
-    from cali.throttle import Clock, ThrottleStore
+    from cali.incidents.alert_queue import AlertQueue
+    from cali.incidents.throttle import Clock, ThrottleStore
+    from cali.ingest.dlq import DlqWriter
 
 logger = Logger(service="log_consumer")
 metrics = Metrics(namespace="CALI", service="log_consumer")
 # The domain modules log through stdlib loggers under "cali"; give them the JSON format.
-copy_config_to_registered_loggers(source_logger=logger, include={"cali.consumer"})
+copy_config_to_registered_loggers(source_logger=logger, include={"cali.incidents.consumer"})
 
 
 class IncidentBatchProcessor(BatchProcessor):
@@ -108,11 +108,17 @@ def build_consumer(
     clock: Clock | None = None,
 ) -> BatchConsumer:
     """Wire the domain objects; anything not given is the AWS implementation."""
-    from cali.alert_queue import IdempotentAlertSender, SqsAlertQueue
-    from cali.dlq import S3Dlq
     from cali.fingerprint import fingerprint
-    from cali.level_filter import LevelFilter
-    from cali.throttle import DynamoDbThrottleStore, FailOpenLimiter, Throttle, ThrottlePolicy, utc_now
+    from cali.incidents.alert_queue import IdempotentAlertSender, SqsAlertQueue
+    from cali.incidents.throttle import (
+        DynamoDbThrottleStore,
+        FailOpenLimiter,
+        Throttle,
+        ThrottlePolicy,
+        utc_now,
+    )
+    from cali.ingest.dlq import S3Dlq
+    from cali.ingest.level_filter import LevelFilter
 
     if throttle_store is None or queue is None or dlq is None or persistence is None:
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer

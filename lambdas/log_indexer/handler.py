@@ -30,11 +30,11 @@ import orjson
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cali.decoding import decode_payload
-from cali.documents import log_document
+from cali.contracts.levels import Level
+from cali.contracts.records import RecordError, build_record, truncate
 from cali.fingerprint import fingerprint
-from cali.levels import Level
-from cali.records import RecordError, build_record, truncate
+from cali.ingest.decoding import decode_payload
+from cali.search.documents import log_document
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -94,7 +94,7 @@ def merge_documents(documents: list[dict[str, Any]]) -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def _environment() -> str:
-    from cali.settings import CommonSettings
+    from cali.contracts.settings import CommonSettings
 
     return CommonSettings().cali_env
 

@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from cali import search_index
+from cali.search import index as search_index
 from opensearch_setup.security_roles import apply_roles
 
 logger = Logger()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cali.search_index import INCIDENTS_INDEX_PATTERN, LOGS_INDEX_PATTERN, SearchClient
+from cali.search.index import INCIDENTS_INDEX_PATTERN, LOGS_INDEX_PATTERN, SearchClient
 
 WRITER_ROLE = "cali_writer"
 READER_ROLE = "cali_reader"

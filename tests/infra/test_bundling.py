@@ -44,7 +44,7 @@ def test_bundle_holds_the_shared_package_and_the_handler_only(tmp_path: Path) ->
     out = tmp_path / "asset"
     bundler = PipLocalBundling(("cali", "log_consumer"), empty, lambda_.Architecture.ARM_64)
     assert bundler.try_bundle(str(out)) is True
-    assert (out / "cali" / "settings.py").is_file()
+    assert (out / "cali" / "contracts" / "settings.py").is_file()
     assert (out / "log_consumer" / "__init__.py").is_file()
     assert not (out / "incident_analyzer").exists()
     assert not list(out.rglob("__pycache__"))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cali.settings import AnalyzerSettings, CommonSettings, ConsumerSettings, KnowledgeSyncSettings
+from cali.contracts.settings import AnalyzerSettings, CommonSettings, ConsumerSettings, KnowledgeSyncSettings
 
 from .conftest import ENVIRONMENTS, Synth, one, props, resources
 

@@ -11,12 +11,10 @@ from typing import Any
 import boto3
 import pytest
 
-from cali.alert_queue import IdempotentAlertSender, SqsAlertQueue
-from cali.consumer import BatchConsumer, ConsumerConfig
-from cali.dlq import S3Dlq
 from cali.fingerprint import fingerprint
-from cali.level_filter import LevelFilter
-from cali.throttle import (
+from cali.incidents.alert_queue import IdempotentAlertSender, SqsAlertQueue
+from cali.incidents.consumer import BatchConsumer, ConsumerConfig
+from cali.incidents.throttle import (
     DynamoDbThrottleStore,
     FailOpenLimiter,
     Observation,
@@ -24,6 +22,8 @@ from cali.throttle import (
     ThrottlePolicy,
     pad_sequence,
 )
+from cali.ingest.dlq import S3Dlq
+from cali.ingest.level_filter import LevelFilter
 from cali_local.aws_endpoint import MotoEndpoint
 from cali_local.resources import create_state_table
 from tests.unit.consumer_support import Clock, cloudwatch, event, kinesis_event, kinesis_input, line
@@ -210,7 +210,7 @@ def test_dlq_replay_puts_original_bytes_back_into_kinesis(aws: dict[str, Any], c
 def test_handler_end_to_end_on_moto(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     from log_consumer import handler as consumer_handler
 
-    from cali.settings import ConsumerSettings
+    from cali.contracts.settings import ConsumerSettings
 
     settings = ConsumerSettings(
         state_table_name=aws["table"],

@@ -54,20 +54,20 @@ import pytest
 from opensearchpy import OpenSearch, helpers
 from osmem_server import OsmemServer
 
-from cali import search_index
-from cali.alert_queue import IdempotentAlertSender, InMemoryAlertQueue, InMemoryPersistenceLayer
-from cali.consumer import BatchConsumer, ConsumerConfig, KinesisInput
-from cali.dlq import InMemoryDlq
+from cali.analysis.incident_sink import OpenSearchIncidentSink, build_incident_document
+from cali.analysis.llm.analyzer import LlmAnalyzer, LlmConfig
+from cali.analysis.llm.budget import InMemoryTokenBudget
+from cali.analysis.llm.cache import InMemoryLlmCache
+from cali.analysis.redaction import Redactor, redact_incident
+from cali.contracts.incident import IncidentMessage
+from cali.contracts.levels import Level
 from cali.fingerprint import fingerprint
-from cali.incident import IncidentMessage
-from cali.incident_sink import OpenSearchIncidentSink, build_incident_document
-from cali.level_filter import LevelFilter
-from cali.levels import Level
-from cali.llm_analysis import LlmAnalyzer, LlmConfig
-from cali.llm_cache import InMemoryLlmCache
-from cali.redaction import Redactor, redact_incident
-from cali.throttle import FailOpenLimiter, InMemoryThrottleStore, Throttle, ThrottlePolicy
-from cali.token_budget import InMemoryTokenBudget
+from cali.incidents.alert_queue import IdempotentAlertSender, InMemoryAlertQueue, InMemoryPersistenceLayer
+from cali.incidents.consumer import BatchConsumer, ConsumerConfig, KinesisInput
+from cali.incidents.throttle import FailOpenLimiter, InMemoryThrottleStore, Throttle, ThrottlePolicy
+from cali.ingest.dlq import InMemoryDlq
+from cali.ingest.level_filter import LevelFilter
+from cali.search import index as search_index
 from cali_local.event_source import LambdaContext
 from cali_local.loggen import GeneratedEvent, generate
 from cali_local.openai_stub import OpenAiStub

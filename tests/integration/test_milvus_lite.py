@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from cali.embeddings import EmbeddingDimensionError, LocalOnnxEmbedder
-from cali.knowledge_base import KnowledgeEntry, default_knowledge_dir
-from cali.knowledge_store import KnowledgeStore
-from cali.knowledge_sync import sync_knowledge
-from cali.resolved_incidents import InMemoryResolvedIncidentSource
+from cali.analysis.embeddings import EmbeddingDimensionError, LocalOnnxEmbedder
+from cali.knowledge.base import KnowledgeEntry, default_knowledge_dir
+from cali.knowledge.resolved import InMemoryResolvedIncidentSource
+from cali.knowledge.store import KnowledgeStore
+from cali.knowledge.sync import sync_knowledge
 
 pytestmark = pytest.mark.xdist_group("milvus")
 
@@ -270,7 +270,7 @@ def test_handler_syncs_with_configuration_from_the_environment(
 ) -> None:
     from knowledge_sync import handler as module
 
-    from cali.settings import knowledge_sync_settings
+    from cali.contracts.settings import knowledge_sync_settings
 
     monkeypatch.setenv("LOCAL_MILVUS_URI", db_uri)
     monkeypatch.setenv("MILVUS_COLLECTION", "handler_tests")

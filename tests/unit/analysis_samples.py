@@ -6,15 +6,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cali.analysis_result import SimilarIncident
-from cali.embeddings import Embedder
-from cali.incident import IncidentMessage, SampleLine
-from cali.knowledge_base import default_knowledge_dir, load_knowledge_base
-from cali.knowledge_store import KnowledgeStore
-from cali.levels import Level
-from cali.llm_analysis import LlmAnalyzer, LlmConfig
-from cali.llm_cache import InMemoryLlmCache, LlmCache
-from cali.token_budget import InMemoryTokenBudget, TokenBudget
+from cali.analysis.embeddings import Embedder
+from cali.analysis.llm.analyzer import LlmAnalyzer, LlmConfig
+from cali.analysis.llm.budget import InMemoryTokenBudget, TokenBudget
+from cali.analysis.llm.cache import InMemoryLlmCache, LlmCache
+from cali.contracts.analysis import SimilarIncident
+from cali.contracts.incident import IncidentMessage, SampleLine
+from cali.contracts.levels import Level
+from cali.knowledge.base import default_knowledge_dir, load_knowledge_base
+from cali.knowledge.store import KnowledgeStore
 from cali_local.openai_stub import OpenAiStub
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

@@ -8,13 +8,13 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from cali.alert_queue import IdempotentAlertSender, InMemoryAlertQueue, InMemoryPersistenceLayer
-from cali.consumer import BatchConsumer, ConsumerConfig, KinesisInput
-from cali.dlq import InMemoryDlq
+from cali.contracts.levels import Level
 from cali.fingerprint import fingerprint
-from cali.level_filter import LevelFilter
-from cali.levels import Level
-from cali.throttle import FailOpenLimiter, InMemoryThrottleStore, Throttle, ThrottlePolicy
+from cali.incidents.alert_queue import IdempotentAlertSender, InMemoryAlertQueue, InMemoryPersistenceLayer
+from cali.incidents.consumer import BatchConsumer, ConsumerConfig, KinesisInput
+from cali.incidents.throttle import FailOpenLimiter, InMemoryThrottleStore, Throttle, ThrottlePolicy
+from cali.ingest.dlq import InMemoryDlq
+from cali.ingest.level_filter import LevelFilter
 
 SHARD = "shardId-000000000000"
 ARRIVAL = datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC)

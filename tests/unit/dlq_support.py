@@ -6,7 +6,7 @@ import base64
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from cali.dlq import DlqEntry
+from cali.ingest.dlq import DlqEntry
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient

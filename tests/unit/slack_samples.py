@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cali.analysis_result import AnalysisResult, LlmAnalysis, LlmUsage, SimilarIncident
-from cali.incident import IncidentMessage, SampleLine
-from cali.levels import Level
-from cali.slack_message import IncidentLinks
+from cali.contracts.analysis import AnalysisResult, LlmAnalysis, LlmUsage, SimilarIncident
+from cali.contracts.incident import IncidentMessage, SampleLine
+from cali.contracts.levels import Level
+from cali.notify.slack.links import IncidentLinks
 
 NOW = datetime(2026, 11, 23, 10, 30, tzinfo=UTC)
 LINKS = IncidentLinks(

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from cali.aggregation import MAX_LISTED, aggregate, incident_id, incident_message
+from cali.contracts.levels import Level
+from cali.contracts.records import build_record
 from cali.fingerprint import fingerprint
-from cali.levels import Level
-from cali.records import build_record
+from cali.incidents.aggregation import MAX_LISTED, aggregate, incident_id, incident_message
 from tests.unit.consumer_support import event
 
 

@@ -20,9 +20,9 @@ import pytest
 from incident_analyzer import handler as analyzer
 from moto import mock_aws
 
-from cali.embeddings import LocalOnnxEmbedder
-from cali.incident import IncidentMessage
-from cali.settings import analyzer_settings
+from cali.analysis.embeddings import LocalOnnxEmbedder
+from cali.contracts.incident import IncidentMessage
+from cali.contracts.settings import analyzer_settings
 from cali_local.event_source import LambdaContext, SqsEventSource
 from cali_local.openai_stub import OpenAiStub, StubReply
 from cali_local.resources import create_state_table

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cali.consumer import KinesisInput
-from cali.levels import Level
-from cali.throttle import StoreThrottled, StoreUnavailable
+from cali.contracts.levels import Level
+from cali.incidents.consumer import KinesisInput
+from cali.incidents.throttle import StoreThrottled, StoreUnavailable
 from tests.unit.consumer_support import (
     ARRIVAL,
     Clock,
@@ -120,7 +120,7 @@ def test_same_records_processed_twice_produce_one_alert() -> None:
 
 
 def test_still_firing_incident_gets_one_update_per_window_rollover() -> None:
-    from cali.aggregation import incident_id
+    from cali.incidents.aggregation import incident_id
 
     clock = Clock()
     fake = Fake(clock)
@@ -167,10 +167,10 @@ def test_incident_that_stopped_and_recurs_alerts_new_again() -> None:
 def test_parallelization_factor_setting_switches_off_the_sequence_dedupe() -> None:
     from log_consumer.handler import build_consumer
 
-    from cali.alert_queue import InMemoryAlertQueue, InMemoryPersistenceLayer
-    from cali.dlq import InMemoryDlq
-    from cali.settings import ConsumerSettings
-    from cali.throttle import InMemoryThrottleStore
+    from cali.contracts.settings import ConsumerSettings
+    from cali.incidents.alert_queue import InMemoryAlertQueue, InMemoryPersistenceLayer
+    from cali.incidents.throttle import InMemoryThrottleStore
+    from cali.ingest.dlq import InMemoryDlq
 
     def build(factor: int) -> Any:
         settings = ConsumerSettings(cali_env="test", parallelization_factor=factor)
@@ -235,8 +235,8 @@ def test_alert_claimed_by_a_sender_that_crashed_is_not_taken_as_sent() -> None:
     fake.run([line(event())], first=1)  # the alert waits in the outbox
     state = next(iter(fake.store.items.values()))
     (body,) = state.outbox.values()
-    from cali.alert_queue import alert_key
-    from cali.incident import IncidentMessage
+    from cali.contracts.incident import IncidentMessage
+    from cali.incidents.alert_queue import alert_key
 
     key = alert_key(IncidentMessage.model_validate_json(body))
     # A sender claimed it and died before SQS saw it (Lambda timeout): the claim is in progress.
@@ -308,9 +308,9 @@ def test_one_incident_per_fingerprint_with_samples_services_and_hosts() -> None:
 
 
 def test_samples_prefer_severe_and_stack_traces() -> None:
-    from cali.aggregation import aggregate
+    from cali.contracts.records import build_record
     from cali.fingerprint import fingerprint
-    from cali.records import build_record
+    from cali.incidents.aggregation import aggregate
 
     records = [
         build_record(event(message=f"m{i}", level=lvl, **extra))
@@ -425,10 +425,10 @@ def test_any_input_is_counted_and_never_raises(batch: list[bytes]) -> None:
 
 def test_sqs_batches_are_bounded_in_bytes_not_characters() -> None:
     # SQS limits a SendMessageBatch to 256 KiB of UTF-8; CJK text is 3 bytes a character.
-    from cali.aggregation import aggregate, incident_message
-    from cali.alert_queue import SQS_BATCH_BYTES, _chunks
+    from cali.contracts.records import build_record
     from cali.fingerprint import fingerprint
-    from cali.records import build_record
+    from cali.incidents.aggregation import aggregate, incident_message
+    from cali.incidents.alert_queue import SQS_BATCH_BYTES, _chunks
 
     records = [
         build_record(event(message=f"注文 {n} の決済に失敗しました " + "失敗" * 6_000)) for n in range(5)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cali import search_index
+from cali.search import index as search_index
 from cali_cli.commands.dashboards import REPO_ROOT, load_build_module, run
 
 GRAFANA = REPO_ROOT / "grafana"

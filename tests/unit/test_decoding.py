@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from cali.decoding import decode_payload, gunzip_bounded
-from cali.levels import Level
-from cali.records import build_record
+from cali.contracts.levels import Level
+from cali.contracts.records import build_record
+from cali.ingest.decoding import decode_payload, gunzip_bounded
 from tests.unit.consumer_support import cloudwatch, event, line
 
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from cali.dlq import InMemoryDlq, entry_key, replay
+from cali.ingest.dlq import InMemoryDlq, entry_key, replay
 from tests.unit.dlq_support import FakeKinesis, T, entry
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cali.dlq import InMemoryDlq
+from cali.ingest.dlq import InMemoryDlq
 from cali_cli.commands import dlq as command
 from tests.unit.dlq_support import FakeKinesis, entry
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from cali.embeddings import (
+from cali.analysis.embeddings import (
     Embedder,
     EmbeddingDimensionError,
     EmbeddingError,
@@ -19,7 +19,7 @@ from cali.embeddings import (
     OpenAIEmbedder,
     make_embedder,
 )
-from cali.settings import AnalyzerSettings
+from cali.contracts.settings import AnalyzerSettings
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,10 @@ import pytest
 from moto import mock_aws
 from osmem_server import OsmemServer
 
-from cali.alert_state import AlertKey, DynamoDbAlertState, InMemoryAlertState
-from cali.analysis_result import AnalysisResult
-from cali.embeddings import LocalOnnxEmbedder, OpenAIEmbedder
-from cali.incident import IncidentMessage
-from cali.incident_analysis import AlertNotPostedError, IncidentAnalysis, incident_query_text
-from cali.incident_sink import (
+from cali.analysis.alert_state import AlertKey, DynamoDbAlertState, InMemoryAlertState
+from cali.analysis.analyzer import AlertNotPostedError, IncidentAnalysis, incident_query_text
+from cali.analysis.embeddings import LocalOnnxEmbedder, OpenAIEmbedder
+from cali.analysis.incident_sink import (
     FirehoseIncidentSink,
     IncidentDocument,
     IncidentSinkError,
@@ -28,11 +26,14 @@ from cali.incident_sink import (
     OpenSearchIncidentSink,
     build_incident_document,
 )
-from cali.knowledge_store import KnowledgeStore
-from cali.redaction import Redactor
-from cali.slack_delivery import SlackDeliveryError, SlackPostResult
-from cali.slack_message import IncidentLinks, SlackMessage
-from cali.token_budget import InMemoryTokenBudget
+from cali.analysis.llm.budget import InMemoryTokenBudget
+from cali.analysis.redaction import Redactor
+from cali.contracts.analysis import AnalysisResult
+from cali.contracts.incident import IncidentMessage
+from cali.knowledge.store import KnowledgeStore
+from cali.notify.slack.delivery import SlackDeliveryError, SlackPostResult
+from cali.notify.slack.links import IncidentLinks
+from cali.notify.slack.message import SlackMessage
 from cali_local.openai_stub import OpenAiStub, StubReply
 from tests.unit.analysis_samples import POOL_MESSAGE, incident, knowledge_store, llm_analyzer
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cali.knowledge_base import (
+from cali.knowledge.base import (
     KnowledgeBaseError,
     KnowledgeEntry,
     default_knowledge_dir,

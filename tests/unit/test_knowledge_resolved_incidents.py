@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from cali.resolved_incidents import (
+from cali.knowledge.resolved import (
     DynamoDbResolvedIncidentSource,
     InMemoryResolvedIncidentSource,
     entry_from_item,

@@ -10,8 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from cali.knowledge_store import KnowledgeStore, KnowledgeStoreError, _cut, _literal, _redact_uri
-from cali.settings import AnalyzerSettings
+from cali.contracts.settings import AnalyzerSettings
+from cali.knowledge.store import KnowledgeStore, KnowledgeStoreError, _cut, _literal, _redact_uri
 
 
 def test_unreachable_server_fails_fast_with_a_clear_error() -> None:

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from cali.level_filter import LevelFilter
-from cali.levels import Level
-from cali.settings import ConsumerSettings
+from cali.contracts.levels import Level
+from cali.contracts.settings import ConsumerSettings
+from cali.ingest.level_filter import LevelFilter
 
 
 def test_default_minimum_and_per_service_overrides() -> None:

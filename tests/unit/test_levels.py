@@ -1,6 +1,6 @@
 import pytest
 
-from cali.levels import Level
+from cali.contracts.levels import Level
 
 
 @pytest.mark.parametrize(
@@ -34,7 +34,7 @@ def test_levels_are_ordered() -> None:
 def test_configured_levels_are_strict() -> None:
     from pydantic import ValidationError
 
-    from cali.settings import ConsumerSettings
+    from cali.contracts.settings import ConsumerSettings
 
     assert Level.from_name("warning") is Level.WARN and Level.from_name("40") is Level.ERROR
     with pytest.raises(ValueError, match="unknown log level 'EROR'"):

@@ -8,20 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from cali.analysis_result import LlmAnalysis
-from cali.llm_analysis import (
-    PROMPT_VERSION,
-    LlmAnalyzer,
-    LlmConfig,
-    ModelPrice,
-    build_prompt,
-    cache_key,
-    check_grounding,
-    neutralise,
-    price_for,
-)
-from cali.llm_cache import CachedAnalysis, DynamoDbLlmCache, InMemoryLlmCache
-from cali.token_budget import DynamoDbTokenBudget, InMemoryTokenBudget
+from cali.analysis.llm.analyzer import LlmAnalyzer, LlmConfig, cache_key
+from cali.analysis.llm.budget import DynamoDbTokenBudget, InMemoryTokenBudget
+from cali.analysis.llm.cache import CachedAnalysis, DynamoDbLlmCache, InMemoryLlmCache
+from cali.analysis.llm.grounding import check_grounding
+from cali.analysis.llm.pricing import ModelPrice, price_for
+from cali.analysis.llm.prompt import PROMPT_VERSION, build_prompt, neutralise
+from cali.contracts.analysis import LlmAnalysis
 from cali_local.openai_stub import OpenAiStub, StubReply
 from tests.unit.analysis_samples import POOL_MESSAGE, good_answer, incident, llm_analyzer, similar
 

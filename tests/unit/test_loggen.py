@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from cali.decoding import decode_payload
+from cali.contracts.levels import Level
+from cali.contracts.records import RecordError, build_record
 from cali.fingerprint import fingerprint
-from cali.levels import Level
-from cali.records import RecordError, build_record
+from cali.ingest.decoding import decode_payload
 from cali_cli.main import main
 from cali_local.fluentbit_emulation import (
     FILES_CONFIG,

@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
-from cali.analysis_result import AnalysisResult
-from cali.incident import IncidentMessage
-from cali.llm_analysis import system_message
-from cali.redaction import Redactor, redact_incident
-from cali.slack_message import IncidentLinks, SlackMessage, build_incident_message
+from cali.analysis.llm.prompt import system_message
+from cali.analysis.redaction import Redactor, redact_incident
+from cali.contracts.analysis import AnalysisResult
+from cali.contracts.incident import IncidentMessage
+from cali.notify.slack.links import IncidentLinks
+from cali.notify.slack.message import SlackMessage, build_incident_message
 from cali_local.openai_stub import OpenAiStub, StubReply
 from tests.unit.analysis_samples import POOL_MESSAGE, good_answer, incident, llm_analyzer, similar
 

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from cali.analysis_result import AnalysisResult, LlmAnalysis, LlmUsage, SimilarIncident
-from cali.incident import AlertKind, IncidentMessage, SampleLine
-from cali.levels import Level
-from cali.slack_message import IncidentLinks, SlackMessage, build_incident_message
+from cali.contracts.analysis import AnalysisResult, LlmAnalysis, LlmUsage, SimilarIncident
+from cali.contracts.incident import AlertKind, IncidentMessage, SampleLine
+from cali.contracts.levels import Level
+from cali.notify.slack.links import IncidentLinks
+from cali.notify.slack.message import SlackMessage, build_incident_message
 from cali_local.slack_sink import validate_message
 
 CORPUS = Path(__file__).parent / "data" / "prompt_injection_slack.jsonl"

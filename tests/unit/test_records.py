@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from cali.levels import Level
-from cali.records import (
+from cali.contracts.levels import Level
+from cali.contracts.records import (
     MAX_MESSAGE_CHARS,
     MAX_SHORT_FIELD_CHARS,
     LogRecord,

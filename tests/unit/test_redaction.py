@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from cali.incident import IncidentMessage, SampleLine
-from cali.levels import Level
-from cali.redaction import LABELS, Redactor, luhn_valid, redact_incident
+from cali.analysis.redaction import LABELS, Redactor, luhn_valid, redact_incident
+from cali.contracts.incident import IncidentMessage, SampleLine
+from cali.contracts.levels import Level
 
 CORPUS = Path(__file__).parent / "data" / "redaction_corpus.jsonl"
 PER_CLASS = 60

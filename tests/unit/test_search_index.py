@@ -1,4 +1,4 @@
-"""Index templates, retention policies and index names (cali.search_index)."""
+"""Index templates, retention policies and index names (cali.search.index)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from opensearchpy.exceptions import ConflictError, NotFoundError, RequestError
 from osmem_server import OsmemServer
 
-from cali import search_index
+from cali.search import index as search_index
 from tests.unit.document_contracts import LOG_DOCUMENT_FIELDS
 
 INCIDENT_FIELDS = {

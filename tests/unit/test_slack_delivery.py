@@ -15,18 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from cali.settings import AnalyzerSettings
-from cali.slack_delivery import (
+from cali.contracts.settings import AnalyzerSettings
+from cali.notify.slack.delivery import (
     BotNotifier,
-    DynamoDbThreadStore,
-    InMemoryThreadStore,
-    RetryPolicy,
-    SlackConfigurationError,
     SlackDeliveryError,
     WebhookNotifier,
     make_notifier,
 )
-from cali.slack_message import SlackMessage
+from cali.notify.slack.message import SlackMessage
+from cali.notify.slack.retry import RetryPolicy
+from cali.notify.slack.secret import SlackConfigurationError
+from cali.notify.slack.threads import DynamoDbThreadStore, InMemoryThreadStore
 from cali_local.slack_sink import SlackSink
 
 if TYPE_CHECKING:
@@ -253,7 +252,7 @@ def test_latency_and_client_timeout(clock: FakeClock) -> None:
 
 
 def test_end_to_end_incident_message_is_accepted(sink: SlackSink, clock: FakeClock) -> None:
-    from cali.slack_message import build_incident_message
+    from cali.notify.slack.message import build_incident_message
     from tests.unit.slack_samples import LINKS, make_incident, make_result
 
     built = build_incident_message(make_incident(), make_result(), environment="prod", links=LINKS)

@@ -12,21 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cali.analysis_result import AnalysisResult, SimilarIncident
-from cali.levels import Level
-from cali.slack_message import (
-    FIELD_TEXT_MAX,
-    HEADER_TEXT_MAX,
+from cali.contracts.analysis import AnalysisResult, SimilarIncident
+from cali.contracts.levels import Level
+from cali.notify.slack.links import (
     IncidentLinks,
-    SlackMessage,
     build_incident_links,
-    build_incident_message,
-    escape_mrkdwn,
     grafana_dashboard_url,
     opensearch_discover_url,
-    safe_url,
-    truncate,
 )
+from cali.notify.slack.message import SlackMessage, build_incident_message
+from cali.notify.slack.text import FIELD_TEXT_MAX, HEADER_TEXT_MAX, escape_mrkdwn, safe_url, truncate
 from cali_local.slack_sink import BlockKitError, validate_message
 from tests.unit.slack_samples import LINKS, NOW, make_incident, make_result
 
@@ -184,7 +179,8 @@ def test_oversized_content_is_truncated_never_rejected() -> None:
 def test_block_cap_keeps_footer() -> None:
     from slack_sdk.models.blocks import DividerBlock
 
-    from cali.slack_message import MAX_BLOCKS, _cap_blocks
+    from cali.notify.slack.message import _cap_blocks
+    from cali.notify.slack.text import MAX_BLOCKS
 
     capped = _cap_blocks([DividerBlock(block_id=str(i)) for i in range(80)])
     assert len(capped) == MAX_BLOCKS and capped[-1]["block_id"] == "79"

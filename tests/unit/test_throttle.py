@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from cali.throttle import (
+from cali.incidents.throttle import (
     AlertDecision,
     FailOpenLimiter,
     InMemoryThrottleStore,

@@ -1,0 +1,244 @@
+"""One incident from the queue to Slack and OpenSearch: the analyzer's domain logic.
+
+redact → embed → retrieve similar knowledge → LLM analysis → Slack → incident document.
+
+Every dependency is injected (see ``incident_analyzer.handler`` for the wiring), so the
+same code runs in Lambda, in the local pipeline and in tests. The rules:
+
+* nothing unredacted leaves: the embedder, the LLM and Slack only see the redacted copy;
+* analysis never blocks the alert: an embedder, Milvus or LLM failure becomes a
+  retrieval-only (or empty) ``AnalysisResult`` with a ``degraded_reason`` and the alert
+  is still posted;
+* only delivery failures fail the message: Slack after its retries
+  (``AlertNotPostedError``), or the incident document after Slack succeeded
+  (``IncidentSinkError``), so SQS redelivers and finally dead-letters it;
+* redelivery is safe: ``AlertState`` remembers that Slack succeeded, so a retry only
+  records the document again and never posts twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+from cali.analysis.alert_state import AlertKey, AlertProgress, AlertState
+from cali.analysis.embeddings import Embedder
+from cali.analysis.incident_sink import IncidentDocument, IncidentSink, SlackStatus, build_incident_document
+from cali.analysis.redaction import Redactor, redact_incident
+from cali.contracts.analysis import AnalysisResult, SimilarIncident
+from cali.contracts.incident import IncidentMessage
+from cali.notify.slack.delivery import SlackNotifier, SlackPostResult
+from cali.notify.slack.links import IncidentLinks
+from cali.notify.slack.message import build_incident_message
+
+logger = logging.getLogger(__name__)
+
+QUERY_MAX_CHARS = 1_000
+_QUERY_TRACE_LINES = 4
+
+
+class KnowledgeSearch(Protocol):
+    def search(
+        self,
+        vector: Sequence[float],
+        *,
+        top_k: int,
+        min_score: float,
+        service: str | None = None,
+        source: str | None = None,
+        fingerprint: str | None = None,
+    ) -> list[SimilarIncident]: ...
+
+
+class IncidentLlm(Protocol):
+    def analyze(self, incident: IncidentMessage, similar: Sequence[SimilarIncident]) -> AnalysisResult: ...
+
+
+LinksFor = Callable[[IncidentMessage], IncidentLinks]
+
+
+def incident_query_text(incident: IncidentMessage) -> str:
+    """What the incident "looks like" for similarity search (the incident must be redacted).
+
+    Mirrors ``KnowledgeEntry.text_for_embedding``: the symptoms lead (exception, template,
+    a real message and the top of its stack trace); counts and hosts would only add noise.
+    """
+    parts: list[str] = []
+    if incident.exception_type:
+        parts.append(incident.exception_type)
+    parts.append(incident.template)
+    if incident.samples:
+        sample = incident.samples[0]
+        if sample.message.strip() != incident.template.strip():
+            parts.append(sample.message)
+        if sample.stack_trace:
+            parts.extend(sample.stack_trace.strip().splitlines()[:_QUERY_TRACE_LINES])
+    parts.append("Service: " + ", ".join(incident.services))
+    return "\n".join(parts)[:QUERY_MAX_CHARS]
+
+
+class AlertNotPostedError(RuntimeError):
+    """Slack refused the alert after its retries; the SQS record must fail."""
+
+    def __init__(self, outcome: AnalysisOutcome) -> None:
+        super().__init__(f"Slack did not accept the alert for incident {outcome.incident_id}")
+        self.outcome = outcome
+
+
+Disposition = Literal["posted", "failed", "resumed", "duplicate"]
+
+
+@dataclass(frozen=True)
+class AnalysisOutcome:
+    """What happened to one message (the handler turns it into metrics)."""
+
+    incident_id: str
+    disposition: Disposition
+    """``posted``: analysed and sent; ``failed``: analysed, Slack refused; ``resumed``:
+    Slack had it already, the document was recorded now; ``duplicate``: all done before."""
+    result: AnalysisResult | None = None
+    document: IncidentDocument | None = None
+    analysis_latency_ms: float = 0.0
+
+
+class IncidentAnalysis:
+    def __init__(
+        self,
+        *,
+        redactor: Redactor,
+        embedder: Embedder,
+        knowledge: KnowledgeSearch,
+        llm: IncidentLlm,
+        notifier: SlackNotifier,
+        sink: IncidentSink,
+        state: AlertState,
+        environment: str,
+        links_for: LinksFor,
+        top_k: int = 5,
+        min_score: float = 0.35,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.redactor = redactor
+        self.embedder = embedder
+        self.knowledge = knowledge
+        self.llm = llm
+        self.notifier = notifier
+        self.sink = sink
+        self.state = state
+        self.environment = environment
+        self.links_for = links_for
+        self.top_k = top_k
+        self.min_score = min_score
+        self._clock = clock
+        self._monotonic = monotonic
+
+    def process(self, incident: IncidentMessage) -> AnalysisOutcome:
+        key = AlertKey.of(incident)
+        progress = self._progress(key)
+        if progress is not None and progress.recorded:
+            logger.info(
+                "alert already posted and recorded; acknowledging", extra={"incident_id": key.incident_id}
+            )
+            return AnalysisOutcome(incident.incident_id, "duplicate", document=progress.document)
+        if progress is not None:
+            logger.info(
+                "alert already in Slack; recording its document only", extra={"incident_id": key.incident_id}
+            )
+            self.sink.record(progress.document)  # IncidentSinkError: fail again, SQS retries
+            self._mark_recorded(key)
+            return AnalysisOutcome(incident.incident_id, "resumed", document=progress.document)
+
+        started = self._monotonic()
+        redacted = redact_incident(incident, self.redactor)
+        result = self.analyze(redacted)
+        latency_ms = (self._monotonic() - started) * 1000
+        message = build_incident_message(
+            redacted, result, environment=self.environment, links=self.links_for(redacted)
+        )
+
+        try:
+            # One thread per episode of a fingerprint: a `new` alert starts it, the window
+            # updates and surges of the same still-firing problem reply under it.
+            posted = self.notifier.post(
+                message, thread_key=incident.fingerprint, new_thread=incident.kind == "new"
+            )
+        except Exception as exc:  # SlackDeliveryError after its retries, or anything unexpected
+            document = self._document(redacted, result, latency_ms, "failed")
+            outcome = AnalysisOutcome(incident.incident_id, "failed", result, document, latency_ms)
+            # Best effort: a failed alert is worth seeing in Grafana, but the redelivery is
+            # what guarantees it is not lost.
+            try:
+                self.sink.record(document)
+            except Exception:
+                logger.exception("could not record the failed alert's document")
+            raise AlertNotPostedError(outcome) from exc
+
+        document = self._document(redacted, result, latency_ms, "sent")
+        try:
+            self.state.mark_posted(key, slack_ts=_slack_ts(posted), document=document)
+        except Exception:
+            # Worst case a redelivery posts again; never lose the document over it.
+            logger.exception("could not remember that the alert was posted")
+        self.sink.record(document)
+        self._mark_recorded(key)
+        return AnalysisOutcome(incident.incident_id, "posted", result, document, latency_ms)
+
+    def analyze(self, redacted: IncidentMessage) -> AnalysisResult:
+        """Retrieval then LLM; never raises: failures come back as a degraded result."""
+        try:
+            (vector,) = self.embedder.embed([incident_query_text(redacted)])
+        except Exception as exc:
+            logger.exception("embedding failed; alert without retrieval or LLM")
+            return AnalysisResult(
+                degraded_reason=(
+                    f"embedder unavailable ({type(exc).__name__}); no similar incidents, no LLM analysis"
+                )
+            )
+        try:
+            similar = self.knowledge.search(
+                vector,
+                top_k=self.top_k,
+                min_score=self.min_score,
+                # One service: keep its entries and the generic runbooks. Several: no filter.
+                service=redacted.services[0] if len(redacted.services) == 1 else None,
+                fingerprint=redacted.fingerprint,
+            )
+        except Exception as exc:
+            logger.exception("knowledge search failed; alert without retrieval or LLM")
+            return AnalysisResult(
+                similar=[],
+                degraded_reason=(
+                    f"knowledge base (Milvus) unavailable ({type(exc).__name__}); "
+                    "no similar incidents, no LLM analysis"
+                ),
+            )
+        return self.llm.analyze(redacted, similar)
+
+    def _document(
+        self, redacted: IncidentMessage, result: AnalysisResult, latency_ms: float, status: SlackStatus
+    ) -> IncidentDocument:
+        return build_incident_document(
+            redacted, result, analyzed_at=self._clock(), analysis_latency_ms=latency_ms, slack_status=status
+        )
+
+    def _progress(self, key: AlertKey) -> AlertProgress | None:
+        try:
+            return self.state.get(key)
+        except Exception:
+            logger.exception("alert state unavailable; processing as a first delivery")
+            return None
+
+    def _mark_recorded(self, key: AlertKey) -> None:
+        try:
+            self.state.mark_recorded(key)
+        except Exception:
+            logger.exception("could not remember that the document was recorded")
+
+
+def _slack_ts(posted: SlackPostResult) -> str | None:
+    return posted.ts or None  # webhooks do not tell the ts

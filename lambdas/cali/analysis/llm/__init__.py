@@ -1,0 +1,2 @@
+"""The LLM step of the analysis: prompt, grounding of the answer, cache and daily token budget
+(docs/analysis.md)."""

@@ -1,0 +1,94 @@
+"""Exact-key cache of LLM answers, so one incident is not paid for twice.
+
+The key (built by ``cali.analysis.llm.analyzer.cache_key``) covers everything that shapes the
+answer: fingerprint, prompt version, model and the retrieved knowledge ids. An ``update``
+or ``surge`` alert for the same fingerprint therefore reuses the first answer for free.
+Only grounded, non-degraded answers are stored. DynamoDB deletes expired items lazily
+(up to days later), so expiry is also checked on read.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+
+from pydantic import BaseModel, Field
+
+from cali.contracts.analysis import LlmAnalysis
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+Clock = Callable[[], datetime]
+
+_CACHE_SK = "llmcache"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CachedAnalysis(BaseModel):
+    """What a cache hit restores: the grounded answer and the flags it carried."""
+
+    analysis: LlmAnalysis
+    model: str
+    flags: list[str] = Field(default_factory=list)
+    created_at: datetime
+
+
+class LlmCache(Protocol):
+    def get(self, key: str) -> CachedAnalysis | None: ...
+
+    def put(self, key: str, value: CachedAnalysis, *, ttl_seconds: int) -> None: ...
+
+
+class InMemoryLlmCache:
+    def __init__(self, *, clock: Clock = utc_now) -> None:
+        self._clock = clock
+        self._items: dict[str, tuple[float, CachedAnalysis]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> CachedAnalysis | None:
+        with self._lock:
+            entry = self._items.get(key)
+        if entry is None or entry[0] <= self._clock().timestamp():
+            return None
+        return entry[1]
+
+    def put(self, key: str, value: CachedAnalysis, *, ttl_seconds: int) -> None:
+        with self._lock:
+            self._items[key] = (self._clock().timestamp() + ttl_seconds, value)
+
+
+class DynamoDbLlmCache:
+    """Item ``pk = llmcache#<key>`` in the state table, value as JSON, ``expires_at`` TTL."""
+
+    def __init__(self, table_name: str, *, client: DynamoDBClient, clock: Clock = utc_now) -> None:
+        self.table_name = table_name
+        self._client = client
+        self._clock = clock
+
+    @staticmethod
+    def item_key(key: str) -> dict[str, dict[str, str]]:
+        return {"pk": {"S": f"llmcache#{key}"}, "sk": {"S": _CACHE_SK}}
+
+    def get(self, key: str) -> CachedAnalysis | None:
+        item = self._client.get_item(TableName=self.table_name, Key=self.item_key(key)).get("Item")
+        if not item or "value" not in item:
+            return None
+        if int(item.get("expires_at", {}).get("N", "0")) <= int(self._clock().timestamp()):
+            return None
+        return CachedAnalysis.model_validate_json(item["value"]["S"])
+
+    def put(self, key: str, value: CachedAnalysis, *, ttl_seconds: int) -> None:
+        self._client.put_item(
+            TableName=self.table_name,
+            Item={
+                **self.item_key(key),
+                "value": {"S": value.model_dump_json()},
+                "expires_at": {"N": str(int(self._clock().timestamp()) + ttl_seconds)},
+            },
+        )

@@ -1,0 +1,119 @@
+"""Runtime configuration of each Lambda, read once from environment variables.
+
+The CDK stacks set exactly these variables (names are the upper-cased field names);
+``make demo`` and the tests set them for the local endpoint. Secrets are never in the
+environment in AWS: only the ARN of the secret, resolved with Powertools Parameters.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, HttpUrl, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cali.contracts.levels import Level
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    cali_env: str = Field("local", description="Environment name: dev, staging, prod or local")
+    state_table_name: str = Field(
+        "cali-local-state", description="DynamoDB table: throttle, incidents, idempotency"
+    )
+
+
+class ConsumerSettings(CommonSettings):
+    dlq_bucket_name: str = "cali-local-archive"
+    dlq_prefix: str = "dlq/"
+    incidents_queue_url: str = ""
+    min_level: Level = Level.WARN
+    level_overrides: dict[str, Level] = Field(
+        default_factory=dict, description='JSON object, service -> minimum level, e.g. {"payments": "INFO"}'
+    )
+    throttle_window_seconds: int = Field(900, gt=0)
+    surge_factor: float = Field(5.0, gt=1.0)
+    max_samples: int = Field(5, ge=1, le=20)
+    max_record_bytes: int = Field(1_048_576, gt=0)
+    idempotency_ttl_seconds: int = Field(86_400, gt=0)
+    fail_open_alerts_per_minute: int = Field(30, gt=0)
+    parallelization_factor: int = Field(
+        1, ge=1, le=10, description="The event source mapping's concurrent batches per shard (dedupe mode)"
+    )
+
+    @field_validator("min_level", mode="before")
+    @classmethod
+    def _level(cls, value: object) -> Level:
+        return value if isinstance(value, Level) else Level.from_name(str(value))
+
+    @field_validator("level_overrides", mode="before")
+    @classmethod
+    def _overrides(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {str(k): v if isinstance(v, Level) else Level.from_name(str(v)) for k, v in value.items()}
+        return value
+
+
+class AnalyzerSettings(CommonSettings):
+    slack_secret_arn: str = Field("", description='Secret JSON: {"webhook_url"} or {"bot_token", "channel"}')
+    slack_webhook_url: str = Field("", description="Local only: a webhook URL instead of a secret")
+    slack_bot_token: str = Field("", description="Local only: bot token (with slack_channel)")
+    slack_channel: str = Field("", description="Local only: channel for slack_bot_token")
+    slack_api_base_url: str = Field(
+        "", description="Slack Web API base URL; empty means https://slack.com/api/"
+    )
+    openai_secret_arn: str = Field("", description='Secret JSON: {"api_key"}')
+    milvus_secret_arn: str = Field("", description='Secret JSON: {"uri", "token"}')
+    # Not MILVUS_URI: pymilvus reads that variable at import and accepts only http(s) URIs.
+    local_milvus_uri: str = Field("./.cali/milvus.db", description="Local only: Milvus Lite file or URI")
+    milvus_collection: str = "cali_knowledge"
+    llm_base_url: str = Field("", description="OpenAI-compatible base URL; empty means api.openai.com")
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_seconds: float = Field(20.0, gt=0)
+    llm_max_tokens: int = Field(800, gt=0)
+    llm_daily_token_budget: int = Field(2_000_000, ge=0)
+    llm_cache_ttl_seconds: int = Field(86_400, gt=0)
+    llm_max_retries: int = Field(2, ge=0, le=6, description="SDK retries on timeout, 429, 5xx")
+    llm_prompt_max_tokens: int = Field(3_000, ge=500, description="Cap of the incident part of the prompt")
+    llm_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="JSON, model -> [USD per 1M input tokens, per 1M output tokens]; over the built-in table",
+    )
+    embedding_provider: Literal["local", "openai"] = "local"
+    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_dim: int = Field(384, gt=0)
+    embedding_base_url: str = Field(
+        "", description="OpenAI-compatible base URL for embeddings; empty means llm_base_url"
+    )
+    retrieval_top_k: int = Field(5, ge=1, le=50)
+    retrieval_min_score: float = Field(0.35, ge=-1.0, le=1.0)
+    redaction_extra_patterns: dict[str, str] = Field(
+        default_factory=dict, description="JSON object, placeholder label -> regex"
+    )
+    opensearch_dashboards_url: HttpUrl | None = None
+    grafana_url: HttpUrl | None = None
+    incidents_stream_name: str = Field("", description="Firehose stream that indexes incidents in OpenSearch")
+    incidents_opensearch_url: str = Field(
+        "", description="Local only: OpenSearch for incident documents when no stream is set"
+    )
+
+
+class KnowledgeSyncSettings(AnalyzerSettings):
+    knowledge_dir: str = Field("knowledge_base", description="Runbooks and past incidents folder")
+
+
+@lru_cache(maxsize=1)
+def consumer_settings() -> ConsumerSettings:
+    return ConsumerSettings()
+
+
+@lru_cache(maxsize=1)
+def analyzer_settings() -> AnalyzerSettings:
+    return AnalyzerSettings()
+
+
+@lru_cache(maxsize=1)
+def knowledge_sync_settings() -> KnowledgeSyncSettings:
+    return KnowledgeSyncSettings()

@@ -1,0 +1,231 @@
+"""Send incident messages to the incidents queue, each alert at most once.
+
+``SqsAlertQueue`` batches with SendMessageBatch (10 per call) and retries the entries SQS
+rejects; what still fails is returned so the caller can retry the Kinesis records.
+
+``IdempotentAlertSender`` wraps any queue with Powertools Idempotency, keyed on
+``incident_id`` + ``kind`` (fingerprint, throttle window and alert kind): whatever path
+leads to the same alert twice (a redelivered batch, a resend from the throttle outbox, two
+containers racing) the second attempt finds the record and does not send.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyItemAlreadyExistsError,
+    IdempotencyItemNotFoundError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import STATUS_CONSTANTS, DataRecord
+
+from cali.contracts.incident import IncidentMessage
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+logger = logging.getLogger(__name__)
+
+SQS_BATCH = 10
+SQS_BATCH_BYTES = 256 * 1024
+
+
+class AlertQueue(Protocol):
+    def send(self, messages: Sequence[IncidentMessage]) -> list[IncidentMessage]:
+        """Send all; return those that could not be sent (to retry the batch later)."""
+        ...
+
+
+def alert_key(message: IncidentMessage) -> str:
+    return f"{message.incident_id}#{message.kind}"
+
+
+class SqsAlertQueue:
+    def __init__(self, client: SQSClient, queue_url: str, attempts: int = 3) -> None:
+        self._client = client
+        self._url = queue_url
+        self._attempts = attempts
+        self._fifo = queue_url.endswith(".fifo")
+
+    def _entry(self, index: int, message: IncidentMessage) -> dict[str, Any]:
+        entry: dict[str, Any] = {"Id": str(index), "MessageBody": message.model_dump_json()}
+        if self._fifo:
+            entry["MessageGroupId"] = message.fingerprint
+            entry["MessageDeduplicationId"] = hashlib.sha256(alert_key(message).encode()).hexdigest()
+        return entry
+
+    def send(self, messages: Sequence[IncidentMessage]) -> list[IncidentMessage]:
+        failed: list[IncidentMessage] = []
+        for chunk in _chunks(messages):
+            todo = list(chunk)
+            for attempt in range(self._attempts):
+                entries: list[Any] = [self._entry(i, m) for i, m in enumerate(todo)]
+                try:
+                    response = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
+                except Exception:  # connection or throttling: the whole chunk is retried
+                    retry = todo
+                else:
+                    retry = [todo[int(f["Id"])] for f in response.get("Failed", [])]
+                if not retry:
+                    break
+                todo = retry
+                if attempt + 1 < self._attempts:
+                    time.sleep(0.1 * 2**attempt)
+            else:
+                failed += todo
+        return failed
+
+
+def _chunks(messages: Sequence[IncidentMessage]) -> list[list[IncidentMessage]]:
+    chunks: list[list[IncidentMessage]] = []
+    current: list[IncidentMessage] = []
+    size = 0
+    for message in messages:
+        length = len(message.model_dump_json().encode())  # SQS counts UTF-8 bytes, not characters
+        if current and (len(current) == SQS_BATCH or size + length > SQS_BATCH_BYTES):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(message)
+        size += length
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+@dataclass
+class InMemoryAlertQueue:
+    """The incidents queue as a list; ``fail_next`` makes the next N sends fail (retry tests)."""
+
+    sent: list[IncidentMessage] = field(default_factory=list)
+    fail_next: int = 0
+
+    def send(self, messages: Sequence[IncidentMessage]) -> list[IncidentMessage]:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return list(messages)
+        self.sent += messages
+        return []
+
+
+class InMemoryPersistenceLayer(BasePersistenceLayer):
+    """Powertools idempotency records in a dict, with DynamoDB's put semantics (tests, bench)."""
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.records: dict[str, DataRecord] = {}
+
+    def _get_record(self, idempotency_key: str) -> DataRecord:
+        try:
+            return self.records[idempotency_key]
+        except KeyError:
+            raise IdempotencyItemNotFoundError from None
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        old = self.records.get(data_record.idempotency_key)
+        now_ms = int(time.time() * 1000)
+        if (
+            old is not None
+            and not old.is_expired
+            and not (
+                old.status == "INPROGRESS"
+                and old.in_progress_expiry_timestamp is not None
+                and old.in_progress_expiry_timestamp < now_ms
+            )
+        ):
+            raise IdempotencyItemAlreadyExistsError(old_data_record=old)
+        self.records[data_record.idempotency_key] = data_record
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        self.records[data_record.idempotency_key] = data_record
+
+    def _delete_record(self, data_record: DataRecord) -> None:
+        self.records.pop(data_record.idempotency_key, None)
+
+
+@dataclass
+class SendReport:
+    sent: list[IncidentMessage] = field(default_factory=list)
+    already_sent: list[IncidentMessage] = field(default_factory=list)
+    failed: list[IncidentMessage] = field(default_factory=list)
+
+
+class IdempotentAlertSender:
+    """Claim each alert in the idempotency table, send the claimed ones, record the outcome."""
+
+    def __init__(
+        self,
+        queue: AlertQueue,
+        persistence: BasePersistenceLayer,
+        ttl_seconds: int,
+        remaining_ms: Callable[[], int] = lambda: 60_000,
+    ) -> None:
+        self.queue = queue
+        self.persistence = persistence
+        persistence.configure(
+            IdempotencyConfig(
+                event_key_jmespath="key", expires_after_seconds=ttl_seconds, raise_on_no_idempotency_key=True
+            ),
+            function_name="send_alert",
+        )
+        # An in-progress claim expires with the invocation, so a crashed sender's alert
+        # is picked up from the throttle outbox by the next batch.
+        self.remaining_ms = remaining_ms
+
+    def send(self, messages: Sequence[IncidentMessage], *, idempotent: bool = True) -> SendReport:
+        report = SendReport()
+        if not idempotent:  # fail-open: the idempotency table is the unavailable store
+            report.failed = self.queue.send(messages)
+            report.sent = [m for m in messages if m not in report.failed]
+            return report
+        claimed: list[IncidentMessage] = []
+        unclaimed: list[IncidentMessage] = []
+        for message in messages:
+            try:
+                self.persistence.save_inprogress({"key": alert_key(message)}, self.remaining_ms())
+            except IdempotencyItemAlreadyExistsError as exc:
+                old = exc.old_data_record
+                if old is not None and old.status == STATUS_CONSTANTS["INPROGRESS"]:
+                    # Claimed but not known sent (a racing sender, or one that died mid-send):
+                    # confirming it would clear the outbox and lose the alert; retry instead.
+                    report.failed.append(message)
+                else:
+                    report.already_sent.append(message)
+                continue
+            except Exception:
+                # The persistence layer lets boto3 errors through: the state table is failing,
+                # and an alert is better than silence (fail open).
+                logger.warning(
+                    "Idempotency store unavailable; sending without a claim",
+                    extra={"incident_id": message.incident_id},
+                )
+                unclaimed.append(message)
+                continue
+            claimed.append(message)
+        if unclaimed:
+            failed_open = self.queue.send(unclaimed)
+            report.failed += failed_open
+            report.sent += [m for m in unclaimed if m not in failed_open]
+        failed = self.queue.send(claimed) if claimed else []
+        failed_keys = {alert_key(m) for m in failed}
+        for message in claimed:
+            data = {"key": alert_key(message)}
+            try:
+                if alert_key(message) in failed_keys:
+                    report.failed.append(message)
+                    self.persistence.delete_record(data, RuntimeError("send failed"))
+                else:
+                    report.sent.append(message)
+                    self.persistence.save_success(data, {"sent": True})
+            except Exception:
+                # The in-progress claim expires with the invocation; nothing else to do.
+                logger.warning(
+                    "Could not record the send outcome", extra={"incident_id": message.incident_id}
+                )
+        return report

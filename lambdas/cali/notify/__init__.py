@@ -1,0 +1,1 @@
+"""Stage ``notify``: where analysed incidents are delivered to people."""
