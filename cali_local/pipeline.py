@@ -146,9 +146,13 @@ def _load_handlers() -> dict[str, Any]:
     handlers = {}
     for name in names:
         module = importlib.import_module(f"{name}.handler")
-        reset = getattr(module, "reset_for_tests", None)
-        if callable(reset):
-            reset()
+        # A fresh execution environment: each handler composes its dependencies again from
+        # the environment just set (closing what the previous run left open).
+        if module.dependencies.cache_info().currsize:
+            close = getattr(module.dependencies(), "close", None)
+            if callable(close):
+                close()
+        module.dependencies.cache_clear()
         handlers[name] = module.handler
     return handlers
 

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -48,6 +49,9 @@ from cali.notify.slack.links import IncidentLinks, build_incident_links
 SERVICE = "incident_analyzer"
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace="CALI", service=SERVICE)
+# The domain modules log through stdlib loggers under "cali": give them this JSON format
+# and service name (Powertools copies only to top-level loggers, hence "cali", not a module).
+copy_config_to_registered_loggers(source_logger=logger, include={"cali"})
 
 
 class IncidentRecord(SqsRecordModel):
@@ -154,7 +158,7 @@ def links_builder(settings: AnalyzerSettings) -> Callable[[IncidentMessage], Inc
     )
 
 
-def build_analysis(settings: AnalyzerSettings) -> IncidentAnalysis:
+def compose(settings: AnalyzerSettings) -> IncidentAnalysis:
     api_key = openai_api_key(settings)
     dynamodb = boto3.client("dynamodb")
     table = settings.state_table_name
@@ -185,15 +189,9 @@ def build_analysis(settings: AnalyzerSettings) -> IncidentAnalysis:
 
 
 @cache
-def analysis() -> IncidentAnalysis:
+def dependencies() -> IncidentAnalysis:
     """One per execution environment (a failed build, e.g. no Slack config, is retried)."""
-    return build_analysis(analyzer_settings())
-
-
-def reset_for_tests() -> None:
-    """Forget the wiring so the next invocation reads settings and connects again
-    (the local pipeline calls this after pointing the environment at its services)."""
-    analysis.cache_clear()
+    return compose(analyzer_settings())
 
 
 # ------------------------------------------------------------------------------ handler
@@ -252,7 +250,7 @@ def record_handler(record: IncidentRecord, lambda_context: LambdaContext | None 
                 raise NotEnoughTimeError(f"{remaining:.0f}s left, up to {needed:.0f}s needed")
         _Batch.records_started += 1
         try:
-            outcome = analysis().process(incident)
+            outcome = dependencies().process(incident)
         except AlertNotPostedError as exc:
             emit_metrics(exc.outcome)
             logger.exception("alert not delivered to Slack; SQS will redeliver the message")

@@ -8,10 +8,13 @@ execution environment and reused by later invocations.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -23,15 +26,11 @@ from cali.knowledge.sync import SyncReport, sync_knowledge
 
 logger = Logger(service="knowledge_sync")
 metrics = Metrics(namespace="CALI", service="knowledge_sync")
+# The domain modules log through stdlib loggers under "cali": give them this JSON format
+# and service name (Powertools copies only to top-level loggers, hence "cali", not a module).
+copy_config_to_registered_loggers(source_logger=logger, include={"cali"})
 
 ASSET_ROOT = Path(__file__).resolve().parent.parent
-
-
-class _Warm:
-    """What survives between invocations of one execution environment."""
-
-    embedder: Embedder | None = None
-    store: KnowledgeStore | None = None
 
 
 def knowledge_dir(settings: KnowledgeSyncSettings) -> Path:
@@ -53,24 +52,38 @@ def incident_source(settings: KnowledgeSyncSettings) -> ResolvedIncidentSource:
     return DynamoDbResolvedIncidentSource(settings.state_table_name)
 
 
-def reset_for_tests() -> None:
-    """Forget the warm embedder and connection (the local pipeline calls this per run)."""
-    if _Warm.store is not None:
+@dataclass
+class Dependencies:
+    """What survives between invocations of one execution environment."""
+
+    store: KnowledgeStore
+    embedder: Embedder
+    incidents: ResolvedIncidentSource
+    kb_dir: Path
+
+    def close(self) -> None:
         # The connection is being dropped anyway; its server may already be gone.
         with contextlib.suppress(Exception):
-            _Warm.store.close()
-    _Warm.embedder = None
-    _Warm.store = None
+            self.store.close()
 
 
-def run_sync(settings: KnowledgeSyncSettings) -> SyncReport:
-    if _Warm.embedder is None:
-        _Warm.embedder = make_embedder(settings, openai_api_key(settings))
-    if _Warm.store is None:
-        _Warm.store = KnowledgeStore.from_settings(settings)
-    return sync_knowledge(
-        _Warm.store, _Warm.embedder, kb_dir=knowledge_dir(settings), incidents=incident_source(settings)
+def compose(settings: KnowledgeSyncSettings) -> Dependencies:
+    return Dependencies(
+        store=KnowledgeStore.from_settings(settings),
+        embedder=make_embedder(settings, openai_api_key(settings)),
+        incidents=incident_source(settings),
+        kb_dir=knowledge_dir(settings),
     )
+
+
+@cache
+def dependencies() -> Dependencies:
+    """Built on the first invocation: the embedder (a 23 MB model) and the Milvus connection."""
+    return compose(knowledge_sync_settings())
+
+
+def run_sync(deps: Dependencies) -> SyncReport:
+    return sync_knowledge(deps.store, deps.embedder, kb_dir=deps.kb_dir, incidents=deps.incidents)
 
 
 def record(report: SyncReport) -> None:
@@ -91,6 +104,6 @@ def record(report: SyncReport) -> None:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.info("knowledge sync started", extra={"trigger": event.get("source", "manual")})
-    report = run_sync(knowledge_sync_settings())
+    report = run_sync(dependencies())
     record(report)
     return report.model_dump()

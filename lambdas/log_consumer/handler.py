@@ -6,13 +6,16 @@ batch is done the processor's clean-up step runs ``BatchConsumer.finish`` (DLQ w
 aggregation, throttle, alerts). Only retryable failures (DLQ/SQS/DynamoDB throttling)
 become ``batchItemFailures``; Lambda then redelivers from the earliest of them.
 
-AWS clients are created on the first invocation, not at import, to keep cold starts short;
-``use()`` swaps in other implementations (benchmark, tests, local pipeline).
+Wiring: ``compose`` is the one place that chooses implementations (AWS by default; tests,
+the benchmark and the local pipeline pass their own), ``dependencies`` builds them once per
+execution environment, and ``process`` runs one event against given dependencies. AWS
+clients are created on first use, not at import, to keep cold starts short.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -28,14 +31,16 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from cali.contracts.clock import Clock
     from cali.incidents.alert_queue import AlertQueue
-    from cali.incidents.throttle import Clock, ThrottleStore
+    from cali.incidents.throttle import ThrottleStore
     from cali.ingest.dlq import DlqWriter
 
 logger = Logger(service="log_consumer")
 metrics = Metrics(namespace="CALI", service="log_consumer")
-# The domain modules log through stdlib loggers under "cali"; give them the JSON format.
-copy_config_to_registered_loggers(source_logger=logger, include={"cali.incidents.consumer"})
+# The domain modules log through stdlib loggers under "cali": give them this JSON format
+# and service name (Powertools copies only to top-level loggers, hence "cali", not a module).
+copy_config_to_registered_loggers(source_logger=logger, include={"cali"})
 
 
 class IncidentBatchProcessor(BatchProcessor):
@@ -46,12 +51,13 @@ class IncidentBatchProcessor(BatchProcessor):
     the processor's failures before it builds the partial batch response.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, consumer: BatchConsumer) -> None:
         super().__init__(event_type=EventType.KinesisDataStreams, raise_on_entire_batch_failure=False)
+        self.consumer = consumer
         self.last_counts: BatchCounts | None = None
 
     def _clean(self) -> None:
-        result = consumer().finish()
+        result = self.consumer.finish()
         self.last_counts = result.counts
         record_metrics(result.counts)
         if result.failed_sequence_numbers:
@@ -64,9 +70,6 @@ class IncidentBatchProcessor(BatchProcessor):
                     keep.append(raw)
             self.success_messages[:] = keep
         super()._clean()  # type: ignore[no-untyped-call]
-
-
-processor = IncidentBatchProcessor()
 
 
 class LazyClient:
@@ -94,11 +97,7 @@ class LazyClient:
         return getattr(self._client, name)
 
 
-class _Wiring:
-    consumer: BatchConsumer | None = None
-
-
-def build_consumer(
+def compose(
     settings: ConsumerSettings,
     *,
     throttle_store: ThrottleStore | None = None,
@@ -108,6 +107,7 @@ def build_consumer(
     clock: Clock | None = None,
 ) -> BatchConsumer:
     """Wire the domain objects; anything not given is the AWS implementation."""
+    from cali.contracts.clock import utc_now
     from cali.fingerprint import fingerprint
     from cali.incidents.alert_queue import IdempotentAlertSender, SqsAlertQueue
     from cali.incidents.throttle import (
@@ -115,7 +115,6 @@ def build_consumer(
         FailOpenLimiter,
         Throttle,
         ThrottlePolicy,
-        utc_now,
     )
     from cali.ingest.dlq import S3Dlq
     from cali.ingest.level_filter import LevelFilter
@@ -159,26 +158,15 @@ def build_consumer(
     )
 
 
-def use(consumer_: BatchConsumer | None) -> None:
-    """Replace the consumer (None: rebuild from settings on the next invocation)."""
-    _Wiring.consumer = consumer_
+@cache
+def dependencies() -> BatchConsumer:
+    """The consumer of this execution environment, built from settings on first use."""
+    return compose(consumer_settings())
 
 
-def reset_for_tests() -> None:
-    """Forget the wiring so the next invocation reads settings and creates clients again
-    (the local pipeline calls this after pointing the environment at its services)."""
-    use(None)
-
-
-def consumer() -> BatchConsumer:
-    if _Wiring.consumer is None:
-        _Wiring.consumer = build_consumer(consumer_settings())
-    return _Wiring.consumer
-
-
-def record_handler(record: KinesisStreamRecord) -> None:
+def record_handler(consumer: BatchConsumer, record: KinesisStreamRecord) -> None:
     kinesis = record["kinesis"]
-    consumer().add(
+    consumer.add(
         KinesisInput(
             data_base64=kinesis["data"],
             sequence_number=kinesis["sequenceNumber"],
@@ -210,8 +198,23 @@ def record_metrics(counts: BatchCounts) -> None:
 @metrics.log_metrics
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return dict(
-        process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
+    response, _ = process(event, context, dependencies())
+    return response
+
+
+def process(
+    event: dict[str, Any], context: LambdaContext | None, consumer: BatchConsumer
+) -> tuple[dict[str, Any], BatchCounts | None]:
+    """One Kinesis event through ``consumer``: the partial batch response and the batch's counts."""
+    processor = IncidentBatchProcessor(consumer)
+
+    def handle(record: KinesisStreamRecord) -> None:
+        record_handler(consumer, record)
+
+    response = process_partial_response(
+        event=event,
+        record_handler=handle,
+        processor=processor,
+        context=context,
     )
+    return dict(response), processor.last_counts

@@ -23,15 +23,21 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.kinesis_firehose_event import (
+    KinesisFirehoseDataTransformationRecord,
+    KinesisFirehoseDataTransformationResponse,
+)
 
 from cali.contracts.levels import Level
 from cali.contracts.records import RecordError, build_record, truncate
+from cali.contracts.settings import CommonSettings
 from cali.fingerprint import fingerprint
 from cali.ingest.decoding import decode_payload
 from cali.search.documents import log_document
@@ -41,6 +47,9 @@ if TYPE_CHECKING:
 
 logger = Logger(service="log_indexer")
 metrics = Metrics(namespace="CALI", service="log_indexer")
+# The domain modules log through stdlib loggers under "cali": give them this JSON format
+# and service name (Powertools copies only to top-level loggers, hence "cali", not a module).
+copy_config_to_registered_loggers(source_logger=logger, include={"cali"})
 
 MAX_OTHER_EVENTS = 50
 
@@ -92,41 +101,45 @@ def merge_documents(documents: list[dict[str, Any]]) -> dict[str, Any]:
     return main
 
 
-@lru_cache(maxsize=1)
-def _environment() -> str:
-    from cali.contracts.settings import CommonSettings
+@dataclass(frozen=True)
+class Dependencies:
+    """What the transform needs besides the event: only the environment's name."""
 
-    return CommonSettings().cali_env
-
-
-def reset_for_tests() -> None:
-    """Re-read ``CALI_ENV`` on the next invocation (the local pipeline sets it late)."""
-    _environment.cache_clear()
+    environment: str
 
 
-def transform_record(record: dict[str, Any], environment: str) -> dict[str, Any]:
+def compose(settings: CommonSettings) -> Dependencies:
+    return Dependencies(environment=settings.cali_env)
+
+
+@cache
+def dependencies() -> Dependencies:
+    """Read once per execution environment."""
+    return compose(CommonSettings())
+
+
+Transformed = KinesisFirehoseDataTransformationRecord
+
+
+def transform_record(record: dict[str, Any], environment: str) -> Transformed:
     record_id = record["recordId"]
     try:
         payload = binascii.a2b_base64(record["data"], strict_mode=True)
     except (binascii.Error, ValueError):
-        return {"recordId": record_id, "result": "ProcessingFailed", "data": record["data"]}
+        return Transformed(record_id=record_id, result="ProcessingFailed", data=record["data"])
     arrival_ms = record.get("approximateArrivalTimestamp")
     arrival = datetime.fromtimestamp(arrival_ms / 1000, tz=UTC) if arrival_ms else None
     indexed = index_payload(payload, environment, arrival)
     if indexed.documents:
         document = merge_documents(indexed.documents)
-        return {
-            "recordId": record_id,
-            "result": "Ok",
-            "data": base64.b64encode(orjson.dumps(document)).decode(),
-        }
+        return Transformed(record_id=record_id, data=base64.b64encode(orjson.dumps(document)).decode())
     if indexed.control_messages and not indexed.errors:
-        return {"recordId": record_id, "result": "Dropped", "data": record["data"]}
+        return Transformed(record_id=record_id, result="Dropped", data=record["data"])
     logger.warning("Record failed transformation", extra={"record_id": record_id, "reasons": indexed.errors})
-    return {"recordId": record_id, "result": "ProcessingFailed", "data": record["data"]}
+    return Transformed(record_id=record_id, result="ProcessingFailed", data=record["data"])
 
 
-def _transform_or_fail(record: dict[str, Any], environment: str) -> dict[str, Any]:
+def _transform_or_fail(record: dict[str, Any], environment: str) -> Transformed:
     try:
         return transform_record(record, environment)
     except Exception:
@@ -135,17 +148,20 @@ def _transform_or_fail(record: dict[str, Any], environment: str) -> dict[str, An
         logger.exception(
             "Unexpected error transforming a record", extra={"record_id": record.get("recordId")}
         )
-        return {"recordId": record["recordId"], "result": "ProcessingFailed", "data": record["data"]}
+        return Transformed(record_id=record["recordId"], result="ProcessingFailed", data=record["data"])
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    environment = _environment()
-    records = [_transform_or_fail(r, environment) for r in event.get("records", [])]
-    ok = sum(1 for r in records if r["result"] == "Ok")
-    failed = sum(1 for r in records if r["result"] == "ProcessingFailed")
+    environment = dependencies().environment
+    response = KinesisFirehoseDataTransformationResponse()
+    for r in event.get("records", []):
+        response.add_record(_transform_or_fail(r, environment))
+    records = response.records
+    ok = sum(1 for r in records if r.result == "Ok")
+    failed = sum(1 for r in records if r.result == "ProcessingFailed")
     metrics.add_metric(name="DocumentsIndexed", unit=MetricUnit.Count, value=ok)
     metrics.add_metric(name="DocumentsFailed", unit=MetricUnit.Count, value=failed)
     logger.info("Transformed", extra={"records": len(records), "ok": ok, "failed": failed})
-    return {"records": records}
+    return response.asdict()

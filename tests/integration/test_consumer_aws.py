@@ -218,15 +218,11 @@ def test_handler_end_to_end_on_moto(aws: dict[str, Any], monkeypatch: pytest.Mon
         incidents_queue_url=aws["queue_url"],
         cali_env="test",
     )
-    consumer_handler.use(consumer_handler.build_consumer(settings, clock=Clock(datetime.now(UTC))))
-    try:
-        event_ = kinesis_event([line(event()), b"nope", line(event(level="DEBUG"))])
-        response = consumer_handler.handler(event_, _Context())
-    finally:
-        consumer_handler.use(None)
+    consumer = consumer_handler.compose(settings, clock=Clock(datetime.now(UTC)))
+    event_ = kinesis_event([line(event()), b"nope", line(event(level="DEBUG"))])
+    response, counts = consumer_handler.process(event_, _Context(), consumer)  # type: ignore[arg-type]
     assert response == {"batchItemFailures": []}
     assert [a["kind"] for a in receive_all(aws)] == ["new"]
-    counts = consumer_handler.processor.last_counts
     assert counts is not None and (counts.kept, counts.filtered, counts.invalid) == (1, 1, 1)
 
 

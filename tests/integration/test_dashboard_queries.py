@@ -56,21 +56,21 @@ from osmem_server import OsmemServer
 
 from cali.analysis.incident_sink import OpenSearchIncidentSink, build_incident_document
 from cali.analysis.llm.analyzer import LlmAnalyzer, LlmConfig
-from cali.analysis.llm.budget import InMemoryTokenBudget
-from cali.analysis.llm.cache import InMemoryLlmCache
 from cali.analysis.redaction import Redactor, redact_incident
 from cali.contracts.incident import IncidentMessage
 from cali.contracts.levels import Level
 from cali.fingerprint import fingerprint
-from cali.incidents.alert_queue import IdempotentAlertSender, InMemoryAlertQueue, InMemoryPersistenceLayer
+from cali.incidents.alert_queue import IdempotentAlertSender
 from cali.incidents.consumer import BatchConsumer, ConsumerConfig, KinesisInput
-from cali.incidents.throttle import FailOpenLimiter, InMemoryThrottleStore, Throttle, ThrottlePolicy
-from cali.ingest.dlq import InMemoryDlq
+from cali.incidents.throttle import FailOpenLimiter, Throttle, ThrottlePolicy
 from cali.ingest.level_filter import LevelFilter
 from cali.search import index as search_index
 from cali_local.event_source import LambdaContext
 from cali_local.loggen import GeneratedEvent, generate
 from cali_local.openai_stub import OpenAiStub
+from cali_testing.analysis import InMemoryLlmCache, InMemoryTokenBudget
+from cali_testing.incidents import InMemoryAlertQueue, InMemoryPersistenceLayer, InMemoryThrottleStore
+from cali_testing.ingest import InMemoryDlq
 
 pytestmark = pytest.mark.xdist_group("dashboard_queries")  # one osmem server for the module
 
@@ -125,7 +125,7 @@ def indexed_log_actions(events: list[GeneratedEvent], environment: str) -> list[
     actions: list[dict[str, Any]] = []
     with pytest.MonkeyPatch.context() as env:
         env.setenv("CALI_ENV", environment)
-        log_indexer.reset_for_tests()
+        log_indexer.dependencies.cache_clear()  # CALI_ENV is read once per execution environment
         for first in range(0, len(events), FIREHOSE_BATCH):
             chunk = events[first : first + FIREHOSE_BATCH]
             event: dict[str, Any] = {
@@ -150,7 +150,7 @@ def indexed_log_actions(events: list[GeneratedEvent], environment: str) -> list[
                 if result["result"] == "Ok":
                     doc = json.loads(base64.b64decode(result["data"]))
                     actions.append({"_index": search_index.log_index_name(_arrival(source)), "_source": doc})
-    log_indexer.reset_for_tests()
+    log_indexer.dependencies.cache_clear()
     return actions
 
 

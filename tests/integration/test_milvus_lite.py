@@ -17,9 +17,9 @@ import pytest
 
 from cali.analysis.embeddings import EmbeddingDimensionError, LocalOnnxEmbedder
 from cali.knowledge.base import KnowledgeEntry, default_knowledge_dir
-from cali.knowledge.resolved import InMemoryResolvedIncidentSource
 from cali.knowledge.store import KnowledgeStore
 from cali.knowledge.sync import sync_knowledge
+from cali_testing.knowledge import InMemoryResolvedIncidentSource
 
 pytestmark = pytest.mark.xdist_group("milvus")
 
@@ -277,8 +277,7 @@ def test_handler_syncs_with_configuration_from_the_environment(
     monkeypatch.setenv("KNOWLEDGE_DIR", str(kb_copy))
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "CALI")
     knowledge_sync_settings.cache_clear()
-    monkeypatch.setattr(module._Warm, "embedder", None)
-    monkeypatch.setattr(module._Warm, "store", None)
+    module.dependencies.cache_clear()  # a new execution environment
     monkeypatch.setattr(
         module, "incident_source", lambda settings: InMemoryResolvedIncidentSource([RESOLVED_ITEM])
     )
@@ -292,8 +291,8 @@ def test_handler_syncs_with_configuration_from_the_environment(
         out = capsys.readouterr().out
         assert '"KnowledgeEntriesUpserted"' in out and '"Namespace":"CALI"' in out.replace(" ", "")
     finally:
-        if module._Warm.store is not None:
-            module._Warm.store.close()
+        module.dependencies().close()
+        module.dependencies.cache_clear()
         knowledge_sync_settings.cache_clear()
 
 

@@ -8,14 +8,15 @@ from typing import Any
 
 from cali.analysis.embeddings import Embedder
 from cali.analysis.llm.analyzer import LlmAnalyzer, LlmConfig
-from cali.analysis.llm.budget import InMemoryTokenBudget, TokenBudget
-from cali.analysis.llm.cache import InMemoryLlmCache, LlmCache
+from cali.analysis.llm.budget import TokenBudget
+from cali.analysis.llm.cache import LlmCache
 from cali.contracts.analysis import SimilarIncident
 from cali.contracts.incident import IncidentMessage, SampleLine
 from cali.contracts.levels import Level
 from cali.knowledge.base import default_knowledge_dir, load_knowledge_base
 from cali.knowledge.store import KnowledgeStore
 from cali_local.openai_stub import OpenAiStub
+from cali_testing.analysis import InMemoryLlmCache, InMemoryTokenBudget
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

@@ -10,11 +10,12 @@ from typing import Any
 
 from cali.contracts.levels import Level
 from cali.fingerprint import fingerprint
-from cali.incidents.alert_queue import IdempotentAlertSender, InMemoryAlertQueue, InMemoryPersistenceLayer
+from cali.incidents.alert_queue import IdempotentAlertSender
 from cali.incidents.consumer import BatchConsumer, ConsumerConfig, KinesisInput
-from cali.incidents.throttle import FailOpenLimiter, InMemoryThrottleStore, Throttle, ThrottlePolicy
-from cali.ingest.dlq import InMemoryDlq
+from cali.incidents.throttle import FailOpenLimiter, Throttle, ThrottlePolicy
 from cali.ingest.level_filter import LevelFilter
+from cali_testing.incidents import InMemoryAlertQueue, InMemoryPersistenceLayer, InMemoryThrottleStore
+from cali_testing.ingest import InMemoryDlq
 
 SHARD = "shardId-000000000000"
 ARRIVAL = datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC)

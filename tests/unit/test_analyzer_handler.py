@@ -99,13 +99,13 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             mp.setenv(name, value)
         mp.delenv("OPENAI_API_KEY", raising=False)
         analyzer_settings.cache_clear()
-        analyzer.analysis.cache_clear()
+        analyzer.dependencies.cache_clear()
         e = Env(stub, slack)
         create_state_table(e.dynamodb, TABLE)
         e.s3.create_bucket(Bucket=BUCKET)
         e.create_stream()
         yield e
-        analyzer.analysis.cache_clear()
+        analyzer.dependencies.cache_clear()
         analyzer_settings.cache_clear()
 
 

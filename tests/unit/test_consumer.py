@@ -165,16 +165,15 @@ def test_incident_that_stopped_and_recurs_alerts_new_again() -> None:
 
 
 def test_parallelization_factor_setting_switches_off_the_sequence_dedupe() -> None:
-    from log_consumer.handler import build_consumer
+    from log_consumer.handler import compose
 
     from cali.contracts.settings import ConsumerSettings
-    from cali.incidents.alert_queue import InMemoryAlertQueue, InMemoryPersistenceLayer
-    from cali.incidents.throttle import InMemoryThrottleStore
-    from cali.ingest.dlq import InMemoryDlq
+    from cali_testing.incidents import InMemoryAlertQueue, InMemoryPersistenceLayer, InMemoryThrottleStore
+    from cali_testing.ingest import InMemoryDlq
 
     def build(factor: int) -> Any:
         settings = ConsumerSettings(cali_env="test", parallelization_factor=factor)
-        return build_consumer(
+        return compose(
             settings,
             throttle_store=InMemoryThrottleStore(),
             queue=InMemoryAlertQueue(),
@@ -327,13 +326,13 @@ def test_samples_prefer_severe_and_stack_traces() -> None:
 
 
 @pytest.fixture
-def handler_fake() -> Iterator[tuple[Any, Fake]]:
+def handler_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Fake]]:
     from log_consumer import handler as consumer_handler
 
     fake = Fake(Clock())
-    consumer_handler.use(fake.consumer)
+    # The handler's one composition seam: this execution environment's dependencies.
+    monkeypatch.setattr(consumer_handler, "dependencies", lambda: fake.consumer)
     yield consumer_handler, fake
-    consumer_handler.use(None)
 
 
 class Context:

@@ -4,7 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from cali.ingest.dlq import InMemoryDlq, entry_key, replay
+from cali.ingest.dlq import entry_key, replay
+from cali_testing.ingest import InMemoryDlq
 from tests.unit.dlq_support import FakeKinesis, T, entry
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from cali.ingest.dlq import InMemoryDlq
 from cali_cli.commands import dlq as command
+from cali_testing.ingest import InMemoryDlq
 from tests.unit.dlq_support import FakeKinesis, entry
 
 

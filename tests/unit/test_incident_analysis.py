@@ -15,18 +15,16 @@ import pytest
 from moto import mock_aws
 from osmem_server import OsmemServer
 
-from cali.analysis.alert_state import AlertKey, DynamoDbAlertState, InMemoryAlertState
+from cali.analysis.alert_state import AlertKey, DynamoDbAlertState
 from cali.analysis.analyzer import AlertNotPostedError, IncidentAnalysis, incident_query_text
 from cali.analysis.embeddings import LocalOnnxEmbedder, OpenAIEmbedder
 from cali.analysis.incident_sink import (
     FirehoseIncidentSink,
     IncidentDocument,
     IncidentSinkError,
-    InMemoryIncidentSink,
     OpenSearchIncidentSink,
     build_incident_document,
 )
-from cali.analysis.llm.budget import InMemoryTokenBudget
 from cali.analysis.redaction import Redactor
 from cali.contracts.analysis import AnalysisResult
 from cali.contracts.incident import IncidentMessage
@@ -35,6 +33,7 @@ from cali.notify.slack.delivery import SlackDeliveryError, SlackPostResult
 from cali.notify.slack.links import IncidentLinks
 from cali.notify.slack.message import SlackMessage
 from cali_local.openai_stub import OpenAiStub, StubReply
+from cali_testing.analysis import InMemoryAlertState, InMemoryIncidentSink, InMemoryTokenBudget
 from tests.unit.analysis_samples import POOL_MESSAGE, incident, knowledge_store, llm_analyzer
 
 if TYPE_CHECKING:

@@ -9,11 +9,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from cali.knowledge.resolved import (
-    DynamoDbResolvedIncidentSource,
-    InMemoryResolvedIncidentSource,
-    entry_from_item,
-)
+from cali.knowledge.resolved import DynamoDbResolvedIncidentSource, entry_from_item
+from cali_testing.knowledge import InMemoryResolvedIncidentSource
 
 if TYPE_CHECKING:
     from tests.unit.conftest import StateTable

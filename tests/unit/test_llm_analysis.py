@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from cali.analysis.llm.analyzer import LlmAnalyzer, LlmConfig, cache_key
-from cali.analysis.llm.budget import DynamoDbTokenBudget, InMemoryTokenBudget
-from cali.analysis.llm.cache import CachedAnalysis, DynamoDbLlmCache, InMemoryLlmCache
+from cali.analysis.llm.budget import DynamoDbTokenBudget
+from cali.analysis.llm.cache import CachedAnalysis, DynamoDbLlmCache
 from cali.analysis.llm.grounding import check_grounding
 from cali.analysis.llm.pricing import ModelPrice, price_for
 from cali.analysis.llm.prompt import PROMPT_VERSION, build_prompt, neutralise
 from cali.contracts.analysis import LlmAnalysis
 from cali_local.openai_stub import OpenAiStub, StubReply
+from cali_testing.analysis import InMemoryLlmCache, InMemoryTokenBudget
 from tests.unit.analysis_samples import POOL_MESSAGE, good_answer, incident, llm_analyzer, similar
 
 if TYPE_CHECKING:

@@ -73,7 +73,7 @@ def test_multi_event_record_keeps_first_of_equally_severe() -> None:
 
 
 def test_cloudwatch_envelope_becomes_one_document() -> None:
-    result = transform_record(firehose_record("x", cloudwatch(["[ERROR] a", "b", "c"])), "prod")
+    result = transform_record(firehose_record("x", cloudwatch(["[ERROR] a", "b", "c"])), "prod").asdict()
     doc = json.loads(base64.b64decode(result["data"]))
     assert result["result"] == "Ok" and doc["level"] == "ERROR" and doc["fields"]["record_events"] == 3
 

@@ -25,8 +25,9 @@ from cali.notify.slack.delivery import (
 from cali.notify.slack.message import SlackMessage
 from cali.notify.slack.retry import RetryPolicy
 from cali.notify.slack.secret import SlackConfigurationError
-from cali.notify.slack.threads import DynamoDbThreadStore, InMemoryThreadStore
+from cali.notify.slack.threads import DynamoDbThreadStore
 from cali_local.slack_sink import SlackSink
+from cali_testing.notify import InMemoryThreadStore
 
 if TYPE_CHECKING:
     from tests.unit.conftest import StateTable

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from cali.incidents.throttle import (
     AlertDecision,
     FailOpenLimiter,
-    InMemoryThrottleStore,
     Observation,
     Throttle,
     ThrottlePolicy,
     decide,
     pad_sequence,
 )
+from cali_testing.incidents import InMemoryThrottleStore
 from tests.unit.consumer_support import Clock
 
 FP = "00000000000000aa"

@@ -18,7 +18,6 @@ the queue's retention so a late redelivery is still recognised.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -58,26 +57,6 @@ class AlertState(Protocol):
     def mark_posted(self, key: AlertKey, *, slack_ts: str | None, document: IncidentDocument) -> None: ...
 
     def mark_recorded(self, key: AlertKey) -> None: ...
-
-
-class InMemoryAlertState:
-    def __init__(self) -> None:
-        self.items: dict[AlertKey, AlertProgress] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: AlertKey) -> AlertProgress | None:
-        with self._lock:
-            return self.items.get(key)
-
-    def mark_posted(self, key: AlertKey, *, slack_ts: str | None, document: IncidentDocument) -> None:
-        with self._lock:
-            self.items[key] = AlertProgress(slack_ts=slack_ts, document=document)
-
-    def mark_recorded(self, key: AlertKey) -> None:
-        with self._lock:
-            progress = self.items.get(key)
-            if progress is not None:
-                self.items[key] = progress.model_copy(update={"recorded": True})
 
 
 class DynamoDbAlertState:

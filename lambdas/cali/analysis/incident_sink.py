@@ -10,7 +10,6 @@ redelivered: the document is the team's history and must not be silently lost.
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -166,13 +165,3 @@ class OpenSearchIncidentSink:
             )
         except Exception as exc:  # opensearchpy TransportError, ConnectionError
             raise IncidentSinkError(f"OpenSearch rejected the incident document: {exc}") from exc
-
-
-class InMemoryIncidentSink:
-    def __init__(self) -> None:
-        self.documents: list[IncidentDocument] = []
-        self._lock = threading.Lock()
-
-    def record(self, document: IncidentDocument) -> None:
-        with self._lock:
-            self.documents.append(document)

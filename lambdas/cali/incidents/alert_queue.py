@@ -21,10 +21,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyItemAlreadyExistsError,
-    IdempotencyItemNotFoundError,
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import STATUS_CONSTANTS, DataRecord
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import STATUS_CONSTANTS
 
 from cali.contracts.incident import IncidentMessage
 
@@ -97,56 +96,6 @@ def _chunks(messages: Sequence[IncidentMessage]) -> list[list[IncidentMessage]]:
     if current:
         chunks.append(current)
     return chunks
-
-
-@dataclass
-class InMemoryAlertQueue:
-    """The incidents queue as a list; ``fail_next`` makes the next N sends fail (retry tests)."""
-
-    sent: list[IncidentMessage] = field(default_factory=list)
-    fail_next: int = 0
-
-    def send(self, messages: Sequence[IncidentMessage]) -> list[IncidentMessage]:
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            return list(messages)
-        self.sent += messages
-        return []
-
-
-class InMemoryPersistenceLayer(BasePersistenceLayer):
-    """Powertools idempotency records in a dict, with DynamoDB's put semantics (tests, bench)."""
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.records: dict[str, DataRecord] = {}
-
-    def _get_record(self, idempotency_key: str) -> DataRecord:
-        try:
-            return self.records[idempotency_key]
-        except KeyError:
-            raise IdempotencyItemNotFoundError from None
-
-    def _put_record(self, data_record: DataRecord) -> None:
-        old = self.records.get(data_record.idempotency_key)
-        now_ms = int(time.time() * 1000)
-        if (
-            old is not None
-            and not old.is_expired
-            and not (
-                old.status == "INPROGRESS"
-                and old.in_progress_expiry_timestamp is not None
-                and old.in_progress_expiry_timestamp < now_ms
-            )
-        ):
-            raise IdempotencyItemAlreadyExistsError(old_data_record=old)
-        self.records[data_record.idempotency_key] = data_record
-
-    def _update_record(self, data_record: DataRecord) -> None:
-        self.records[data_record.idempotency_key] = data_record
-
-    def _delete_record(self, data_record: DataRecord) -> None:
-        self.records.pop(data_record.idempotency_key, None)
 
 
 @dataclass

@@ -53,21 +53,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from cali.contracts.clock import Clock, utc_now
 from cali.contracts.incident import AlertKind
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-Clock = Callable[[], datetime]
 SEQ_WIDTH = 64  # Kinesis sequence numbers are up to 56 digits; padded they compare as strings
 _NO_SURGE = 10**15
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def pad_sequence(sequence_number: str) -> str:
@@ -308,56 +303,6 @@ class FailOpenLimiter:
                 self.tokens -= 1.0
                 return True
             return False
-
-
-class InMemoryThrottleStore:
-    """Same contract as the DynamoDB store, in a dict (tests, benchmark, local runs)."""
-
-    def __init__(self) -> None:
-        self.items: dict[str, ThrottleState] = {}
-        self.expires: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def increment_if_quiet(
-        self, obs: Observation, now_ms: int, expires_at: int, *, track_sequence: bool = True
-    ) -> ThrottleState | None:
-        with self._lock:
-            state = self.items.get(obs.fingerprint)
-            if state is None:
-                return ABSENT
-            mark = state.hw.get(obs.shard_id) if track_sequence else None
-            n = len(obs.sequence_numbers)
-            if (
-                state.window_end > now_ms
-                and state.headroom > n
-                and not state.outbox
-                and (mark is None or mark < obs.min_seq)
-            ):
-                hw = {**state.hw, obs.shard_id: obs.max_seq} if track_sequence else state.hw
-                self.items[obs.fingerprint] = replace(
-                    state, count=state.count + n, version=state.version + 1, hw=hw
-                )
-                return None
-            return state
-
-    def save(self, fingerprint: str, state: ThrottleState, expected_version: int, expires_at: int) -> bool:
-        with self._lock:
-            current = self.items.get(fingerprint)
-            if (current.version if current else 0) != expected_version:
-                return False
-            self.items[fingerprint] = state
-            self.expires[fingerprint] = expires_at
-            return True
-
-    def load(self, fingerprint: str) -> ThrottleState | None:
-        return self.items.get(fingerprint)
-
-    def confirm_sent(self, fingerprint: str, keys: Sequence[str]) -> None:
-        with self._lock:
-            state = self.items.get(fingerprint)
-            if state is not None:
-                outbox = {k: v for k, v in state.outbox.items() if k not in keys}
-                self.items[fingerprint] = replace(state, outbox=outbox, version=state.version + 1)
 
 
 _THROTTLING_CODES = frozenset(

@@ -84,28 +84,6 @@ class DlqStore(DlqWriter, Protocol):
     def mark_replayed(self, entry: DlqEntry, when: datetime) -> None: ...
 
 
-class InMemoryDlq:
-    """DLQ kept in a dict: the benchmark and unit tests use it in place of S3."""
-
-    def __init__(self) -> None:
-        self.entries: dict[str, DlqEntry] = {}
-
-    def write(self, entries: Sequence[DlqEntry]) -> None:
-        for entry in entries:
-            self.entries[entry.entry_id] = entry
-
-    def list(self, since: datetime, until: datetime, reason: str | None = None) -> Iterator[DlqEntry]:
-        for entry in sorted(self.entries.values(), key=lambda e: e.arrival_time):
-            if since <= entry.arrival_time < until and _reason_matches(entry, reason):
-                yield entry
-
-    def get(self, entry_id: str) -> DlqEntry:
-        return self.entries[entry_id]
-
-    def mark_replayed(self, entry: DlqEntry, when: datetime) -> None:
-        self.entries[entry.entry_id] = entry.model_copy(update={"replayed_at": when})
-
-
 def _reason_matches(entry: DlqEntry, reason: str | None) -> bool:
     # "missing_field" matches every "missing_field:<name>".
     return reason is None or entry.reason == reason or entry.reason.startswith(f"{reason}:")

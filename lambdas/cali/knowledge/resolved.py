@@ -109,21 +109,6 @@ def _convert(items: Iterable[Mapping[str, Any]]) -> tuple[list[KnowledgeEntry], 
     return [entries[key] for key in sorted(entries)], problems
 
 
-class InMemoryResolvedIncidentSource:
-    """Items as plain dicts, exactly as the DynamoDB resource API returns them."""
-
-    def __init__(self, items: Iterable[Mapping[str, Any]] = ()) -> None:
-        self.items = list(items)
-
-    def resolved_incidents(self) -> tuple[list[KnowledgeEntry], list[str]]:
-        matching = (
-            item
-            for item in self.items
-            if str(item.get("pk", "")).startswith(INCIDENT_PREFIX) and item.get("status") == RESOLVED
-        )
-        return _convert(matching)
-
-
 class DynamoDbResolvedIncidentSource:
     """Scans the state table for resolved incidents (paginated, filtered server-side).
 

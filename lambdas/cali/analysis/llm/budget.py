@@ -12,23 +12,18 @@ The day is the UTC date; each environment has its own state table, so the item i
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import TYPE_CHECKING, Protocol
+
+from cali.contracts.clock import Clock, utc_now
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-Clock = Callable[[], datetime]
 
 _BUDGET_SK = "tokens"
 _KEEP_SECONDS = 8 * 86_400  # a week of history to look at, then DynamoDB TTL removes it
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -49,34 +44,6 @@ class TokenBudget(Protocol):
     def settle(self, reservation: Reservation, actual_tokens: int) -> None:
         """Replace the reservation by what the call really used (may give tokens back)."""
         ...
-
-
-class InMemoryTokenBudget:
-    """Single-process budget for tests and the local demo."""
-
-    def __init__(self, daily_limit: int, *, clock: Clock = utc_now) -> None:
-        self.daily_limit = daily_limit
-        self._clock = clock
-        self._used: dict[date, int] = {}
-        self._lock = threading.Lock()
-
-    def used(self, day: date | None = None) -> int:
-        return self._used.get(day or self._clock().date(), 0)
-
-    def reserve(self, tokens: int) -> Reservation | None:
-        day = self._clock().date()
-        with self._lock:
-            used = self._used.get(day, 0)
-            if used + tokens > self.daily_limit:
-                return None
-            self._used[day] = used + tokens
-        return Reservation(day=day, tokens=tokens)
-
-    def settle(self, reservation: Reservation, actual_tokens: int) -> None:
-        with self._lock:
-            self._used[reservation.day] = (
-                self._used.get(reservation.day, 0) + actual_tokens - reservation.tokens
-            )
 
 
 class DynamoDbTokenBudget:

@@ -9,25 +9,19 @@ Only grounded, non-degraded answers are stored. DynamoDB deletes expired items l
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, Field
 
 from cali.contracts.analysis import LlmAnalysis
+from cali.contracts.clock import Clock, utc_now
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-Clock = Callable[[], datetime]
 
 _CACHE_SK = "llmcache"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class CachedAnalysis(BaseModel):
@@ -43,24 +37,6 @@ class LlmCache(Protocol):
     def get(self, key: str) -> CachedAnalysis | None: ...
 
     def put(self, key: str, value: CachedAnalysis, *, ttl_seconds: int) -> None: ...
-
-
-class InMemoryLlmCache:
-    def __init__(self, *, clock: Clock = utc_now) -> None:
-        self._clock = clock
-        self._items: dict[str, tuple[float, CachedAnalysis]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> CachedAnalysis | None:
-        with self._lock:
-            entry = self._items.get(key)
-        if entry is None or entry[0] <= self._clock().timestamp():
-            return None
-        return entry[1]
-
-    def put(self, key: str, value: CachedAnalysis, *, ttl_seconds: int) -> None:
-        with self._lock:
-            self._items[key] = (self._clock().timestamp() + ttl_seconds, value)
 
 
 class DynamoDbLlmCache:

@@ -27,19 +27,6 @@ class ThreadStore(Protocol):
         ...
 
 
-class InMemoryThreadStore:
-    def __init__(self) -> None:
-        self._items: dict[tuple[str, str], str] = {}
-
-    def get(self, key: str, channel: str) -> str | None:
-        return self._items.get((key, channel))
-
-    def put(self, key: str, channel: str, ts: str, *, replacing: str | None = None) -> None:
-        current = self._items.get((key, channel))
-        if current is None or current == replacing:
-            self._items[(key, channel)] = ts
-
-
 class DynamoDbThreadStore:
     """Thread roots in the state table: ``pk = slackthread#<key>``, ``sk = <channel>``, TTL.
 
