@@ -7,10 +7,10 @@ from typing import Any
 
 from cali.knowledge.base import KnowledgeEntry
 from cali.knowledge.resolved import (
-    INCIDENT_PREFIX,
     RESOLVED,
     _convert,
 )
+from cali.state.keys import INCIDENT_PREFIX
 
 
 class InMemoryResolvedIncidentSource:

@@ -118,6 +118,7 @@ def compose(
     )
     from cali.ingest.dlq import S3Dlq
     from cali.ingest.level_filter import LevelFilter
+    from cali.state import keys
 
     if throttle_store is None or queue is None or dlq is None or persistence is None:
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -127,9 +128,9 @@ def compose(
             throttle_store = throttle_store or DynamoDbThrottleStore(dynamodb, settings.state_table_name)
             persistence = persistence or DynamoDBPersistenceLayer(
                 table_name=settings.state_table_name,
-                key_attr="pk",
-                sort_key_attr="sk",
-                expiry_attr="expires_at",
+                key_attr=keys.PK,
+                sort_key_attr=keys.SK,
+                expiry_attr=keys.TTL,
                 boto3_client=dynamodb,
             )
         sqs: Any = LazyClient("sqs")

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
 from cali.analysis.incident_sink import IncidentDocument
 from cali.contracts.incident import IncidentMessage
+from cali.state import keys
+from cali.state.items import from_item, to_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -69,10 +71,7 @@ class DynamoDbAlertState:
 
     @staticmethod
     def item_key(key: AlertKey) -> dict[str, AttributeValueTypeDef]:
-        return {
-            "pk": {"S": f"incident#{key.incident_id}"},
-            "sk": {"S": f"alert#{key.kind}#{key.window_count}"},
-        }
+        return keys.alert(key.incident_id, key.kind, key.window_count).item()
 
     def get(self, key: AlertKey) -> AlertProgress | None:
         item = self._client.get_item(
@@ -80,27 +79,27 @@ class DynamoDbAlertState:
         ).get("Item")
         if not item or "document" not in item:
             return None
+        values = from_item(item)
         return AlertProgress(
-            slack_ts=item["slack_ts"]["S"] if "slack_ts" in item else None,
-            document=IncidentDocument.model_validate_json(item["document"]["S"]),
-            recorded=bool(item.get("recorded", {}).get("BOOL", False)),
+            slack_ts=values.get("slack_ts"),
+            document=IncidentDocument.model_validate_json(values["document"]),
+            recorded=bool(values.get("recorded", False)),
         )
 
     def mark_posted(self, key: AlertKey, *, slack_ts: str | None, document: IncidentDocument) -> None:
-        item: dict[str, AttributeValueTypeDef] = {
-            **self.item_key(key),
-            "document": {"S": document.model_dump_json(by_alias=True)},
-            "recorded": {"BOOL": False},
-            "expires_at": {"N": str(int(time.time()) + self._ttl)},
+        values: dict[str, Any] = {
+            "document": document.model_dump_json(by_alias=True),
+            "recorded": False,
+            keys.TTL: int(time.time()) + self._ttl,
         }
         if slack_ts:
-            item["slack_ts"] = {"S": slack_ts}
-        self._client.put_item(TableName=self.table_name, Item=item)
+            values["slack_ts"] = slack_ts
+        self._client.put_item(TableName=self.table_name, Item={**self.item_key(key), **to_item(values)})
 
     def mark_recorded(self, key: AlertKey) -> None:
         self._client.update_item(
             TableName=self.table_name,
             Key=self.item_key(key),
             UpdateExpression="SET recorded = :t",
-            ExpressionAttributeValues={":t": {"BOOL": True}},
+            ExpressionAttributeValues=to_item({":t": True}),
         )

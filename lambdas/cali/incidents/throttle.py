@@ -57,6 +57,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cali.contracts.clock import Clock, utc_now
 from cali.contracts.incident import AlertKind
+from cali.state import keys
+from cali.state.items import from_item, to_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -324,7 +326,7 @@ class DynamoDbThrottleStore:
 
     @staticmethod
     def _key(fingerprint: str) -> dict[str, Any]:
-        return {"pk": {"S": f"throttle#{fingerprint}"}, "sk": {"S": "window"}}
+        return keys.throttle(fingerprint).item()
 
     def _call(self, operation: Callable[..., Any], **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -350,19 +352,13 @@ class DynamoDbThrottleStore:
         update = "ADD #count :n, headroom :minus_n, #version :one"
         condition = "attribute_exists(pk) AND window_end > :now AND headroom > :n AND outbox_size = :zero"
         names = {"#count": "count", "#version": "version"}
-        values: dict[str, Any] = {
-            ":n": {"N": str(n)},
-            ":minus_n": {"N": str(-n)},
-            ":one": {"N": "1"},
-            ":zero": {"N": "0"},
-            ":now": {"N": str(now_ms)},
-        }
+        values: dict[str, Any] = {":n": n, ":minus_n": -n, ":one": 1, ":zero": 0, ":now": now_ms}
         if track_sequence:
             update += " SET hw.#shard = :max_seq"
             condition += " AND (attribute_not_exists(hw.#shard) OR hw.#shard < :min_seq)"
             names["#shard"] = obs.shard_id
-            values[":min_seq"] = {"S": obs.min_seq}
-            values[":max_seq"] = {"S": obs.max_seq}
+            values[":min_seq"] = obs.min_seq
+            values[":max_seq"] = obs.max_seq
         try:
             self._call(
                 self._client.update_item,
@@ -370,7 +366,7 @@ class DynamoDbThrottleStore:
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
+                ExpressionAttributeValues=to_item(values),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
@@ -388,7 +384,7 @@ class DynamoDbThrottleStore:
             condition = "#version = :expected"
             values = {
                 "ExpressionAttributeNames": {"#version": "version"},
-                "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+                "ExpressionAttributeValues": to_item({":expected": expected_version}),
             }
         try:
             self._call(
@@ -417,38 +413,41 @@ class DynamoDbThrottleStore:
                     UpdateExpression="REMOVE outbox.#k ADD outbox_size :minus_one, #version :one",
                     ConditionExpression="attribute_exists(outbox.#k)",
                     ExpressionAttributeNames={"#k": key, "#version": "version"},
-                    ExpressionAttributeValues={":minus_one": {"N": "-1"}, ":one": {"N": "1"}},
+                    ExpressionAttributeValues=to_item({":minus_one": -1, ":one": 1}),
                 )
             except ClientError:
                 continue  # someone else confirmed it first
 
 
 def _to_item(state: ThrottleState, expires_at: int) -> dict[str, Any]:
-    return {
-        "window_start": {"N": str(state.window_start)},
-        "window_end": {"N": str(state.window_end)},
-        "count": {"N": str(state.count)},
-        "reported": {"N": str(state.reported)},
-        "surge_at": {"N": str(state.surge_at)},
-        "headroom": {"N": str(state.headroom)},
-        "surge_sent": {"BOOL": state.surge_sent},
-        "version": {"N": str(state.version)},
-        "hw": {"M": {shard: {"S": seq} for shard, seq in state.hw.items()}},
-        "outbox": {"M": {key: {"S": body} for key, body in state.outbox.items()}},
-        "outbox_size": {"N": str(len(state.outbox))},
-        "expires_at": {"N": str(expires_at)},
-    }
+    return to_item(
+        {
+            "window_start": state.window_start,
+            "window_end": state.window_end,
+            "count": state.count,
+            "reported": state.reported,
+            "surge_at": state.surge_at,
+            "headroom": state.headroom,
+            "surge_sent": state.surge_sent,
+            "version": state.version,
+            "hw": dict(state.hw),
+            "outbox": dict(state.outbox),
+            "outbox_size": len(state.outbox),
+            keys.TTL: expires_at,
+        }
+    )
 
 
 def _from_item(item: dict[str, Any]) -> ThrottleState:
+    values = from_item(item)
     return ThrottleState(
-        window_start=int(item["window_start"]["N"]),
-        window_end=int(item["window_end"]["N"]),
-        count=int(item["count"]["N"]),
-        reported=int(item["reported"]["N"]),
-        surge_at=int(item["surge_at"]["N"]),
-        surge_sent=bool(item["surge_sent"]["BOOL"]),
-        version=int(item["version"]["N"]),
-        hw={shard: value["S"] for shard, value in item.get("hw", {}).get("M", {}).items()},
-        outbox={key: value["S"] for key, value in item.get("outbox", {}).get("M", {}).items()},
+        window_start=values["window_start"],
+        window_end=values["window_end"],
+        count=values["count"],
+        reported=values["reported"],
+        surge_at=values["surge_at"],
+        surge_sent=bool(values["surge_sent"]),
+        version=values["version"],
+        hw=values.get("hw", {}),
+        outbox=values.get("outbox", {}),
     )

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from cali.knowledge.base import KnowledgeEntry
+from cali.state.keys import INCIDENT_PREFIX
 
-INCIDENT_PREFIX = "incident#"
 RESOLVED = "resolved"
 
 

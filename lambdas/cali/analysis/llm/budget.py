@@ -17,12 +17,13 @@ from datetime import date
 from typing import TYPE_CHECKING, Protocol
 
 from cali.contracts.clock import Clock, utc_now
+from cali.state import keys
+from cali.state.items import from_item, to_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
-_BUDGET_SK = "tokens"
 _KEEP_SECONDS = 8 * 86_400  # a week of history to look at, then DynamoDB TTL removes it
 
 
@@ -64,13 +65,13 @@ class DynamoDbTokenBudget:
 
     @staticmethod
     def key(day: date) -> dict[str, dict[str, str]]:
-        return {"pk": {"S": f"budget#{day.isoformat()}"}, "sk": {"S": _BUDGET_SK}}
+        return keys.token_budget(day).item()
 
     def used(self, day: date | None = None) -> int:
         item = self._client.get_item(
             TableName=self.table_name, Key=self.key(day or self._clock().date()), ConsistentRead=True
         ).get("Item")
-        return int(item["used"]["N"]) if item and "used" in item else 0
+        return int(from_item(item)["used"]) if item and "used" in item else 0
 
     def reserve(self, tokens: int) -> Reservation | None:
         if tokens > self.daily_limit:
@@ -86,9 +87,13 @@ class DynamoDbTokenBudget:
                 # cannot add, so the threshold is computed here.
                 ConditionExpression="attribute_not_exists(used) OR used <= :threshold",
                 ExpressionAttributeValues={
-                    ":n": {"N": str(tokens)},
-                    ":threshold": {"N": str(self.daily_limit - tokens)},
-                    ":exp": {"N": str(int(now.timestamp()) + _KEEP_SECONDS)},
+                    **to_item(
+                        {
+                            ":n": tokens,
+                            ":threshold": self.daily_limit - tokens,
+                            ":exp": int(now.timestamp()) + _KEEP_SECONDS,
+                        }
+                    ),
                 },
             )
         except self._client.exceptions.ConditionalCheckFailedException:
@@ -106,5 +111,5 @@ class DynamoDbTokenBudget:
             TableName=self.table_name,
             Key=self.key(reservation.day),
             UpdateExpression="ADD used :d",
-            ExpressionAttributeValues={":d": {"N": str(delta)}},
+            ExpressionAttributeValues=to_item({":d": delta}),
         )

@@ -16,12 +16,11 @@ from pydantic import BaseModel, Field
 
 from cali.contracts.analysis import LlmAnalysis
 from cali.contracts.clock import Clock, utc_now
+from cali.state import keys
+from cali.state.items import from_item, to_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-
-_CACHE_SK = "llmcache"
 
 
 class CachedAnalysis(BaseModel):
@@ -49,7 +48,7 @@ class DynamoDbLlmCache:
 
     @staticmethod
     def item_key(key: str) -> dict[str, dict[str, str]]:
-        return {"pk": {"S": f"llmcache#{key}"}, "sk": {"S": _CACHE_SK}}
+        return keys.llm_cache(key).item()
 
     def get(self, key: str) -> CachedAnalysis | None:
         item = self._client.get_item(TableName=self.table_name, Key=self.item_key(key)).get("Item")
@@ -57,14 +56,15 @@ class DynamoDbLlmCache:
             return None
         if int(item.get("expires_at", {}).get("N", "0")) <= int(self._clock().timestamp()):
             return None
-        return CachedAnalysis.model_validate_json(item["value"]["S"])
+        return CachedAnalysis.model_validate_json(from_item(item)["value"])
 
     def put(self, key: str, value: CachedAnalysis, *, ttl_seconds: int) -> None:
         self._client.put_item(
             TableName=self.table_name,
             Item={
                 **self.item_key(key),
-                "value": {"S": value.model_dump_json()},
-                "expires_at": {"N": str(int(self._clock().timestamp()) + ttl_seconds)},
+                **to_item(
+                    {"value": value.model_dump_json(), keys.TTL: int(self._clock().timestamp()) + ttl_seconds}
+                ),
             },
         )

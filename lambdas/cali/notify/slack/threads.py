@@ -7,6 +7,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from cali.state import keys
+from cali.state.items import from_item, to_item
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
@@ -53,7 +56,7 @@ class DynamoDbThreadStore:
 
     @staticmethod
     def _key(key: str, channel: str) -> dict[str, Any]:
-        return {"pk": {"S": f"slackthread#{key}"}, "sk": {"S": channel}}
+        return keys.slack_thread(key, channel).item()
 
     def get(self, key: str, channel: str) -> str | None:
         item = self.client.get_item(
@@ -65,26 +68,25 @@ class DynamoDbThreadStore:
         expires_at = int(item.get("expires_at", {}).get("N", "0"))
         if expires_at and expires_at < self.clock():
             return None
-        return item["ts"]["S"]
+        return str(from_item(item)["ts"])
 
     def put(self, key: str, channel: str, ts: str, *, replacing: str | None = None) -> None:
         now = self.clock()
         item = {
             **self._key(key, channel),
-            "ts": {"S": ts},
-            "expires_at": {"N": str(int(now + self.ttl_seconds))},
+            **to_item({"ts": ts, keys.TTL: int(now + self.ttl_seconds)}),
         }
         condition = "attribute_not_exists(pk) OR expires_at < :now"
-        values: dict[str, Any] = {":now": {"N": str(int(now))}}
+        values: dict[str, Any] = {":now": int(now)}
         if replacing is not None:
             condition += " OR ts = :old"
-            values[":old"] = {"S": replacing}
+            values[":old"] = replacing
         try:
             self.client.put_item(
                 TableName=self.table_name,
                 Item=item,
                 ConditionExpression=condition,
-                ExpressionAttributeValues=values,
+                ExpressionAttributeValues=to_item(values),
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             logger.info("thread root for %s already stored by another invocation", key)
