@@ -129,7 +129,7 @@ _FORBIDDEN_ESCAPES = {
 }
 
 
-def portability_problems(source: str) -> list[str]:
+def portability_problems(source: str) -> list[str]:  # noqa: C901, PLR0912, PLR0915
     """Constructs that Onigmo and Python's ``re`` do not read the same way.
 
     Checked by walking the pattern once, outside and inside character classes:
@@ -327,7 +327,7 @@ def _logfmt_ident(char: str) -> bool:
     return char > " " and char not in '="'
 
 
-def _logfmt_pairs(text: str) -> Iterator[tuple[str, str, bool, bool, bool]]:
+def _logfmt_pairs(text: str) -> Iterator[tuple[str, str, bool, bool, bool]]:  # noqa: C901, PLR0912
     """(key, raw value, value_set, quoted, has_escape) as ``logfmt_parser()`` scans them."""
     i, end = 0, len(text)
     while i < end:

@@ -181,7 +181,7 @@ def _json(obj: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- formats
 
 
-def render(
+def render(  # noqa: C901, PLR0911, PLR0912
     service: str,
     t: datetime,
     level: str,
@@ -307,7 +307,7 @@ class _Fleet:
 
     # ---- healthy traffic (DEBUG/INFO only)
 
-    def background(self, t: datetime) -> _Draft:
+    def background(self, t: datetime) -> _Draft:  # noqa: C901, PLR0912
         v, r = self.v, self.v.rng
         service = r.choices([s.name for s in SERVICES], weights=[5, 3, 3, 4, 6, 2, 2])[0]
         trace = v.trace() if r.random() < 0.6 else None
@@ -730,7 +730,7 @@ def _malformed(kind: str, v: _Values, t: datetime) -> tuple[bytes, str]:
     return (text + "\n").encode(), text
 
 
-def generate(
+def generate(  # noqa: C901, PLR0912, PLR0915
     scenario: str = "mixed",
     *,
     seed: int = 0,

@@ -142,7 +142,7 @@ def create_state_table(dynamodb_client: DynamoDBClient, name: str) -> None:
     )
 
 
-def _remove_previous_run(clients: Any, names: ResourceNames) -> None:
+def _remove_previous_run(clients: Any, names: ResourceNames) -> None:  # noqa: C901
     """Delete the stream, the queues and the table and empty the bucket, where they exist."""
     missing = ("ResourceNotFoundException", "NoSuchBucket", "AWS.SimpleQueueService.NonExistentQueue")
     # PurgeQueue is limited to once a minute per queue; deleting has no such limit here.

@@ -27,7 +27,7 @@ def _text_of(obj: Mapping[str, Any] | None) -> str:
     return _mrkdwn(text) if obj.get("type") == "mrkdwn" else text
 
 
-def render(blocks: Sequence[Mapping[str, Any]], fallback: str = "", width: int = 100) -> str:
+def render(blocks: Sequence[Mapping[str, Any]], fallback: str = "", width: int = 100) -> str:  # noqa: C901
     lines: list[str] = []
     for block in blocks:
         kind = block.get("type")

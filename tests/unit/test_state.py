@@ -30,7 +30,12 @@ def test_key_item_is_low_level_attribute_values() -> None:
 
 def test_items_use_dynamodb_types() -> None:
     item = to_item({"n": 3, "b": True, "s": "x", "m": {"shard": "0001"}})
-    assert item == {"n": {"N": "3"}, "b": {"BOOL": True}, "s": {"S": "x"}, "m": {"M": {"shard": {"S": "0001"}}}}
+    assert item == {
+        "n": {"N": "3"},
+        "b": {"BOOL": True},
+        "s": {"S": "x"},
+        "m": {"M": {"shard": {"S": "0001"}}},
+    }
 
 
 @given(

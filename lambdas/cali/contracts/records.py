@@ -83,7 +83,7 @@ def truncate(text: str, limit: int) -> str:
     return f"{text[:limit]}…[truncated {len(text) - limit} chars]"
 
 
-def parse_timestamp(value: object) -> datetime:
+def parse_timestamp(value: object) -> datetime:  # noqa: C901
     """Parse ISO-8601, epoch s/ms/µs/ns (number or digits), logback and log4j forms; UTC if naive.
 
     Raises ``ValueError`` on anything else, which becomes ``invalid_field:timestamp``.
@@ -215,7 +215,7 @@ class _InvalidField(ValueError):
         self.name = name
 
 
-def normalise_event(event: dict[str, Any], arrival_time: datetime | None = None) -> dict[str, Any]:
+def normalise_event(event: dict[str, Any], arrival_time: datetime | None = None) -> dict[str, Any]:  # noqa: C901, PLR0912, PLR0915
     """Map one decoded event's keys onto ``LogRecord``'s fields (before type validation).
 
     One pass over the keys: each known alias claims its slot (the most specific alias wins,

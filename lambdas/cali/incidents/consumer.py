@@ -220,7 +220,7 @@ class BatchConsumer:
         finally:
             self._reset()
 
-    def _finish(self) -> BatchResult:
+    def _finish(self) -> BatchResult:  # noqa: C901, PLR0912, PLR0915
         counts = self.counts
         failed: set[str] = set()
         if self._dlq:

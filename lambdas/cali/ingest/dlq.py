@@ -175,7 +175,7 @@ def _put_records_chunks(entries: Sequence[DlqEntry]) -> Iterator[list[DlqEntry]]
         yield chunk
 
 
-def replay(
+def replay(  # noqa: C901, PLR0912
     entries: Iterable[DlqEntry],
     store: DlqStore,
     kinesis: KinesisClient | None,

@@ -115,7 +115,7 @@ class LlmAnalyzer:
                 degraded_reason=f"LLM analysis failed unexpectedly ({type(exc).__name__})",
             )
 
-    def _analyze(self, incident: IncidentMessage, similar: list[SimilarIncident]) -> AnalysisResult:
+    def _analyze(self, incident: IncidentMessage, similar: list[SimilarIncident]) -> AnalysisResult:  # noqa: C901, PLR0912
         if self._client is None:
             raise LlmUnavailableError("LLM not configured (no API key and no base URL)")
         cfg = self.config
