@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import tenacity
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,37 +59,45 @@ def configure(client: search_index.SearchClient, props: SetupProperties) -> None
     apply_roles(client, writers=props.writer_role_arns, readers=props.reader_role_arns)
 
 
+_RETRYABLE_STATUS = frozenset({401, 403, 429, 500, 502, 503, 504})
+
+
+def _not_ready(error: BaseException) -> bool:
+    """A connection error, or an answer a domain gives while its security plugin starts."""
+    from opensearchpy.exceptions import ConnectionError as SearchConnectionError
+    from opensearchpy.exceptions import TransportError
+
+    if isinstance(error, SearchConnectionError):
+        return True
+    return isinstance(error, TransportError) and getattr(error, "status_code", None) in _RETRYABLE_STATUS
+
+
 def with_retries(
     action: Callable[[], None],
     *,
     budget_seconds: float = RETRY_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    from opensearchpy.exceptions import ConnectionError as SearchConnectionError
-    from opensearchpy.exceptions import TransportError
+    """Run ``action``; retry while the domain is not ready, 5 s doubling to 60 s, within the budget.
 
-    deadline = time.monotonic() + budget_seconds
-    delay = 5.0
-    while True:
-        try:
-            action()
-            return
-        except (SearchConnectionError, TransportError) as error:
-            status = getattr(error, "status_code", None)
-            retryable = isinstance(error, SearchConnectionError) or status in (
-                401,
-                403,
-                429,
-                500,
-                502,
-                503,
-                504,
-            )
-            if not retryable or time.monotonic() + delay > deadline:
-                raise
-            logger.warning("OpenSearch not ready, retrying", extra={"status": status, "delay": delay})
-            sleep(delay)
-            delay = min(delay * 2, 60.0)
+    No wait starts that would end past the budget: the custom resource must answer before
+    the function's timeout, or CloudFormation waits an hour for it.
+    """
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_not_ready),
+        wait=tenacity.wait_exponential(multiplier=5, max=60),
+        stop=tenacity.stop_before_delay(budget_seconds),
+        sleep=sleep,
+        before_sleep=lambda state: logger.warning(
+            "OpenSearch not ready, retrying",
+            extra={
+                "status": getattr(state.outcome.exception() if state.outcome else None, "status_code", None),
+                "delay": state.upcoming_sleep,
+            },
+        ),
+        reraise=True,
+    )
+    retrying(action)
 
 
 @logger.inject_lambda_context
