@@ -7,7 +7,7 @@ export CDK_DISABLE_CLI_TELEMETRY := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test check lint typecheck unit infra integration e2e synth nag bench \
+.PHONY: demo test check lint typecheck unit functional infra integration e2e synth nag bench \
         bench-fingerprint bench-consumer bench-retrieval dashboards install clean
 
 ## install: create .venv and node_modules (idempotent; reruns only when pins change)
@@ -37,8 +37,12 @@ test: install
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2 --dist loadgroup
 
+## unit: domain code only, no servers and no network (seconds)
 unit: install
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest -n 2 tests/unit
+## functional: the same code against local servers (moto, Milvus Lite, Slack and OpenAI stand-ins, tsc)
+functional: install
+	$(BIN)/pytest -n 2 --dist loadgroup tests/functional
 infra: install
 	$(BIN)/pytest tests/infra
 integration: install

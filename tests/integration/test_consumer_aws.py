@@ -26,7 +26,7 @@ from cali.ingest.dlq import S3Dlq
 from cali.ingest.level_filter import LevelFilter
 from cali_local.aws_endpoint import MotoEndpoint
 from cali_local.resources import create_state_table
-from tests.unit.consumer_support import Clock, cloudwatch, event, kinesis_event, kinesis_input, line
+from tests.support.consumer_support import Clock, cloudwatch, event, kinesis_event, kinesis_input, line
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from cali.contracts.levels import Level
 from cali.contracts.records import build_record
 from cali.fingerprint import fingerprint
 from cali.incidents.aggregation import MAX_LISTED, aggregate, incident_id, incident_message
-from tests.unit.consumer_support import event
+from tests.support.consumer_support import event
 
 
 def test_aggregate_groups_by_fingerprint_in_batch_order() -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from cali.contracts.levels import Level
 from cali.incidents.consumer import KinesisInput
 from cali.incidents.throttle import StoreThrottled, StoreUnavailable
-from tests.unit.consumer_support import (
+from tests.support.consumer_support import (
     ARRIVAL,
     Clock,
     Fake,

@@ -8,7 +8,7 @@ import pytest
 from cali.contracts.levels import Level
 from cali.contracts.records import build_record
 from cali.ingest.decoding import decode_payload, gunzip_bounded
-from tests.unit.consumer_support import cloudwatch, event, line
+from tests.support.consumer_support import cloudwatch, event, line
 
 
 def test_single_fluent_bit_event_with_trailing_newline() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from cali.ingest.dlq import entry_key, replay
 from cali_testing.ingest import InMemoryDlq
-from tests.unit.dlq_support import FakeKinesis, T, entry
+from tests.support.dlq_support import FakeKinesis, T, entry
 
 
 def test_entry_id_is_deterministic_and_locates_its_key() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from cali_cli.commands import dlq as command
 from cali_testing.ingest import InMemoryDlq
-from tests.unit.dlq_support import FakeKinesis, entry
+from tests.support.dlq_support import FakeKinesis, entry
 
 
 def cli(argv: list[str]) -> int:

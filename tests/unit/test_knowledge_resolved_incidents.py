@@ -13,7 +13,7 @@ from cali.knowledge.resolved import DynamoDbResolvedIncidentSource, entry_from_i
 from cali_testing.knowledge import InMemoryResolvedIncidentSource
 
 if TYPE_CHECKING:
-    from tests.unit.conftest import StateTable
+    from tests.conftest import StateTable
 
 RESOLVED: dict[str, Any] = {
     "pk": "incident#7ed6a5162d82c1cb-20260301T1000",

@@ -6,8 +6,8 @@ from typing import Any
 
 from log_indexer.handler import handler, merge_documents, to_documents, transform_record
 
-from tests.unit.consumer_support import cloudwatch, event, line
-from tests.unit.document_contracts import LOG_DOCUMENT_FIELDS
+from tests.support.consumer_support import cloudwatch, event, line
+from tests.support.document_contracts import LOG_DOCUMENT_FIELDS
 
 
 def firehose_record(record_id: str, payload: bytes) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from opensearchpy.exceptions import ConflictError, NotFoundError, RequestError
 from osmem_server import OsmemServer
 
 from cali.search import index as search_index
-from tests.unit.document_contracts import LOG_DOCUMENT_FIELDS
+from tests.support.document_contracts import LOG_DOCUMENT_FIELDS
 
 INCIDENT_FIELDS = {
     "@timestamp",

@@ -23,7 +23,7 @@ from cali.notify.slack.links import (
 from cali.notify.slack.message import SlackMessage, build_incident_message
 from cali.notify.slack.text import FIELD_TEXT_MAX, HEADER_TEXT_MAX, escape_mrkdwn, safe_url, truncate
 from cali_local.slack_sink import BlockKitError, validate_message
-from tests.unit.slack_samples import LINKS, NOW, make_incident, make_result
+from tests.support.slack_samples import LINKS, NOW, make_incident, make_result
 
 
 def all_texts(message: SlackMessage) -> list[str]:

@@ -15,7 +15,7 @@ from cali.incidents.throttle import (
     pad_sequence,
 )
 from cali_testing.incidents import InMemoryThrottleStore
-from tests.unit.consumer_support import Clock
+from tests.support.consumer_support import Clock
 
 FP = "00000000000000aa"
 SHARD = "shardId-000000000000"

@@ -17,10 +17,10 @@ from cali.analysis.llm.prompt import PROMPT_VERSION, build_prompt, neutralise
 from cali.contracts.analysis import LlmAnalysis
 from cali_local.openai_stub import OpenAiStub, StubReply
 from cali_testing.analysis import InMemoryLlmCache, InMemoryTokenBudget
-from tests.unit.analysis_samples import POOL_MESSAGE, good_answer, incident, llm_analyzer, similar
+from tests.support.analysis_samples import POOL_MESSAGE, good_answer, incident, llm_analyzer, similar
 
 if TYPE_CHECKING:
-    from tests.unit.conftest import StateTable
+    from tests.conftest import StateTable
 
 # One worker runs the whole module, so its module-scoped servers start once under -n 2.
 pytestmark = pytest.mark.xdist_group("test_llm_analysis")

@@ -24,7 +24,7 @@ from cali.contracts.incident import IncidentMessage
 from cali.notify.slack.links import IncidentLinks
 from cali.notify.slack.message import SlackMessage, build_incident_message
 from cali_local.openai_stub import OpenAiStub, StubReply
-from tests.unit.analysis_samples import POOL_MESSAGE, good_answer, incident, llm_analyzer, similar
+from tests.support.analysis_samples import POOL_MESSAGE, good_answer, incident, llm_analyzer, similar
 
 # One worker runs the whole module, so its module-scoped servers start once under -n 2.
 pytestmark = pytest.mark.xdist_group("test_prompt_injection_llm")

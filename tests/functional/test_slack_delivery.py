@@ -30,7 +30,7 @@ from cali_local.slack_sink import SlackSink
 from cali_testing.notify import InMemoryThreadStore
 
 if TYPE_CHECKING:
-    from tests.unit.conftest import StateTable
+    from tests.conftest import StateTable
 
 CHANNEL = "C0CALIALERTS"
 
@@ -254,7 +254,7 @@ def test_latency_and_client_timeout(clock: FakeClock) -> None:
 
 def test_end_to_end_incident_message_is_accepted(sink: SlackSink, clock: FakeClock) -> None:
     from cali.notify.slack.message import build_incident_message
-    from tests.unit.slack_samples import LINKS, make_incident, make_result
+    from tests.support.slack_samples import LINKS, make_incident, make_result
 
     built = build_incident_message(make_incident(), make_result(), environment="prod", links=LINKS)
     bot(sink, clock).post(built, thread_key="3f2a1b0c9d8e7f6a")

@@ -34,10 +34,10 @@ from cali.notify.slack.links import IncidentLinks
 from cali.notify.slack.message import SlackMessage
 from cali_local.openai_stub import OpenAiStub, StubReply
 from cali_testing.analysis import InMemoryAlertState, InMemoryIncidentSink, InMemoryTokenBudget
-from tests.unit.analysis_samples import POOL_MESSAGE, incident, knowledge_store, llm_analyzer
+from tests.support.analysis_samples import POOL_MESSAGE, incident, knowledge_store, llm_analyzer
 
 if TYPE_CHECKING:
-    from tests.unit.conftest import StateTable
+    from tests.conftest import StateTable
 
 # One worker runs the whole module, so its module-scoped servers start once under -n 2.
 pytestmark = pytest.mark.xdist_group("test_incident_analysis")

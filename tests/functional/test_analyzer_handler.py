@@ -27,7 +27,7 @@ from cali_local.event_source import LambdaContext, SqsEventSource
 from cali_local.openai_stub import OpenAiStub, StubReply
 from cali_local.resources import create_state_table
 from cali_local.slack_sink import SlackSink
-from tests.unit.analysis_samples import incident, knowledge_store
+from tests.support.analysis_samples import incident, knowledge_store
 
 # One worker runs the whole module, so its module-scoped servers start once under -n 2.
 pytestmark = pytest.mark.xdist_group("test_analyzer_handler")

@@ -1,4 +1,4 @@
-"""Fixtures shared by the unit tests: moto's state table and the local OpenAI-compatible stub."""
+"""Fixtures shared by unit and functional tests: moto's state table, the OpenAI-compatible stub."""
 
 from __future__ import annotations
 
