@@ -42,6 +42,16 @@ def links(path: Path) -> list[str]:
     return [target for target in found if not re.match(r"[a-z]+:", target)]  # http:, mailto:
 
 
+# A path written in code font from the repository root, naming a file (with an extension) or
+# a folder (trailing slash): `tests/unit/test_throttle.py`, `lambdas/cali/search/opensearch/`.
+ROOTED = ("lambdas/", "tests/", "cali_local/", "cali_cli/", "cali_testing/", "stacks/", "grafana/", "bench/")
+CODE_PATH = re.compile(r"`((?:" + "|".join(map(re.escape, ROOTED)) + r")[\w./-]*(?:\.\w+|/))`")
+
+
+def named_paths(path: Path) -> list[str]:
+    return [p for p in CODE_PATH.findall(path.read_text(encoding="utf-8")) if "*" not in p]
+
+
 def test_the_docs_exist() -> None:
     assert ROOT / "README.md" in DOCS and ROOT / "CONTRIBUTING.md" in DOCS and len(DOCS) > 5
 
@@ -66,3 +76,9 @@ def test_anchor_rule_matches_github() -> None:
     assert github_anchor("The Kinesis read limit: what CALI chose and why") == (
         "the-kinesis-read-limit-what-cali-chose-and-why"
     )
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_paths_named_in_code_font_exist(doc: Path) -> None:
+    missing = [p for p in named_paths(doc) if not (ROOT / p).exists()]
+    assert not missing, f"{doc.relative_to(ROOT)} names paths that do not exist: {missing}"
