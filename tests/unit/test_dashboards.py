@@ -20,7 +20,8 @@ from cali_cli.commands.dashboards import REPO_ROOT, load_build_module, run
 GRAFANA = REPO_ROOT / "grafana"
 DASHBOARD_FILES = sorted((GRAFANA / "dashboards").glob("*.json"))
 BUILTIN_DATASOURCES = {"__expr__", "-- Mixed --"}
-# CloudWatch metrics the CALI functions publish (the contract in the helper brief).
+# CloudWatch metrics the CALI functions publish (each function's doc lists them: docs/ingest.md,
+# docs/incidents.md, docs/search.md, docs/analysis.md).
 CALI_METRICS = {
     "RecordsIn",
     "RecordsInvalid",

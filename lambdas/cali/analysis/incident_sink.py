@@ -26,7 +26,7 @@ SlackStatus = Literal["sent", "failed"]
 
 
 class IncidentDocument(BaseModel):
-    """The OpenSearch incident document, exactly as the brief's contract names the fields."""
+    """The OpenSearch incident document in ``cali-incidents-YYYY-MM`` (its mapping: docs/search.md)."""
 
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 

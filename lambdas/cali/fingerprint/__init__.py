@@ -1,4 +1,4 @@
-"""Stage ``fingerprint``: a stable id for the template of a log event (docs/fingerprinting.md).
+"""Stage ``fingerprint``: a stable id for the template of a log event (docs/fingerprint.md).
 
 The template rules live in :mod:`cali.fingerprint.template`, stack-trace parsing in
 :mod:`cali.fingerprint.stack`; this module is the public surface the consumer, the indexer

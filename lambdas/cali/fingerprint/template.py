@@ -18,7 +18,7 @@ ports, UUIDs, timestamps, versions, sizes and durations). Tokens end at whitespa
 at ``= : , ; ( ) [ ] { } " ' < > |``, which stay in the template. One lexical rule is
 added: the word after "user" is an account name. Stack traces are grouped by exception
 type and top application frames (``cali.fingerprint.stack``). See
-``docs/fingerprinting.md`` for the design and the benchmark.
+``docs/fingerprint.md`` for the design and the benchmark.
 
 This runs once per kept record in the log consumer, so it is written for speed: the
 regular expressions are compiled once, the expensive passes are skipped by plain

@@ -1,6 +1,6 @@
 """Throttle and dedupe alerts across Lambda containers: one state item per fingerprint.
 
-Semantics (docs/consumer.md compares them with Alertmanager):
+Semantics (docs/incidents.md compares them with Alertmanager):
 
 - the first occurrence of a fingerprint opens a window of ``window_seconds`` and alerts
   ``new`` at once (Alertmanager's ``group_wait`` = 0);

@@ -1,2 +1,2 @@
 """Stage ``search`` (the log indexer's side): OpenSearch documents, index templates and retention
-(docs/dashboards.md)."""
+(docs/search.md)."""

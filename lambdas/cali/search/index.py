@@ -1,6 +1,6 @@
 """OpenSearch index design: templates for logs and incidents, and their retention (ISM) policies.
 
-The templates and the policy live as JSON files in ``cali/opensearch/`` so that operators can
+The templates and the policy live as JSON files in ``cali/search/opensearch/`` so that operators can
 read and diff them, and so that the same files are applied by the stack (a custom resource
 calls :func:`apply`), by ``make demo`` and by the tests. Index names are one index per day
 for logs and one per month for incidents: retention then deletes whole indices, which is
