@@ -8,7 +8,8 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test check lint typecheck unit functional infra integration e2e synth nag bench \
-        bench-fingerprint bench-consumer bench-retrieval dashboards install clean
+        bench-fingerprint bench-consumer bench-retrieval dashboards install clean lock \
+        actionlint doctor-local
 
 ## install: create .venv and node_modules (idempotent; reruns only when pins change)
 install: $(VENV)/.installed node_modules/.installed
@@ -69,6 +70,17 @@ bench-consumer: install
 	$(BIN)/python -m bench.consumer
 bench-retrieval: install
 	$(BIN)/python -m bench.retrieval
+
+## lock: re-resolve every Lambda's requirements.txt into requirements.lock (exact versions and
+## sha256 hashes of the manylinux aarch64 / CPython 3.12 wheels Lambda runs). Synth installs
+## from the lock with --no-deps --require-hashes and never resolves. Needs PyPI.
+LAMBDA_FUNCTIONS := log_consumer log_indexer incident_analyzer knowledge_sync opensearch_setup
+lock: install
+	for f in $(LAMBDA_FUNCTIONS); do \
+	  $(BIN)/uv pip compile --quiet --generate-hashes --no-header \
+	    --python-platform aarch64-manylinux_2_34 --python-version 3.12 --only-binary :all: \
+	    lambdas/$$f/requirements.txt -o lambdas/$$f/requirements.lock || exit 1; \
+	done
 
 ## dashboards: regenerate grafana/dashboards/*.json from grafana/build.py
 dashboards: install

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -23,6 +24,7 @@ _FIVE_MINUTES = Duration.minutes(5)
 GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
 GTE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 LT = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
+LTE = cloudwatch.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD
 
 
 class Alarms(Construct):
@@ -188,48 +190,134 @@ class Alarms(Construct):
             description=description,
         )
 
-    def watch_domain(self, domain_name: str, volume_gb: int) -> None:
-        dimensions = {"DomainName": domain_name, "ClientId": Aws.ACCOUNT_ID}
-        self._add(
-            "SearchClusterRed",
-            cloudwatch.Metric(
-                namespace="AWS/ES",
-                metric_name="ClusterStatus.red",
-                dimensions_map=dimensions,
-                statistic="Maximum",
-                period=Duration.minutes(1),
-            ),
-            threshold=1,
-            operator=GTE,
-            description="OpenSearch cluster status is red",
-        )
-        self._add(
-            "SearchWritesBlocked",
-            cloudwatch.Metric(
-                namespace="AWS/ES",
-                metric_name="ClusterIndexWritesBlocked",
-                dimensions_map=dimensions,
-                statistic="Maximum",
-                period=_FIVE_MINUTES,
-            ),
-            threshold=1,
-            operator=GTE,
-            description="OpenSearch blocks index writes",
-        )
-        # FreeStorageSpace is reported per data node in MiB; over the cluster dimensions the
-        # Minimum statistic is the fullest node, so compare it with one node's volume (a
-        # node-count multiple would fire while every node still had most of its disk free).
-        free_mib = volume_gb * 1024 * self._config.free_storage_percent / 100
-        self._add(
+    def watch_domain(
+        self, domain_name: str, *, volume_gb: int, data_nodes: int, dedicated_masters: bool
+    ) -> None:
+        """AWS's recommended CloudWatch alarms for OpenSearch Service, for this domain.
+
+        Thresholds, periods and datapoints follow "Recommended CloudWatch alarms for Amazon
+        OpenSearch Service"; the master alarms exist only with dedicated master nodes.
+        """
+        for spec in domain_alarm_specs(
+            volume_gb=volume_gb,
+            data_nodes=data_nodes,
+            dedicated_masters=dedicated_masters,
+            free_storage_percent=self._config.free_storage_percent,
+        ):
+            self._add(
+                spec.construct_id,
+                cloudwatch.Metric(
+                    namespace="AWS/ES",
+                    metric_name=spec.metric,
+                    dimensions_map={"DomainName": domain_name, "ClientId": Aws.ACCOUNT_ID},
+                    statistic=spec.statistic,
+                    period=Duration.minutes(spec.period_minutes),
+                ),
+                threshold=spec.threshold,
+                operator=spec.operator,
+                periods=spec.periods,
+                description=spec.description,
+                # A domain that stops reporting nodes or master reachability is broken.
+                missing=spec.missing,
+            )
+
+
+@dataclass(frozen=True)
+class DomainAlarm:
+    construct_id: str
+    metric: str
+    statistic: str
+    period_minutes: int
+    periods: int
+    operator: cloudwatch.ComparisonOperator
+    threshold: float
+    description: str
+    missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING
+
+
+# AWS's recommended set: (id, metric, statistic, period minutes, datapoints, operator,
+# threshold, description). Master alarms apply to dedicated master nodes only.
+# fmt: off
+_DOMAIN_ALARMS: tuple[tuple[str, str, str, int, int, cloudwatch.ComparisonOperator, float, str], ...] = (
+    ("SearchClusterRed", "ClusterStatus.red", "Maximum", 1, 1, GTE, 1,
+     "OpenSearch cluster status is red: a primary shard is unassigned"),
+    ("SearchClusterYellow", "ClusterStatus.yellow", "Maximum", 1, 5, GTE, 1,
+     "OpenSearch cluster status is yellow: a replica shard is unassigned"),
+    ("SearchWritesBlocked", "ClusterIndexWritesBlocked", "Maximum", 5, 1, GTE, 1,
+     "OpenSearch blocks index writes"),
+    ("SearchSnapshotFailed", "AutomatedSnapshotFailure", "Maximum", 1, 1, GTE, 1,
+     "An automated OpenSearch snapshot failed: no recent backup"),
+    ("SearchCpuHigh", "CPUUtilization", "Maximum", 15, 3, GTE, 80,
+     "OpenSearch data node CPU at or above 80% for 45 minutes"),
+    ("SearchJvmPressureHigh", "JVMMemoryPressure", "Maximum", 5, 3, GTE, 80,
+     "OpenSearch JVM memory pressure at or above 80%: risk of out-of-memory errors"),
+    ("SearchOldGenJvmHigh", "OldGenJVMMemoryPressure", "Maximum", 1, 3, GTE, 80,
+     "OpenSearch old-generation JVM memory pressure at or above 80%"),
+    ("SearchKmsKeyError", "KMSKeyError", "Maximum", 1, 1, GTE, 1,
+     "The KMS key encrypting the OpenSearch domain is disabled"),
+    ("SearchKmsKeyInaccessible", "KMSKeyInaccessible", "Maximum", 1, 1, GTE, 1,
+     "The KMS key encrypting the OpenSearch domain was deleted or its grants revoked"),
+    ("SearchWriteQueueHigh", "ThreadpoolWriteQueue", "Average", 1, 1, GTE, 100,
+     "OpenSearch write queue is backing up: indexing cannot keep up"),
+    ("SearchSearchQueueHigh", "ThreadpoolSearchQueue", "Average", 1, 1, GTE, 500,
+     "OpenSearch search queue is backing up"),
+)
+_MASTER_ALARMS: tuple[tuple[str, str, str, int, int, cloudwatch.ComparisonOperator, float, str], ...] = (
+    ("SearchMasterCpuHigh", "MasterCPUUtilization", "Maximum", 15, 3, GTE, 50,
+     "OpenSearch master CPU at or above 50% for 45 minutes: use a larger master type"),
+    ("SearchMasterJvmHigh", "MasterJVMMemoryPressure", "Maximum", 1, 3, GTE, 95,
+     "OpenSearch master JVM memory pressure at or above 95%"),
+    ("SearchMasterOldGenJvmHigh", "MasterOldGenJVMMemoryPressure", "Maximum", 1, 3, GTE, 80,
+     "OpenSearch master old-generation JVM memory pressure at or above 80%"),
+)
+# fmt: on
+
+
+def domain_alarm_specs(
+    *, volume_gb: int, data_nodes: int, dedicated_masters: bool, free_storage_percent: int
+) -> list[DomainAlarm]:
+    specs = [DomainAlarm(*row) for row in _DOMAIN_ALARMS]
+    if dedicated_masters:
+        specs += [DomainAlarm(*row) for row in _MASTER_ALARMS]
+    breaching = cloudwatch.TreatMissingData.BREACHING
+    # FreeStorageSpace is reported per data node in MiB; over the cluster dimensions the
+    # Minimum statistic is the fullest node, so compare it with one node's volume (a
+    # node-count multiple would fire while every node still had most of its disk free).
+    free_mib = volume_gb * 1024 * free_storage_percent / 100
+    specs += [
+        DomainAlarm(
             "SearchFreeStorageLow",
-            cloudwatch.Metric(
-                namespace="AWS/ES",
-                metric_name="FreeStorageSpace",
-                dimensions_map=dimensions,
-                statistic="Minimum",
-                period=_FIVE_MINUTES,
-            ),
-            threshold=free_mib,
-            operator=LT,
-            description=f"OpenSearch free storage below {self._config.free_storage_percent}% on a data node",
-        )
+            "FreeStorageSpace",
+            "Minimum",
+            5,
+            1,
+            LTE,
+            free_mib,
+            f"OpenSearch free storage at or below {free_storage_percent}% on a data node",
+        ),
+        # Missing data is breaching: a domain that stops reporting nodes is broken.
+        DomainAlarm(
+            "SearchNodeMissing",
+            "Nodes",
+            "Minimum",
+            1440,
+            1,
+            LT,
+            data_nodes,
+            f"OpenSearch has had fewer than {data_nodes} data nodes for a day",
+            breaching,
+        ),
+        # Every domain has an elected master (a data node when there are no dedicated ones).
+        DomainAlarm(
+            "SearchMasterUnreachable",
+            "MasterReachableFromNode",
+            "Maximum",
+            1440,
+            1,
+            LT,
+            1,
+            "The OpenSearch master node has been unreachable for a day",
+            breaching,
+        ),
+    ]
+    return specs

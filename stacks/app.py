@@ -7,9 +7,11 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
 from stacks.config import ResolvedEnvironment, load_environments
+from stacks.github_deploy import GitHubDeployStack
 from stacks.pipeline_stack import CaliStack
 
 STACK_ID = "Cali"
+CI_STACK_ID = "GitHubDeploy"
 
 
 class CaliStage(Stage):
@@ -24,6 +26,17 @@ class CaliStage(Stage):
             environment=environment,
             description=f"CALI log intelligence pipeline ({environment.name})",
         )
+        self.ci_stack: GitHubDeployStack | None = None
+        ci = environment.config.ci
+        if ci.github_repository is not None:
+            self.ci_stack = GitHubDeployStack(
+                self,
+                CI_STACK_ID,
+                env_name=environment.name,
+                repository=ci.github_repository,
+                create_provider=ci.create_oidc_provider,
+                description=f"CALI {environment.name}: GitHub Actions OIDC deploy roles",
+            )
 
 
 def build_app(app: App, *, nag: bool = True) -> list[CaliStage]:

@@ -20,6 +20,9 @@ class Archive(Construct):
         self, scope: Construct, construct_id: str, *, config: ArchiveConfig, removal_policy: RemovalPolicy
     ) -> None:
         super().__init__(scope, construct_id)
+        # A destroyable environment empties its buckets on `cdk destroy` (a custom resource
+        # deletes the objects first); otherwise CloudFormation stops at a non-empty bucket.
+        disposable = removal_policy == RemovalPolicy.DESTROY
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",
@@ -34,6 +37,7 @@ class Archive(Construct):
                 )
             ],
             removal_policy=removal_policy,
+            auto_delete_objects=disposable,
         )
         acknowledge(
             self.access_logs,
@@ -82,4 +86,5 @@ class Archive(Construct):
                 s3.LifecycleRule(id="multipart", abort_incomplete_multipart_upload_after=Duration.days(1)),
             ],
             removal_policy=removal_policy,
+            auto_delete_objects=disposable,
         )

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from stacks.sizing import storage_problems
+
 LevelName = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
 
 # The only values CloudWatch Logs accepts for a log group's retention.
@@ -114,6 +116,11 @@ class OpenSearchConfig(_Strict):
     retention_days: int = Field(
         14, ge=1, description="ISM policy deletes cali-logs-* indices older than this"
     )
+    daily_ingest_gb: float = Field(
+        1.0,
+        gt=0,
+        description="Expected log volume per day (source GB); volume_gb must fit it by AWS's storage rule",
+    )
     reader_role_arns: list[Annotated[str, Field(pattern=_ROLE_ARN)]] = Field(
         default_factory=list,
         description="Extra IAM roles (e.g. a self-hosted Grafana's) mapped to the read-only cali_reader",
@@ -187,6 +194,18 @@ class AlarmConfig(_Strict):
     free_storage_percent: int = Field(25, ge=1, le=90, description="OpenSearch free storage alarm threshold")
 
 
+class CiConfig(_Strict):
+    github_repository: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
+        description="owner/name of the fork whose GitHub Actions deploy this environment; null: no CI roles",
+    )
+    create_oidc_provider: bool = Field(
+        True,
+        description="Create the account's GitHub OIDC provider (false: it exists, e.g. made by another env)",
+    )
+
+
 class EnvironmentConfig(_Strict):
     """One deployment target; the Stage name is the environment name capitalised."""
 
@@ -208,6 +227,26 @@ class EnvironmentConfig(_Strict):
     knowledge_sync: KnowledgeSyncConfig = Field(default_factory=KnowledgeSyncConfig)
     alarms: AlarmConfig = Field(default_factory=AlarmConfig)
     grafana_workspace: bool = Field(False, description="Create an Amazon Managed Grafana workspace")
+    grafana_url: str | None = Field(
+        None,
+        pattern=r"^https://[^\s/]+(/\S*)?$",
+        description="Base URL of a Grafana people can open (self-hosted); Slack alerts link to it",
+    )
+    ci: CiConfig = Field(default_factory=CiConfig)
+
+    @model_validator(mode="after")
+    def _storage_fits(self) -> EnvironmentConfig:
+        search = self.opensearch
+        problems = storage_problems(
+            daily_ingest_gb=search.daily_ingest_gb,
+            retention_days=search.retention_days,
+            data_nodes=search.data_nodes,
+            volume_gb=search.volume_gb,
+            free_storage_alarm_percent=self.alarms.free_storage_percent,
+        )
+        if problems:
+            raise ValueError("opensearch sizing: " + "; ".join(problems))
+        return self
 
     @field_validator("log_retention_days")
     @classmethod

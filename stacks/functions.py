@@ -171,12 +171,9 @@ class Functions(Construct):
             targets=[targets.LambdaFunction(self.knowledge_sync, retry_attempts=2)],
         )
 
-    def set_analysis_links(
-        self, *, incidents_stream_name: str, dashboards_url: str, grafana_url: str | None
-    ) -> None:
+    def set_analysis_links(self, *, incidents_stream_name: str, grafana_url: str | None) -> None:
         for function in (self.incident_analyzer, self.knowledge_sync):
             function.add_environment("INCIDENTS_STREAM_NAME", incidents_stream_name)
-            function.add_environment("OPENSEARCH_DASHBOARDS_URL", dashboards_url)
             if grafana_url is not None:
                 function.add_environment("GRAFANA_URL", grafana_url)
 

@@ -29,6 +29,7 @@ class OpenSearchSetup(Construct):
         search: SearchDomain,
         retention_days: int,
         replicas: int,
+        log_shards: int,
         writer_roles: Sequence[iam.IRole],
         reader_roles: Sequence[iam.IRole | str],
         architecture: lambda_.Architecture,
@@ -87,6 +88,7 @@ class OpenSearchSetup(Construct):
                 "Region": Stack.of(self).region,
                 "RetentionDays": retention_days,
                 "Replicas": replicas,
+                "LogShards": log_shards,
                 "WriterRoleArns": [role.role_arn for role in writer_roles],
                 "ReaderRoleArns": [r if isinstance(r, str) else r.role_arn for r in reader_roles],
                 # Re-run when the templates or the handler change, not only the inputs.

@@ -19,8 +19,10 @@ from stacks.grafana import Grafana
 from stacks.incident_queue import IncidentQueue
 from stacks.log_stream import LogStream
 from stacks.opensearch_setup import OpenSearchSetup
+from stacks.producer_policy import ProducerPolicy
 from stacks.search_domain import SearchDomain
 from stacks.secrets import Secrets
+from stacks.sizing import log_shards_for, replicas_for
 from stacks.state_table import StateTable
 
 # Graviton: about 20% cheaper per GB-second than x86 and every dependency ships
@@ -43,7 +45,14 @@ class CaliStack(Stack):
         config = environment.config
         Tags.of(self).add("app", "cali")
         Tags.of(self).add("environment", name)
-        removal = RemovalPolicy.RETAIN if config.removal_policy == "retain" else RemovalPolicy.DESTROY
+        # Kept data stores use RETAIN_ON_UPDATE_OR_DELETE (DeletionPolicy RetainExceptOnCreate):
+        # if the very first create rolls back, CloudFormation deletes what it made, so no
+        # orphaned `cali-prod` domain keeps billing and the retry does not hit "already exists".
+        removal = (
+            RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+            if config.removal_policy == "retain"
+            else RemovalPolicy.DESTROY
+        )
         retention = log_retention(config.log_retention_days)
 
         log_stream = LogStream(
@@ -100,10 +109,12 @@ class CaliStack(Stack):
             grafana_url = workspace.url
         readers.extend(config.opensearch.reader_role_arns)
         search.allow(*config.opensearch.reader_role_arns)
+        # Slack links go only where a person can sign in: the managed workspace or the
+        # configured (self-hosted) Grafana. The domain is IAM-only (no Cognito/SAML), so
+        # an OpenSearch Dashboards link would open onto a 403; no Grafana means no link.
+        link_target = grafana_url or config.grafana_url
         functions.set_analysis_links(
-            incidents_stream_name=delivery.incidents_stream_name,
-            dashboards_url=search.dashboards_url,
-            grafana_url=grafana_url,
+            incidents_stream_name=delivery.incidents_stream_name, grafana_url=link_target
         )
 
         setup = OpenSearchSetup(
@@ -112,7 +123,8 @@ class CaliStack(Stack):
             search=search,
             retention_days=config.opensearch.retention_days,
             # One replica where a second node can hold it; none on a one-node dev domain.
-            replicas=min(1, config.opensearch.data_nodes - 1),
+            replicas=replicas_for(config.opensearch.data_nodes),
+            log_shards=log_shards_for(config.opensearch.data_nodes),
             writer_roles=delivery.search_writer_roles,
             reader_roles=readers,
             architecture=ARCHITECTURE,
@@ -138,12 +150,23 @@ class CaliStack(Stack):
             ]
         )
         alarms.watch_transform("SearchLogs", delivery.logs)
-        alarms.watch_domain(search.domain_name, config.opensearch.volume_gb)
+        alarms.watch_domain(
+            search.domain_name,
+            volume_gb=config.opensearch.volume_gb,
+            data_nodes=config.opensearch.data_nodes,
+            dedicated_masters=config.opensearch.dedicated_master_count > 0,
+        )
+        producer = ProducerPolicy(self, "ProducerPolicy", stream=log_stream.stream, env_name=name)
 
         # What an operator needs after `cdk deploy`: where Fluent Bit writes, which secrets
         # to fill, where to look (see docs/deploy.md).
         outputs = {
             "LogStreamName": (log_stream.stream.stream_name, "Fluent Bit kinesis_streams `stream`"),
+            "LogStreamArn": (log_stream.stream.stream_arn, "The stream producers write to"),
+            "ProducerPolicyArn": (
+                producer.policy.managed_policy_arn,
+                "Attach to Fluent Bit's role: PutRecords on the log stream, nothing else",
+            ),
             "ArchiveBucketName": (archive.bucket.bucket_name, "raw/, dlq/ and opensearch-failed/ objects"),
             "AccessLogBucketName": (archive.access_logs.bucket_name, "S3 server access logs of the archive"),
             "SlackSecretArn": (
@@ -153,7 +176,17 @@ class CaliStack(Stack):
             "OpenAiSecretArn": (secrets.openai.secret_arn, "put-secret-value: {api_key}"),
             "MilvusSecretArn": (secrets.milvus.secret_arn, "put-secret-value: {uri, token}"),
             "OpenSearchEndpoint": (search.endpoint, "HTTPS endpoint of the domain (SigV4)"),
-            "OpenSearchDashboardsUrl": (search.dashboards_url, "OpenSearch Dashboards"),
+            "OpenSearchDomainName": (search.domain_name, "cali doctor reads its health and alarms"),
+            "StateTableName": (state.table.table_name, "Throttle, incident and LLM budget state"),
+            "KnowledgeSyncFunctionName": (
+                functions.knowledge_sync.function_name,
+                "aws lambda invoke it once after the Milvus secret is set (first knowledge sync)",
+            ),
+            "LogConsumerFunctionName": (functions.log_consumer.function_name, "Kinesis consumer"),
+            "IncidentAnalyzerFunctionName": (
+                functions.incident_analyzer.function_name,
+                "Analyzer (SQS incidents queue -> LLM -> Slack)",
+            ),
             "AlarmTopicArn": (alarms.topic.topic_arn, "Subscribe on-call here"),
             "ConsumerFailuresQueueUrl": (
                 queues.consumer_failures.queue_url,
@@ -163,6 +196,11 @@ class CaliStack(Stack):
                 queues.dead_letters.queue_url,
                 "Incidents the analyzer could not finish",
             ),
+            "IncidentDeadLettersQueueArn": (
+                queues.dead_letters.queue_arn,
+                "aws sqs start-message-move-task --source-arn (redrive to the incidents queue)",
+            ),
+            "IncidentQueueArn": (queues.queue.queue_arn, "Redrive destination of the dead letters"),
         }
         if grafana_url is not None:
             outputs["GrafanaUrl"] = (grafana_url, "Amazon Managed Grafana workspace")

@@ -118,7 +118,6 @@ class SearchDomain(Construct):
         self.domain.node.add_dependency(log_policy)
         self._principals: list[str] = [self.admin_role.role_arn]
         self.endpoint = self.domain.domain_endpoint
-        self.dashboards_url = f"https://{self.endpoint}/_dashboards"
 
         acknowledge(
             self.domain,

@@ -21,6 +21,6 @@ class StateTable(Construct):
                 point_in_time_recovery_enabled=True
             ),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            deletion_protection=removal_policy == RemovalPolicy.RETAIN,
+            deletion_protection=removal_policy != RemovalPolicy.DESTROY,
             removal_policy=removal_policy,
         )

@@ -35,6 +35,8 @@ class SetupProperties(BaseModel):
     region: str = Field(alias="Region", min_length=1)
     retention_days: int = Field(alias="RetentionDays", ge=1)
     replicas: int = Field(alias="Replicas", ge=0)
+    # Absent in resources created before shards were configurable: keep the template's 1.
+    log_shards: int | None = Field(alias="LogShards", default=None, ge=1)
     writer_role_arns: list[str] = Field(alias="WriterRoleArns", default_factory=list)
     reader_role_arns: list[str] = Field(alias="ReaderRoleArns", default_factory=list)
 
@@ -55,7 +57,7 @@ def build_client(endpoint: str, region: str) -> search_index.SearchClient:
 
 
 def configure(client: search_index.SearchClient, props: SetupProperties) -> None:
-    search_index.apply(client, props.retention_days, replicas=props.replicas)
+    search_index.apply(client, props.retention_days, replicas=props.replicas, log_shards=props.log_shards)
     apply_roles(client, writers=props.writer_role_arns, readers=props.reader_role_arns)
 
 

@@ -28,7 +28,14 @@ ROLE_BODIES: dict[str, dict[str, Any]] = {
     READER_ROLE: {
         "description": "CALI dashboards (read only)",
         "cluster_permissions": ["cluster_composite_ops_ro", "cluster_monitor"],
-        "index_permissions": [{"index_patterns": _INDICES, "allowed_actions": ["read", "indices_monitor"]}],
+        # Grafana's OpenSearch data source also reads each index's mapping for its field
+        # list (GET <index>/_mapping), which the `read` action group does not include.
+        "index_permissions": [
+            {
+                "index_patterns": _INDICES,
+                "allowed_actions": ["read", "indices_monitor", "indices:admin/mappings/get"],
+            }
+        ],
     },
 }
 

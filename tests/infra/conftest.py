@@ -53,6 +53,12 @@ def synthesize(outdir: Path, **context: Any) -> Synth:
         name = stage.stage_name.lower()
         templates[name] = artifact.template
         files[name] = Path(artifact.template_full_path)
+        if stage.ci_stack is not None:
+            ci = assembly.get_nested_assembly(f"assembly-{stage.stage_name}").get_stack_by_name(
+                stage.ci_stack.stack_name
+            )
+            templates[f"{name}-ci"] = ci.template
+            files[f"{name}-ci"] = Path(ci.template_full_path)
     return Synth(outdir=outdir, templates=templates, template_files=files)
 
 

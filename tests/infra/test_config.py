@@ -15,6 +15,7 @@ from stacks.config import (
     AlarmConfig,
     AnalyzerConfig,
     ArchiveConfig,
+    CiConfig,
     ConfigError,
     ConsumerConfig,
     EnvironmentConfig,
@@ -159,6 +160,7 @@ def test_every_config_key_is_documented() -> None:
         AnalyzerConfig,
         KnowledgeSyncConfig,
         AlarmConfig,
+        CiConfig,
     ]
     missing = [
         f"{model.__name__}.{field}"

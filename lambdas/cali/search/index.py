@@ -58,18 +58,28 @@ def _read_json(name: str) -> str:
     return resources.files("cali.search").joinpath(_PACKAGE_DIR, name).read_text(encoding="utf-8")
 
 
-def index_templates(*, replicas: int | None = None) -> dict[str, dict[str, Any]]:
+def index_templates(
+    *, replicas: int | None = None, log_shards: int | None = None
+) -> dict[str, dict[str, Any]]:
     """Composable index templates by name (``PUT _index_template/<name>`` bodies).
 
     ``replicas`` overrides the files' ``number_of_replicas``: a one-node domain cannot
     place a replica, and an index waiting for one keeps the cluster yellow forever.
+    ``log_shards`` overrides the primary shards of each daily ``cali-logs-*`` index (one
+    per data node spreads the day's writes over every node; the small monthly incident
+    index keeps one).
     """
     if replicas is not None and (isinstance(replicas, bool) or replicas < 0):
         raise ValueError(f"replicas must be 0 or more, got {replicas!r}")
+    if log_shards is not None and (isinstance(log_shards, bool) or log_shards < 1):
+        raise ValueError(f"log_shards must be 1 or more, got {log_shards!r}")
     templates = {name: json.loads(_read_json(file)) for name, file in _TEMPLATE_FILES.items()}
-    if replicas is not None:
-        for body in templates.values():
-            body["template"]["settings"]["index"]["number_of_replicas"] = replicas
+    for body in templates.values():
+        settings = body["template"]["settings"]["index"]
+        if replicas is not None:
+            settings["number_of_replicas"] = replicas
+        if log_shards is not None and LOGS_INDEX_PATTERN in body["index_patterns"]:
+            settings["number_of_shards"] = log_shards
     return templates
 
 
@@ -113,6 +123,7 @@ def apply(
     *,
     incident_retention_days: int = DEFAULT_INCIDENT_RETENTION_DAYS,
     replicas: int | None = None,
+    log_shards: int | None = None,
 ) -> None:
     """Create or update both index templates and both retention policies (idempotent).
 
@@ -125,7 +136,7 @@ def apply(
         LOGS_POLICY_ID: ism_policy(retention_days, index_pattern=LOGS_INDEX_PATTERN),
         INCIDENTS_POLICY_ID: ism_policy(incident_retention_days, index_pattern=INCIDENTS_INDEX_PATTERN),
     }
-    for name, body in index_templates(replicas=replicas).items():
+    for name, body in index_templates(replicas=replicas, log_shards=log_shards).items():
         client.transport.perform_request("PUT", f"/_index_template/{name}", body=body)
     for policy_id, body in policies.items():
         _put_policy(client, policy_id, body)
