@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "dlq",
     "knowledge",
     "dashboards",
+    "doctor",
 )
 
 
@@ -30,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cali",
         description="CALI operator tool: run the local pipeline, generate logs, inspect "
-        "fingerprints and redaction, manage the DLQ, the knowledge base and dashboards.",
+        "fingerprints and redaction, manage the DLQ, the knowledge base and dashboards, and "
+        "check a deployment with `cali doctor`.",
         epilog="Run `cali <command> --help` for the options of each command.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)

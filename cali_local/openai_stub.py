@@ -259,6 +259,23 @@ def _handler_for(stub: OpenAiStub) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def do_GET(self) -> None:
+            # GET /v1/models, as OpenAI answers it: the served models, 401 for a wrong key.
+            if not self.path.rstrip("/").endswith("/models"):
+                self._send(404, {}, _error(f"Unknown path {self.path}", "invalid_request_error", None))
+                return
+            if stub.api_key is not None and self.headers.get("Authorization") != f"Bearer {stub.api_key}":
+                self._send(
+                    401, {}, _error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+                )
+                return
+            model = stub.model_name or "gpt-4o-mini"
+            self._send(
+                200,
+                {},
+                {"object": "list", "data": [{"id": model, "object": "model", "owned_by": "cali-local"}]},
+            )
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""

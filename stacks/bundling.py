@@ -27,16 +27,14 @@ import jsii
 from aws_cdk import AssetHashType, BundlingOptions, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
+from stacks.sizing import BUDGET_FRACTION, UNZIPPED_LIMIT_BYTES, tree_size
+
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 PYTHON_VERSION = "3.12"
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 # Lambda's Python 3.12 runtime is Amazon Linux 2023 (glibc 2.34): every manylinux tag up
 # to 2_34 runs there. pip does not expand manylinux_2_x tags itself, so list them.
 _GLIBC_MINORS = range(17, 35)
-UNZIPPED_LIMIT_BYTES = 262_144_000  # Lambda's 250 MiB limit for code + layers
-# Synth fails above 90% of the limit: a patch release of a big dependency must not be
-# what pushes a deploy over it.
-BUDGET_FRACTION = 0.9
 _IGNORED = shutil.ignore_patterns(
     "__pycache__", "*.pyc", "requirements.txt", "requirements.lock", ".pytest_cache"
 )
@@ -78,10 +76,6 @@ class BundleTooLargeError(RuntimeError):
 
 def lock_file(handler_folder: str) -> Path:
     return LAMBDAS_DIR / handler_folder / "requirements.lock"
-
-
-def tree_size(folder: Path) -> int:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
 
 
 def check_budget(out: Path, function: str, limit: int = UNZIPPED_LIMIT_BYTES) -> int:

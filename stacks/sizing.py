@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 # AWS's storage rule for OpenSearch Service ("Calculating storage requirements"):
 # source data x (1 + replicas) x 1.45, where 1.45 covers indexing overhead (10%),
@@ -25,6 +26,11 @@ INDEXING_OVERHEAD = 1.10
 LAMBDA_UNRESERVED_MINIMUM = 10
 # A new on-demand stream starts with 4 MB/s of write capacity, i.e. 4 shards.
 ON_DEMAND_INITIAL_SHARDS = 4
+# Lambda's 250 MiB limit for the unzipped code of a function and its layers.
+UNZIPPED_LIMIT_BYTES = 262_144_000
+# Bundles stay under 90% of it: a patch release of a big dependency must not be what
+# pushes a deploy over the limit.
+BUDGET_FRACTION = 0.9
 
 
 def replicas_for(data_nodes: int) -> int:
@@ -136,3 +142,8 @@ def concurrency_need(
     consumer = shard_count * parallelization_factor
     indexer = shard_count
     return ConcurrencyNeed(reserved=analyzer_reserved, peak=consumer + indexer + analyzer_reserved + 1 + 1)
+
+
+def tree_size(folder: Path) -> int:
+    """Bytes of the files under ``folder`` (apparent sizes, as Lambda counts unzipped code)."""
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
