@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test check lint typecheck unit functional infra integration e2e synth nag bench \
         bench-fingerprint bench-consumer bench-retrieval dashboards install clean lock \
-        actionlint doctor-local
+        actionlint doctor doctor-local bundle-report deploy diff notify-deploy
 
 ## install: create .venv and node_modules (idempotent; reruns only when pins change)
 install: $(VENV)/.installed node_modules/.installed
@@ -31,10 +31,11 @@ node_modules/.installed: package.json package-lock.json
 demo: install
 	$(BIN)/cali demo
 
-## test: lint, types and the whole test suite (what CI runs)
+## test: lint, types, workflow lint and the whole test suite (what CI runs)
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/actionlint
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2 --dist loadgroup
 
@@ -54,6 +55,9 @@ e2e: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/actionlint
+actionlint: install
+	$(BIN)/actionlint
 typecheck: install
 	$(BIN)/mypy
 
@@ -61,6 +65,30 @@ typecheck: install
 synth: install
 	PATH=$(CURDIR)/$(BIN):$$PATH npx cdk synth '**' --quiet
 	$(BIN)/cfn-lint --non-zero-exit-code error cdk.out/assembly-*/*.template.json
+
+## One environment: ENV=dev|staging|prod. `-c env=ENV` keeps the app to that Stage, whose
+## only CALI stack '*/Cali' is then selected (a Stage app selects nothing without a pattern).
+ENV ?= dev
+PHASE ?= all
+CDK := PATH=$(CURDIR)/$(BIN):$$PATH npx cdk
+## deploy: cdk deploy one environment (GitHub Actions runs this after the preflight)
+deploy: install
+	$(CDK) deploy -c env=$(ENV) '*/Cali' --require-approval never
+## diff: what a deploy of ENV would change (read-only)
+diff: install
+	$(CDK) diff -c env=$(ENV) '*/Cali'
+## doctor: cali doctor --env ENV --phase PHASE (preflight, post-deploy, bundles or all)
+doctor: install
+	$(BIN)/cali doctor --env $(ENV) --phase $(PHASE)
+## doctor-local: cali doctor --local (the services `make demo` uses)
+doctor-local: install
+	$(BIN)/cali doctor --local
+## bundle-report: sizes of the synthesized Lambda bundles against the limit (after make synth)
+bundle-report: install
+	$(BIN)/cali doctor --env $(ENV) --phase bundles
+## notify-deploy: post a deploy result to Slack (CI; reads WEBHOOK, RESULT, ENV_NAME, ...)
+notify-deploy:
+	$(PYTHON) .github/scripts/notify_deploy.py
 
 ## bench: every benchmark; the README quotes their output
 bench: bench-fingerprint bench-consumer bench-retrieval

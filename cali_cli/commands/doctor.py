@@ -48,9 +48,10 @@ def register(subparsers: Any) -> None:
     target.add_argument("--local", action="store_true", help="check the services `make demo` uses")
     parser.add_argument(
         "--phase",
-        choices=("preflight", "post-deploy", "all"),
+        choices=("preflight", "post-deploy", "bundles", "all"),
         default="all",
-        help="with --env: which checks to run (default: all)",
+        help="with --env: which checks to run (default: all); bundles: only the cdk.out "
+        "bundle sizes, no AWS call",
     )
     parser.add_argument("--cdk-json", type=Path, default=Path("cdk.json"), help="default: ./cdk.json")
     parser.add_argument(
@@ -93,6 +94,10 @@ def _env_report(args: argparse.Namespace) -> Any:
         (environment,) = load_environments(context, selected=args.env)
     except ConfigError as error:
         return str(error)
+    if args.phase == "bundles":
+        return Report.of(
+            f"{environment.name} bundles in {args.cdk_out}", aws_checks.check_bundles(args.cdk_out)
+        )
     session = boto3.session.Session(region_name=os.environ.get("AWS_REGION") or environment.region)
 
     def clients(name: str) -> Any:

@@ -27,7 +27,14 @@ ROLE_BODIES: dict[str, dict[str, Any]] = {
     },
     READER_ROLE: {
         "description": "CALI dashboards (read only)",
-        "cluster_permissions": ["cluster_composite_ops_ro", "cluster_monitor"],
+        # The two read-only cluster actions let an operator role listed here run the
+        # `cali doctor` checks of CALI's index templates and ISM policies.
+        "cluster_permissions": [
+            "cluster_composite_ops_ro",
+            "cluster_monitor",
+            "indices:admin/index_template/get",
+            "cluster:admin/opendistro/ism/policy/get",
+        ],
         # Grafana's OpenSearch data source also reads each index's mapping for its field
         # list (GET <index>/_mapping), which the `read` action group does not include.
         "index_permissions": [
