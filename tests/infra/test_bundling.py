@@ -10,7 +10,6 @@ from aws_cdk import aws_lambda as lambda_
 from stacks import bundling
 from stacks.bundling import (
     LAMBDAS_DIR,
-    UNZIPPED_LIMIT_BYTES,
     BundleTooLargeError,
     PipLocalBundling,
     check_budget,
@@ -18,6 +17,7 @@ from stacks.bundling import (
     platform_tags,
     prune,
 )
+from stacks.sizing import UNZIPPED_LIMIT_BYTES
 
 pytestmark = pytest.mark.xdist_group("infra")
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 
 
-def workflows() -> dict[str, dict[str, Any]]:
+def workflows() -> dict[str, dict[Any, Any]]:
     loaded = {}
     for path in sorted(WORKFLOWS.glob("*.yml")):
         # PyYAML reads the key `on` as True (YAML 1.1); the tests look it up under both.
