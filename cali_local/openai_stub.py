@@ -177,6 +177,15 @@ class OpenAiStub:
             return scripted
         return StubReply(content=self.default(request.body))
 
+    def models(self, path: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
+        """``GET /v1/models`` as OpenAI answers it: the served models, 401 for a wrong key."""
+        if not path.rstrip("/").endswith("/models"):
+            return 404, _error(f"Unknown path {path}", "invalid_request_error", None)
+        if self.api_key is not None and authorization != f"Bearer {self.api_key}":
+            return 401, _error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        model = self.model_name or "gpt-4o-mini"
+        return 200, {"object": "list", "data": [{"id": model, "object": "model", "owned_by": "cali-local"}]}
+
     def respond(self, request: RecordedRequest) -> tuple[int, dict[str, str], dict[str, Any]]:
         """Status, headers and JSON body for one chat-completions request."""
         if self.api_key is not None and request.headers.get("authorization") != f"Bearer {self.api_key}":
@@ -260,21 +269,8 @@ def _handler_for(stub: OpenAiStub) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
-            # GET /v1/models, as OpenAI answers it: the served models, 401 for a wrong key.
-            if not self.path.rstrip("/").endswith("/models"):
-                self._send(404, {}, _error(f"Unknown path {self.path}", "invalid_request_error", None))
-                return
-            if stub.api_key is not None and self.headers.get("Authorization") != f"Bearer {stub.api_key}":
-                self._send(
-                    401, {}, _error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
-                )
-                return
-            model = stub.model_name or "gpt-4o-mini"
-            self._send(
-                200,
-                {},
-                {"object": "list", "data": [{"id": model, "object": "model", "owned_by": "cali-local"}]},
-            )
+            status, payload = stub.models(self.path, self.headers.get("Authorization"))
+            self._send(status, {}, payload)
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

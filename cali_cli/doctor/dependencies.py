@@ -43,45 +43,47 @@ def _unreachable(error: Exception) -> str:
 def check_slack(secret: Mapping[str, Any] | None, *, fix_set: str, api_base_url: str = SLACK_API) -> Check:
     """Bot token: ``auth.test``. Webhook: an empty POST, which Slack refuses with 400
     ``no_text`` (so nothing is posted) when the webhook exists and 403/404 when it does not."""
-    name = "slack"
     if not secret:
-        return Check.fail(name, "not configured: alerts cannot be delivered", fix_set)
+        return Check.fail("slack", "not configured: alerts cannot be delivered", fix_set)
     if secret.get("bot_token") and secret.get("channel"):
-        try:
-            status, text = _request(
-                api_base_url.rstrip("/") + "/auth.test",
-                method="POST",
-                body=b"{}",
-                headers={
-                    "Authorization": f"Bearer {secret['bot_token']}",
-                    "Content-Type": "application/json; charset=utf-8",
-                },
-            )
-        except (OSError, ValueError) as error:
-            return Check.fail(name, f"Slack API: {_unreachable(error)}", "check network access to slack.com")
-        answer = _json(text)
-        if status == 200 and answer.get("ok") is True:
-            return Check.ok(
-                name, f"bot token valid (team {answer.get('team_id', '?')}), channel {secret['channel']}"
-            )
-        return Check.fail(
-            name,
-            f"auth.test refused the bot token: {answer.get('error') or status}",
-            "create a new bot token (scope chat:write) and " + fix_set,
-        )
+        return _check_bot_token(str(secret["bot_token"]), str(secret["channel"]), fix_set, api_base_url)
     webhook = str(secret.get("webhook_url") or "")
     if not webhook:
-        return Check.fail(name, 'secret is not {"webhook_url"} or {"bot_token", "channel"}', fix_set)
+        return Check.fail("slack", 'secret is not {"webhook_url"} or {"bot_token", "channel"}', fix_set)
+    return _check_webhook(webhook, fix_set)
+
+
+def _check_bot_token(token: str, channel: str, fix_set: str, api_base_url: str) -> Check:
+    try:
+        status, text = _request(
+            api_base_url.rstrip("/") + "/auth.test",
+            method="POST",
+            body=b"{}",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json; charset=utf-8"},
+        )
+    except (OSError, ValueError) as error:
+        return Check.fail("slack", f"Slack API: {_unreachable(error)}", "check network access to slack.com")
+    answer = _json(text)
+    if status == 200 and answer.get("ok") is True:
+        return Check.ok("slack", f"bot token valid (team {answer.get('team_id', '?')}), channel {channel}")
+    return Check.fail(
+        "slack",
+        f"auth.test refused the bot token: {answer.get('error') or status}",
+        "create a new bot token (scope chat:write) and " + fix_set,
+    )
+
+
+def _check_webhook(webhook: str, fix_set: str) -> Check:
     try:
         status, text = _request(
             webhook, method="POST", body=b"{}", headers={"Content-Type": "application/json"}
         )
     except (OSError, ValueError) as error:
-        return Check.fail(name, f"webhook: {_unreachable(error)}", "check the URL and network access")
+        return Check.fail("slack", f"webhook: {_unreachable(error)}", "check the URL and network access")
     if status == 400 and text.strip() in ("no_text", "invalid_payload"):
-        return Check.ok(name, "webhook exists (dry check: an empty message was refused, nothing posted)")
+        return Check.ok("slack", "webhook exists (dry check: an empty message was refused, nothing posted)")
     return Check.fail(
-        name,
+        "slack",
         f"webhook answered {status} {text.strip()[:80]!r}: revoked or mistyped",
         "create a new incoming webhook for the channel and " + fix_set,
     )
@@ -177,7 +179,7 @@ def check_opensearch(client: Any, *, fix_access: str) -> list[Check]:
     from opensearchpy.exceptions import ConnectionError as SearchConnectionError
     from opensearchpy.exceptions import NotFoundError, TransportError
 
-    from cali import search_index
+    from cali.search import index as search_index
 
     try:
         health = client.transport.perform_request("GET", "/_cluster/health")
@@ -221,7 +223,7 @@ def check_opensearch(client: Any, *, fix_access: str) -> list[Check]:
 def _check_ism(client: Any, fix_access: str) -> Check:
     from opensearchpy.exceptions import NotFoundError, TransportError
 
-    from cali import search_index
+    from cali.search import index as search_index
 
     missing = []
     for policy_id in (search_index.LOGS_POLICY_ID, search_index.INCIDENTS_POLICY_ID):

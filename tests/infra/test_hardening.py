@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from opensearch_setup.security_roles import READER_ROLE, ROLE_BODIES
 
-from cali import search_index
+from cali.search import index as search_index
 from stacks.config import ConfigError, load_environments
 from stacks.sizing import (
     LAMBDA_UNRESERVED_MINIMUM,

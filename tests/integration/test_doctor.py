@@ -21,7 +21,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from cali import search_index
+from cali.search import index as search_index
 from cali_cli.doctor import aws_checks
 from cali_cli.doctor.dependencies import check_milvus, check_slack
 from cali_cli.doctor.local_checks import LocalTargets, run_local
