@@ -147,3 +147,17 @@ def concurrency_need(
 def tree_size(folder: Path) -> int:
     """Bytes of the files under ``folder`` (apparent sizes, as Lambda counts unzipped code)."""
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
+
+
+# Firehose bills ingestion per GB in 5 KB increments per record (a 1 KB record is billed as
+# 5 KB), for Direct PUT and Kinesis-sourced streams alike; us-east-1 list price, first tier.
+FIREHOSE_USD_PER_GB = 0.029
+FIREHOSE_RECORD_INCREMENT_KB = 5
+DAYS_PER_MONTH = 30
+
+
+def firehose_monthly_usd(*, daily_ingest_gb: float, avg_record_kb: float, streams: int) -> float:
+    """Monthly ingestion cost of ``streams`` Firehose streams that each read every record."""
+    billed_kb = math.ceil(avg_record_kb / FIREHOSE_RECORD_INCREMENT_KB) * FIREHOSE_RECORD_INCREMENT_KB
+    billed_gb_per_day = daily_ingest_gb * billed_kb / avg_record_kb
+    return billed_gb_per_day * DAYS_PER_MONTH * FIREHOSE_USD_PER_GB * streams

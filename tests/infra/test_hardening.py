@@ -15,6 +15,7 @@ from stacks.sizing import (
     LAMBDA_UNRESERVED_MINIMUM,
     concurrency_need,
     estimate_storage,
+    firehose_monthly_usd,
     log_shards_for,
     replicas_for,
 )
@@ -351,3 +352,28 @@ def test_github_deploy_roles_trust_one_subject_each_and_only_assume_bootstrap_ro
 def synth_names_without_ci() -> set[str]:
     # cdk.json ships without a repository: no CI stack unless a fork opts in.
     return {name for name, env in cdk_json_environments().items() if env["ci"]["github_repository"]}
+
+
+# --- Cost table -----------------------------------------------------------------------------
+
+
+def test_docs_firehose_cost_line_rounds_records_up_to_5_kb() -> None:
+    doc = (ROOT / "docs" / "deploy.md").read_text()
+    (row,) = [line for line in doc.splitlines() if line.startswith("| Firehose (2 Kinesis-sourced streams)")]
+    documented = [float(cell) for cell in row.split("|")[2:5]]
+    computed = [
+        firehose_monthly_usd(
+            daily_ingest_gb=cdk_json_environments()[name]["opensearch"]["daily_ingest_gb"],
+            avg_record_kb=1,
+            streams=2,
+        )
+        for name in ENVIRONMENTS
+    ]
+    assert documented == [round(value) for value in computed]
+    # One 1 KB log line per record is billed as 5 KB: five times the naive GB price.
+    assert firehose_monthly_usd(daily_ingest_gb=1, avg_record_kb=1, streams=1) == pytest.approx(
+        5 * 30 * 0.029
+    )
+    assert firehose_monthly_usd(daily_ingest_gb=1, avg_record_kb=12, streams=1) == pytest.approx(
+        15 / 12 * 30 * 0.029
+    )
