@@ -227,7 +227,7 @@ def post_deploy(
             fix_access="add your IAM role ARN to opensearch.reader_role_arns in cdk.json and deploy",
         )
     moment = now or dt.datetime.now(dt.UTC)
-    checks.append(check_iterator_age(environment, clients, outputs, moment))
+    checks += check_iterator_age(environment, clients, outputs, moment)
     checks += check_queues(clients, outputs, stack)
     checks.append(check_alarms(clients, stack))
     checks.append(check_last_sync(clients, outputs, stack, moment))
@@ -299,33 +299,57 @@ def signed_search_client(endpoint: str, region: str) -> Any:
     )
 
 
+# (check name, output naming the resource, namespace, metric, dimension, fix when behind)
+_LAG_CHECKS = (
+    (
+        "consumer lag",
+        "LogConsumerFunctionName",
+        "AWS/Lambda",
+        "IteratorAge",
+        "FunctionName",
+        "check LogConsumer errors/throttles; raise consumer.parallelization_factor or shards",
+    ),
+    (
+        "stream lag",
+        "LogStreamName",
+        "AWS/Kinesis",
+        "GetRecords.IteratorAgeMilliseconds",
+        "StreamName",
+        "the Firehose readers are behind: check the Delivery log group and OpenSearch write blocks",
+    ),
+)
+
+
 def check_iterator_age(
     environment: ResolvedEnvironment, clients: Clients, outputs: dict[str, str], now: dt.datetime
-) -> Check:
-    name = "consumer lag"
-    function = outputs.get("LogConsumerFunctionName")
-    if not function:
-        return Check.fail(name, "no LogConsumerFunctionName output", "redeploy the stack")
-    answer = clients("cloudwatch").get_metric_statistics(
-        Namespace="AWS/Lambda",
-        MetricName="IteratorAge",
-        Dimensions=[{"Name": "FunctionName", "Value": function}],
-        StartTime=now - dt.timedelta(minutes=15),
-        EndTime=now,
-        Period=300,
-        Statistics=["Maximum"],
-    )
-    age_ms = max((float(p["Maximum"]) for p in answer.get("Datapoints", [])), default=None)
-    if age_ms is None:
-        return Check.ok(name, "no records in the last 15 minutes (iterator age not reported)")
+) -> list[Check]:
+    """Kinesis iterator age of the Lambda consumer and of the stream's (Firehose) readers."""
+    checks = []
     limit = environment.config.alarms.iterator_age_seconds
-    if age_ms / 1000 > limit:
-        return Check.fail(
-            name,
-            f"iterator age {age_ms / 1000:.0f} s > {limit} s: the consumer is falling behind",
-            "check LogConsumer errors/throttles; raise consumer.parallelization_factor or shards",
+    for name, output, namespace, metric, dimension, fix in _LAG_CHECKS:
+        resource = outputs.get(output)
+        if not resource:
+            checks.append(Check.fail(name, f"no {output} output", "redeploy the stack"))
+            continue
+        answer = clients("cloudwatch").get_metric_statistics(
+            Namespace=namespace,
+            MetricName=metric,
+            Dimensions=[{"Name": dimension, "Value": resource}],
+            StartTime=now - dt.timedelta(minutes=15),
+            EndTime=now,
+            Period=300,
+            Statistics=["Maximum"],
         )
-    return Check.ok(name, f"iterator age {age_ms / 1000:.1f} s (alarm at {limit} s)")
+        age_ms = max((float(p["Maximum"]) for p in answer.get("Datapoints", [])), default=None)
+        if age_ms is None:
+            checks.append(Check.ok(name, "no records in the last 15 minutes (iterator age not reported)"))
+        elif age_ms / 1000 > limit:
+            checks.append(
+                Check.fail(name, f"iterator age {age_ms / 1000:.0f} s > {limit} s: falling behind", fix)
+            )
+        else:
+            checks.append(Check.ok(name, f"iterator age {age_ms / 1000:.1f} s (alarm at {limit} s)"))
+    return checks
 
 
 def check_queues(clients: Clients, outputs: dict[str, str], stack: str) -> list[Check]:

@@ -322,6 +322,7 @@ def deployed(moto_endpoint: MotoEndpoint, stand_ins: StandIns) -> Iterator[Deplo
         "MilvusSecretArn": secret("milvus", {"uri": stand_ins.milvus_uri, "token": ""}),
         "OpenSearchEndpoint": "search-cali-dev.example",
         "LogConsumerFunctionName": f"consumer-{suffix}",
+        "LogStreamName": f"stream-{suffix}",
         "KnowledgeSyncFunctionName": f"sync-{suffix}",
         "IncidentDeadLettersQueueUrl": sqs.create_queue(QueueName=f"dlq-{suffix}")["QueueUrl"],
         "ConsumerFailuresQueueUrl": sqs.create_queue(QueueName=f"failures-{suffix}")["QueueUrl"],
@@ -494,6 +495,7 @@ def test_post_deploy_passes(deployed: Deployed, stand_ins: StandIns) -> None:
         "opensearch",
         "index templates",
         "consumer lag",
+        "stream lag",
         "incident DLQ",
         "consumer on-failure queue",
         "alarms",
@@ -541,12 +543,24 @@ def test_post_deploy_reports_each_problem(deployed: Deployed, stand_ins: StandIn
             },
         ],
     )
+    cloudwatch.put_metric_data(
+        Namespace="AWS/Kinesis",
+        MetricData=[
+            {
+                "MetricName": "GetRecords.IteratorAgeMilliseconds",
+                "Dimensions": [{"Name": "StreamName", "Value": deployed.outputs["LogStreamName"]}],
+                "Timestamp": deployed.now - dt.timedelta(minutes=3),
+                "Value": 900_000,
+            }
+        ],
+    )
     checks = {c.name: c for c in post_deploy(deployed, stand_ins)}
     expected = {
         "slack": "not configured",
         "incident DLQ": "1 messages waiting",
         "alarms": "SearchClusterRed-ABC123",
         "consumer lag": "iterator age 3600 s",
+        "stream lag": "iterator age 900 s",
         "knowledge sync": "failed",
     }
     for name, message in expected.items():
