@@ -227,20 +227,41 @@ def post_deploy(
             fix_access="add your IAM role ARN to opensearch.reader_role_arns in cdk.json and deploy",
         )
     moment = now or dt.datetime.now(dt.UTC)
-    checks += check_iterator_age(environment, clients, outputs, moment)
-    checks += check_queues(clients, outputs, stack)
-    checks.append(check_alarms(clients, stack))
-    checks.append(check_last_sync(clients, outputs, stack, moment))
+    checks += _guarded("consumer lag", lambda: check_iterator_age(environment, clients, outputs, moment))
+    checks += _guarded("queues", lambda: check_queues(clients, outputs, stack))
+    checks += _guarded("alarms", lambda: [check_alarms(clients, stack)])
+    checks += _guarded("knowledge sync", lambda: [check_last_sync(clients, outputs, stack, moment)])
     return checks
 
 
+def _guarded(name: str, run: Callable[[], list[Check]]) -> list[Check]:
+    """A check whose AWS call is refused (e.g. CI's deploy role) fails with that reason, not a traceback."""
+    try:
+        return run()
+    except (BotoCoreError, ClientError) as error:
+        return [
+            Check.fail(
+                name,
+                f"cannot check: {_error_code(error)}",
+                "run cali doctor with credentials that may read CloudWatch, SQS and the secrets",
+            )
+        ]
+
+
+class SecretUnreadableError(Exception):
+    """The secret exists but these credentials may not read it."""
+
+
 def _secret(clients: Clients, arn: str | None) -> dict[str, Any] | None:
+    """The secret's JSON; None when it is unset (still CloudFormation's random placeholder)."""
     if not arn:
         return None
     try:
         raw = clients("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
-    except ClientError:
-        return None
+    except ClientError as error:
+        if _error_code(error) == "ResourceNotFoundException":
+            return None
+        raise SecretUnreadableError(_error_code(error)) from error
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
@@ -262,9 +283,18 @@ def check_secrets(environment: ResolvedEnvironment, clients: Clients, outputs: d
         '--query "Stacks[0].Outputs[?OutputKey==\'KnowledgeSyncFunctionName\'].OutputValue" --output text)" '
         "/dev/stdout"
     )
-    slack = _secret(clients, outputs.get("SlackSecretArn"))
-    openai = _secret(clients, outputs.get("OpenAiSecretArn")) or {}
-    milvus = _secret(clients, outputs.get("MilvusSecretArn")) or {}
+    try:
+        slack = _secret(clients, outputs.get("SlackSecretArn"))
+        openai = _secret(clients, outputs.get("OpenAiSecretArn")) or {}
+        milvus = _secret(clients, outputs.get("MilvusSecretArn")) or {}
+    except SecretUnreadableError as error:
+        return [
+            Check.fail(
+                "secrets",
+                f"cannot read the secrets ({error})",
+                "run cali doctor with credentials allowed secretsmanager:GetSecretValue on them",
+            )
+        ]
     analyzer = environment.config.analyzer
     return [
         dependencies.check_slack(

@@ -576,3 +576,31 @@ def test_post_deploy_without_a_stack_says_deploy(moto_endpoint: MotoEndpoint) ->
     checks = aws_checks.post_deploy(environment(), moto)
     assert [(c.name, c.status) for c in checks] == [("stack", Status.FAIL)]
     assert "npx cdk deploy 'Dev/Cali'" in checks[0].fix
+
+
+def test_refused_reads_fail_with_the_reason_instead_of_a_traceback(
+    deployed: Deployed, stand_ins: StandIns
+) -> None:
+    # What CI's DeployRole would meet: reads it is not granted are refused.
+    from botocore.exceptions import ClientError
+    from opensearchpy import OpenSearch
+
+    def deny(model: Any, **_: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "denied"}}, model.name)
+
+    def refusing(name: str) -> Any:
+        client = deployed.clients(name)
+        if name in ("secretsmanager", "cloudwatch"):
+            client.meta.events.register("before-call.*.*", deny)
+        return client
+
+    checks = aws_checks.post_deploy(
+        environment(),
+        refusing,
+        search_client=lambda endpoint, region: OpenSearch(hosts=[stand_ins.opensearch_url], timeout=10),
+        now=deployed.now,
+    )
+    by = {c.name: c for c in checks}
+    assert by["secrets"].status is Status.FAIL
+    assert "AccessDeniedException" in by["secrets"].detail
+    assert by["alarms"].status is Status.FAIL and "cannot check" in by["alarms"].detail
