@@ -22,7 +22,8 @@ code is 1 when any check fails, 0 otherwise (warnings do not fail), 2 on bad usa
   queue depths, alarms in ALARM, and the last knowledge sync.
 --local: the Slack, LLM, Milvus, OpenSearch and AWS endpoints from SLACK_WEBHOOK_URL
   (or SLACK_BOT_TOKEN/SLACK_CHANNEL/SLACK_API_URL), OPENAI_BASE_URL/OPENAI_API_KEY/
-  OPENAI_MODEL, LOCAL_MILVUS_URI (default .cali/milvus.db), CALI_OPENSEARCH_URL and
+  OPENAI_MODEL, LOCAL_MILVUS_URI (default: the latest demo run's .cali/run-*/milvus.db),
+  CALI_OPENSEARCH_URL and
   AWS_ENDPOINT_URL; what is unset is started by `cali demo` itself and skipped here.
 """
 

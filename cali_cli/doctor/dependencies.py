@@ -151,23 +151,31 @@ def check_milvus(
             )
         ]
     try:
-        if not client.has_collection(collection):
-            return [
-                Check.ok("milvus", f"{_redact(uri)} answers"),
-                Check.fail("knowledge", f"collection {collection!r} does not exist yet", fix_sync),
-            ]
-        state = str(client.get_load_state(collection).get("state", ""))
-        count = int(client.get_collection_stats(collection).get("row_count", 0))
+        knowledge = _check_knowledge(client, collection, fix_sync)
     finally:
         client.close()
-    checks = [Check.ok("milvus", f"{_redact(uri)} answers")]
+    return [Check.ok("milvus", f"{_redact(uri)} answers"), knowledge]
+
+
+def _check_knowledge(client: Any, collection: str, fix_sync: str) -> Check:
+    if not client.has_collection(collection):
+        return Check.fail("knowledge", f"collection {collection!r} does not exist yet", fix_sync)
+    how = ""
+    state = str(client.get_load_state(collection).get("state", ""))
     if "Loaded" not in state:
-        checks.append(Check.fail("knowledge", f"collection {collection!r} is not loaded ({state})", fix_sync))
-    elif count == 0:
-        checks.append(Check.fail("knowledge", f"collection {collection!r} is empty", fix_sync))
-    else:
-        checks.append(Check.ok("knowledge", f"collection {collection!r} loaded, {count} entries"))
-    return checks
+        # Released (or, in Milvus Lite, not loaded by this process): load it the way the
+        # analyzer does when it connects, so a collection that cannot load fails here.
+        try:
+            client.load_collection(collection, timeout=TIMEOUT_SECONDS)
+        except Exception as error:  # pymilvus raises MilvusException subclasses and grpc errors
+            return Check.fail(
+                "knowledge", f"collection {collection!r} does not load ({state}): {error}", fix_sync
+            )
+        how = " (was not loaded; loaded now, as the analyzer does on start)"
+    count = int(client.get_collection_stats(collection).get("row_count", 0))
+    if count == 0:
+        return Check.fail("knowledge", f"collection {collection!r} is empty", fix_sync)
+    return Check.ok("knowledge", f"collection {collection!r} loaded{how}, {count} entries")
 
 
 def _redact(uri: str) -> str:

@@ -14,7 +14,14 @@ from pathlib import Path
 from cali_cli.doctor import dependencies
 from cali_cli.doctor.report import Check
 
-DEFAULT_MILVUS_URI = ".cali/milvus.db"  # where `make demo` (workdir .cali) keeps Milvus Lite
+DEFAULT_MILVUS_URI = ".cali/milvus.db"  # where `cali knowledge sync` keeps Milvus Lite
+
+
+def default_milvus_uri(workdir: Path = Path(".cali")) -> str:
+    """The Milvus Lite store of the latest `make demo` run (``.cali/run-*/milvus.db``), else
+    the one `cali knowledge sync` writes by default."""
+    runs = sorted(workdir.glob("run-*/milvus.db"), key=lambda path: path.stat().st_mtime)
+    return str(runs[-1]) if runs else str(workdir / "milvus.db")
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,7 @@ class LocalTargets:
     aws_endpoint_url: str = ""
 
     @classmethod
-    def from_environment(cls, env: Mapping[str, str]) -> LocalTargets:
+    def from_environment(cls, env: Mapping[str, str], workdir: Path = Path(".cali")) -> LocalTargets:
         return cls(
             slack_webhook_url=env.get("SLACK_WEBHOOK_URL", ""),
             slack_bot_token=env.get("SLACK_BOT_TOKEN", ""),
@@ -40,7 +47,7 @@ class LocalTargets:
             llm_base_url=env.get("OPENAI_BASE_URL", ""),
             llm_api_key=env.get("OPENAI_API_KEY", ""),
             llm_model=env.get("OPENAI_MODEL", "gpt-4o-mini"),
-            milvus_uri=env.get("LOCAL_MILVUS_URI", DEFAULT_MILVUS_URI),
+            milvus_uri=env.get("LOCAL_MILVUS_URI") or default_milvus_uri(workdir),
             opensearch_url=env.get("CALI_OPENSEARCH_URL", ""),
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL", ""),
         )
@@ -58,7 +65,8 @@ def _milvus(targets: LocalTargets) -> list[Check]:
             Check.fail(
                 "milvus",
                 f"no Milvus Lite file at {uri}",
-                "run `make demo` (it syncs the knowledge base into .cali/milvus.db) or set LOCAL_MILVUS_URI",
+                "run `make demo` (it syncs the knowledge base into .cali/run-*/milvus.db), "
+                "`cali knowledge sync`, or set LOCAL_MILVUS_URI",
             )
         ]
     return dependencies.check_milvus(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -604,3 +605,16 @@ def test_refused_reads_fail_with_the_reason_instead_of_a_traceback(
     assert by["secrets"].status is Status.FAIL
     assert "AccessDeniedException" in by["secrets"].detail
     assert by["alarms"].status is Status.FAIL and "cannot check" in by["alarms"].detail
+
+
+def test_local_default_milvus_is_the_latest_demo_runs_store(tmp_path: Path) -> None:
+    from cali_cli.doctor.local_checks import default_milvus_uri
+
+    assert default_milvus_uri(tmp_path) == str(tmp_path / "milvus.db")
+    older = tmp_path / "run-20261201T000000-aaaaaa" / "milvus.db"
+    newer = tmp_path / "run-20261202T000000-bbbbbb" / "milvus.db"
+    for index, store in enumerate((older, newer)):
+        store.mkdir(parents=True)
+        os.utime(store, (1_000_000 + index, 1_000_000 + index))
+    assert default_milvus_uri(tmp_path) == str(newer)
+    assert LocalTargets.from_environment({"LOCAL_MILVUS_URI": "/x.db"}, tmp_path).milvus_uri == "/x.db"
