@@ -618,3 +618,15 @@ def test_local_default_milvus_is_the_latest_demo_runs_store(tmp_path: Path) -> N
         os.utime(store, (1_000_000 + index, 1_000_000 + index))
     assert default_milvus_uri(tmp_path) == str(newer)
     assert LocalTargets.from_environment({"LOCAL_MILVUS_URI": "/x.db"}, tmp_path).milvus_uri == "/x.db"
+
+
+def test_env_cli_bundles_phase_needs_no_aws_and_bad_env_is_usage_error(tmp_path: Path, capsys: Any) -> None:
+    asset(tmp_path, "incident_analyzer", 240_000_000)
+    cdk_json = str(ROOT / "cdk.json")
+    args = ["doctor", "--env", "dev", "--phase", "bundles", "--cdk-json", cdk_json]
+    assert main([*args, "--cdk-out", str(tmp_path), "--json"]) == 0  # a warning does not fail
+    report = json.loads(capsys.readouterr().out)
+    (check,) = report["checks"]
+    assert (check["name"], check["status"]) == ("bundle incident_analyzer", "warn")
+    assert main(["doctor", "--env", "qa", "--cdk-json", cdk_json]) == 2
+    assert "invalid -c env=qa" in capsys.readouterr().out
