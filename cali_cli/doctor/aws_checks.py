@@ -110,13 +110,16 @@ def check_concurrency_quota(environment: ResolvedEnvironment, clients: Clients) 
             name, f"cannot read the account quota ({_error_code(error)})", "allow lambda:GetAccountSettings"
         )
     quota = int(limits["ConcurrentExecutions"])
-    unreserved = int(limits.get("UnreservedConcurrentExecutions", quota))
+    # Reservations of other functions already count against `unreserved`; so does this
+    # environment's own once it is deployed, which must not be counted twice.
+    unreserved = int(limits.get("UnreservedConcurrentExecutions", quota)) + _own_reservation(
+        environment, clients
+    )
     fix = (
         f"request at least {need.required_quota()} in Service Quotas: aws service-quotas "
         f"request-service-quota-increase --service-code lambda --quota-code {QUOTA_CODE} "
-        f"--desired-value 1000"
+        f"--desired-value {need.required_quota()}"
     )
-    # Reservations of other functions in the account already count against `unreserved`.
     if unreserved - need.reserved < 10:
         return Check.fail(
             name,
@@ -132,6 +135,20 @@ def check_concurrency_quota(environment: ResolvedEnvironment, clients: Clients) 
             fix,
         )
     return Check.ok(name, f"quota {quota}, {unreserved} unreserved; needs {need.peak} at peak")
+
+
+def _own_reservation(environment: ResolvedEnvironment, clients: Clients) -> int:
+    """The analyzer's current reservation when the stack is already deployed, else 0."""
+    try:
+        stack = clients("cloudformation").describe_stacks(StackName=stack_name(environment))["Stacks"][0]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        function = outputs.get("IncidentAnalyzerFunctionName")
+        if not function:
+            return 0
+        answer = clients("lambda").get_function_concurrency(FunctionName=function)
+    except (BotoCoreError, ClientError):
+        return 0  # not deployed yet (or not readable): nothing to add back
+    return int(answer.get("ReservedConcurrentExecutions", 0))
 
 
 def check_instance_types(environment: ResolvedEnvironment, clients: Clients) -> Check:

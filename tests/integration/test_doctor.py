@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -278,6 +278,7 @@ class Deployed:
     quota: dict[str, int]
     instance_types: list[str]
     now: dt.datetime
+    stubs: dict[str, Any] = field(default_factory=dict)
 
 
 def moto(name: str) -> Any:
@@ -298,6 +299,12 @@ def stubbed(deployed: Deployed, name: str) -> Any:
                 "AccountUsage": {"FunctionCount": 0},
             },
         )
+        if "IncidentAnalyzerFunctionName" in deployed.outputs:
+            stubber.add_response(
+                "get_function_concurrency",
+                {"ReservedConcurrentExecutions": 2},
+                {"FunctionName": deployed.outputs["IncidentAnalyzerFunctionName"]},
+            )
     else:
         stubber.add_response(
             "list_instance_type_details",
@@ -357,7 +364,11 @@ def deployed(moto_endpoint: MotoEndpoint, stand_ins: StandIns) -> Iterator[Deplo
     state = Deployed(outputs, moto, {"quota": 1000, "unreserved": 1000}, ["t3.small.search"], now)
 
     def clients(name: str) -> Any:
-        return stubbed(state, name) if name in ("lambda", "opensearch") else moto(name)
+        # One stubbed client per service and check run: its responses are queued in the
+        # order the checks call them (clear `stubs` before another run).
+        if name in ("lambda", "opensearch"):
+            return state.stubs.setdefault(name, stubbed(state, name))
+        return moto(name)
 
     state.clients = clients
     try:
@@ -630,3 +641,31 @@ def test_env_cli_bundles_phase_needs_no_aws_and_bad_env_is_usage_error(tmp_path:
     assert (check["name"], check["status"]) == ("bundle incident_analyzer", "warn")
     assert main(["doctor", "--env", "qa", "--cdk-json", cdk_json]) == 2
     assert "invalid -c env=qa" in capsys.readouterr().out
+
+
+def test_quota_check_does_not_count_the_deployed_reservation_twice(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    # Deployed dev: the analyzer's 2 and another function's 1 are reserved: 11 of 14 unreserved.
+    deployed.quota.update(quota=14, unreserved=11)
+    assert (
+        by_name(
+            aws_checks.preflight(environment(), deployed.clients, cdk_out=tmp_path), "lambda concurrency"
+        ).status
+        is Status.FAIL
+    )
+    deployed.stubs.clear()
+    deployed.outputs["IncidentAnalyzerFunctionName"] = "analyzer"
+    moto("cloudformation").update_stack(
+        StackName="Dev-Cali",
+        TemplateBody=json.dumps(
+            {
+                "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+                "Outputs": {key: {"Value": value} for key, value in deployed.outputs.items()},
+            }
+        ),
+    )
+    check = by_name(
+        aws_checks.preflight(environment(), deployed.clients, cdk_out=tmp_path), "lambda concurrency"
+    )
+    assert check.status is Status.OK, check
