@@ -181,7 +181,122 @@ def _json(obj: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- formats
 
 
-def render(  # noqa: C901, PLR0911, PLR0912
+@dataclass(frozen=True)
+class _Line:
+    """One event as ``render`` receives it; each format picks the parts its library writes."""
+
+    service: str
+    t: datetime
+    level: str
+    message: str
+    logger: str
+    thread: str
+    trace: tuple[str, str] | None
+    request_id: str | None
+    stack: list[str]
+    fields: dict[str, Any]
+    pod_name: str
+
+
+def _logback(e: _Line) -> str:
+    corr = f"[{e.trace[0]}-{e.trace[1]}] " if e.trace else ""
+    head = (
+        f"{_iso_ms(e.t)} {e.level:>5} 1 --- [{e.service}] [{e.thread[-15:]:>15}] {corr}{e.logger:<40} : "
+        f"{e.message}"
+    )
+    return "\n".join([head, *e.stack])
+
+
+def _log4j(e: _Line) -> str:
+    t = e.t
+    mdc = {"service": e.service}
+    if e.request_id:
+        mdc["requestId"] = e.request_id
+    if e.trace:
+        mdc["traceId"] = e.trace[0]
+    mdc_text = ", ".join(f"{k}={v}" for k, v in sorted(mdc.items()))
+    head = f"{t:%Y-%m-%dT%H:%M:%S},{_ms(t)} {e.level:<5} [{e.thread}] {e.logger} {{{mdc_text}}} - {e.message}"
+    return "\n".join([head, *e.stack])
+
+
+def _python(e: _Line) -> str:
+    t = e.t
+    py_level = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(e.level, e.level)
+    tid, sid = e.trace if e.trace else ("0", "0")
+    head = (
+        f"{t:%Y-%m-%d %H:%M:%S},{_ms(t)} {py_level} [{e.logger}] [{e.thread}] "
+        f"[trace_id={tid} span_id={sid} resource.service.name={e.service} trace_sampled={bool(e.trace)}] - "
+        f"{e.message}"
+    )
+    return "\n".join([head, *e.stack])
+
+
+def _node(e: _Line) -> str:
+    head = f"{_iso_ms(e.t)} {e.level.lower()} [{e.service}]: {e.message}"
+    return "\n".join([head, *e.stack])
+
+
+def _zap(e: _Line) -> str:
+    record: dict[str, Any] = {
+        "level": {"WARN": "warn", "FATAL": "fatal"}.get(e.level, e.level.lower()),
+        "ts": round(e.t.timestamp(), 4),
+        "caller": e.logger,
+        "msg": e.message,
+        "service": e.service,
+    }
+    if e.trace:
+        record["trace_id"] = e.trace[0]
+    record.update(e.fields)
+    if e.stack:
+        record["stacktrace"] = "\n".join(e.stack)
+    return _json(record)
+
+
+_PINO_LEVELS = {"TRACE": 10, "DEBUG": 20, "INFO": 30, "WARN": 40, "ERROR": 50, "FATAL": 60}
+
+
+def _pino(e: _Line) -> str:
+    record: dict[str, Any] = {
+        "level": _PINO_LEVELS[e.level],
+        "time": int(e.t.timestamp() * 1000),
+        "pid": 1,
+        "hostname": e.pod_name,
+        "service": e.service,
+    }
+    if e.request_id:
+        record["reqId"] = e.request_id
+    record.update(e.fields)
+    if e.stack:
+        err_type, _, err_msg = e.stack[0].partition(": ")
+        record["err"] = {"type": err_type, "message": err_msg, "stack": "\n".join(e.stack)}
+    record["msg"] = e.message
+    return _json(record)
+
+
+def _logrus(e: _Line) -> str:
+    record = {
+        "level": {"WARN": "warning"}.get(e.level, e.level.lower()),
+        "msg": e.message,
+        "service": e.service,
+        "time": e.t.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **e.fields,
+    }
+    return _json(dict(sorted(record.items())))
+
+
+# go-panic has no renderer: the crash loop writes its panic text as is (_Fleet.crashloop).
+_RENDERERS: dict[str, Callable[[_Line], str]] = {
+    "logback": _logback,
+    "log4j": _log4j,
+    "python": _python,
+    "node": _node,
+    "zap": _zap,
+    "pino": _pino,
+    "logrus": _logrus,
+}
+
+
+def render(
     service: str,
     t: datetime,
     level: str,
@@ -196,78 +311,24 @@ def render(  # noqa: C901, PLR0911, PLR0912
     pod_name: str = "",
 ) -> str:
     """The text ``service`` writes for one event, in its logging library's format."""
-    spec = _BY_NAME[service]
-    stack = stack or []
-    fields = fields or {}
-    fmt = spec.format
-    if fmt == "logback":
-        corr = f"[{trace[0]}-{trace[1]}] " if trace else ""
-        head = (
-            f"{_iso_ms(t)} {level:>5} 1 --- [{service}] [{thread[-15:]:>15}] {corr}{logger:<40} : {message}"
-        )
-        return "\n".join([head, *stack])
-    if fmt == "log4j":
-        mdc = {"service": service}
-        if request_id:
-            mdc["requestId"] = request_id
-        if trace:
-            mdc["traceId"] = trace[0]
-        mdc_text = ", ".join(f"{k}={v}" for k, v in sorted(mdc.items()))
-        head = f"{t:%Y-%m-%dT%H:%M:%S},{_ms(t)} {level:<5} [{thread}] {logger} {{{mdc_text}}} - {message}"
-        return "\n".join([head, *stack])
-    if fmt == "python":
-        py_level = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
-        tid, sid = trace if trace else ("0", "0")
-        head = (
-            f"{t:%Y-%m-%d %H:%M:%S},{_ms(t)} {py_level} [{logger}] [{thread}] "
-            f"[trace_id={tid} span_id={sid} resource.service.name={service} trace_sampled={bool(trace)}] - {message}"  # noqa: E501
-        )
-        return "\n".join([head, *stack])
-    if fmt == "node":
-        head = f"{_iso_ms(t)} {level.lower()} [{service}]: {message}"
-        return "\n".join([head, *stack])
-    if fmt == "zap":
-        record: dict[str, Any] = {
-            "level": {"WARN": "warn", "FATAL": "fatal"}.get(level, level.lower()),
-            "ts": round(t.timestamp(), 4),
-            "caller": logger,
-            "msg": message,
-            "service": service,
-        }
-        if trace:
-            record["trace_id"] = trace[0]
-        record.update(fields)
-        if stack:
-            record["stacktrace"] = "\n".join(stack)
-        return _json(record)
-    if fmt == "pino":
-        pino_level = {"TRACE": 10, "DEBUG": 20, "INFO": 30, "WARN": 40, "ERROR": 50, "FATAL": 60}[level]
-        record = {
-            "level": pino_level,
-            "time": int(t.timestamp() * 1000),
-            "pid": 1,
-            "hostname": pod_name,
-            "service": service,
-        }
-        if request_id:
-            record["reqId"] = request_id
-        record.update(fields)
-        if stack:
-            first = stack[0]
-            err_type, _, err_msg = first.partition(": ")
-            record["err"] = {"type": err_type, "message": err_msg, "stack": "\n".join(stack)}
-        record["msg"] = message
-        return _json(record)
-    if fmt == "logrus":
-        record = {
-            "level": {"WARN": "warning"}.get(level, level.lower()),
-            "msg": message,
-            "service": service,
-            "time": t.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            **fields,
-        }
-        return _json(dict(sorted(record.items())))
-    raise ValueError(f"unknown format {fmt}")
+    fmt = _BY_NAME[service].format
+    renderer = _RENDERERS.get(fmt)
+    if renderer is None:
+        raise ValueError(f"unknown format {fmt}")
+    line = _Line(
+        service=service,
+        t=t,
+        level=level,
+        message=message,
+        logger=logger,
+        thread=thread,
+        trace=trace,
+        request_id=request_id,
+        stack=stack or [],
+        fields=fields or {},
+        pod_name=pod_name,
+    )
+    return renderer(line)
 
 
 # --------------------------------------------------------------------------- traffic
@@ -307,165 +368,179 @@ class _Fleet:
 
     # ---- healthy traffic (DEBUG/INFO only)
 
-    def background(self, t: datetime) -> _Draft:  # noqa: C901, PLR0912
+    def background(self, t: datetime) -> _Draft:
         v, r = self.v, self.v.rng
         service = r.choices([s.name for s in SERVICES], weights=[5, 3, 3, 4, 6, 2, 2])[0]
         trace = v.trace() if r.random() < 0.6 else None
         pii: list[str] = []
-        if service == "checkout":
-            choice = r.randrange(4)
-            if choice == 0:
-                email = v.email()
-                pii.append(email)
-                d = self.draft(
-                    service,
-                    t,
-                    "INFO",
-                    f"POST /api/orders accepted for customer {email}",
-                    "checkout:order-accepted",
-                    logger="c.a.checkout.web.OrderController",
-                    thread=f"nio-8080-exec-{r.randint(1, 10)}",
-                    trace=trace,
-                )
-            elif choice == 1:
-                d = self.draft(
-                    service,
-                    t,
-                    "INFO",
-                    f"GET /api/orders/{r.randint(10000, 99999)} 200 in {r.randint(3, 60)} ms",
-                    "checkout:order-get",
-                    logger="c.a.checkout.web.OrderController",
-                    thread=f"nio-8080-exec-{r.randint(1, 10)}",
-                    trace=trace,
-                )
-            elif choice == 2:
-                d = self.draft(
-                    service,
-                    t,
-                    "DEBUG",
-                    f"Cache hit for product sku-{r.randint(100, 999)}-{r.randint(10, 99)}",
-                    "checkout:cache-hit",
-                    logger="c.a.checkout.catalog.ProductCache",
-                    thread="cache-refresh-1",
-                )
-            else:
-                d = self.draft(
-                    service,
-                    t,
-                    "INFO",
-                    f"Cart {v.hex(8)}-{v.hex(4)} updated: {r.randint(1, 9)} items",
-                    "checkout:cart-updated",
-                    logger="c.a.checkout.cart.CartService",
-                    thread=f"nio-8080-exec-{r.randint(1, 10)}",
-                    trace=trace,
-                )
-        elif service == "payments":
-            if r.random() < 0.7:
-                d = self.draft(
-                    service,
-                    t,
-                    "INFO",
-                    f"Charge {r.randint(1000, 99999)} authorized amount={r.randint(1, 500)}.{r.randint(0, 99):02d} EUR",  # noqa: E501
-                    "payments:charge-authorized",
-                    logger="com.acme.payments.api.ChargeResource",
-                    thread=f"http-nio-8443-exec-{r.randint(1, 20)}",
-                    trace=trace,
-                    request_id=v.request_id(),
-                )
-            else:
-                d = self.draft(
-                    service,
-                    t,
-                    "INFO",
-                    f"Webhook delivered to https://merchant.example.com/hooks/{v.hex(6)} in {r.randint(20, 400)} ms",  # noqa: E501
-                    "payments:webhook",
-                    logger="com.acme.payments.webhooks.Dispatcher",
-                    thread="webhook-pool-1",
-                )
-        elif service == "inventory":
-            if r.random() < 0.6:
-                d = self.draft(
-                    service,
-                    t,
-                    "INFO",
-                    f"Reserved {r.randint(1, 5)} units of sku {r.randint(10, 99)}-{r.randint(1000, 9999)}",
-                    "inventory:reserved",
-                    logger="inventory.reservations",
-                    thread="reserve.py:71",
-                    trace=trace,
-                )
-            else:
-                d = self.draft(
-                    service,
-                    t,
-                    "DEBUG",
-                    f"Stock sync completed: {r.randint(10, 900)} items in {r.randint(50, 900)} ms",
-                    "inventory:sync",
-                    logger="inventory.sync",
-                    thread="sync.py:40",
-                )
-        elif service == "auth":
-            ip = v.public_ip()
-            pii.append(ip)
-            d = self.draft(
-                service,
-                t,
-                "INFO",
-                "request served",
-                "auth:request-served",
-                logger="server/http.go:88",
-                trace=trace,
-                fields={
-                    "method": "POST",
-                    "path": "/v1/token",
-                    "status": 200,
-                    "duration_ms": round(r.uniform(2, 40), 1),
-                    "client_ip": ip,
-                },
-            )
-        elif service == "gateway":
-            ip = v.public_ip()
-            pii.append(ip)
-            path = r.choice(["/v1/cart", "/v1/orders", "/v1/products", "/v1/quote"])
-            d = self.draft(
-                service,
-                t,
-                "INFO",
-                "request completed",
-                "gateway:request-completed",
-                request_id=v.request_id(),
-                fields={
-                    "req": {"method": "GET", "url": path, "remoteAddress": ip},
-                    "res": {"statusCode": 200},
-                    "responseTime": r.randint(3, 120),
-                },
-            )
-        elif service == "notifications":
-            if r.random() < 0.5:
-                email = v.email()
-                pii.append(email)
-                d = self.draft(
-                    service,
-                    t,
-                    "INFO",
-                    f"Email sent to {email} template=order-confirmation",
-                    "notifications:email-sent",
-                )
-            else:
-                d = self.draft(
-                    service, t, "INFO", f"Delivered {r.randint(1, 80)} messages", "notifications:delivered"
-                )
-        else:
-            d = self.draft(
-                service,
-                t,
-                "INFO",
-                "label created",
-                "shipping:label-created",
-                fields={"shipment": f"shp_{v.alnum(12)}", "carrier": r.choice(["dhl", "ups", "postnl"])},
-            )
+        d = _BACKGROUND[service](self, t, trace, pii)
         d.pii = pii
         return d
+
+    # One method per service; each appends the PII it writes to ``pii``. The random draws
+    # happen in a fixed order so a seed always gives the same lines.
+
+    def _checkout_traffic(self, t: datetime, trace: tuple[str, str] | None, pii: list[str]) -> _Draft:
+        v, r = self.v, self.v.rng
+        choice = r.randrange(4)
+        if choice == 0:
+            email = v.email()
+            pii.append(email)
+            return self.draft(
+                "checkout",
+                t,
+                "INFO",
+                f"POST /api/orders accepted for customer {email}",
+                "checkout:order-accepted",
+                logger="c.a.checkout.web.OrderController",
+                thread=f"nio-8080-exec-{r.randint(1, 10)}",
+                trace=trace,
+            )
+        if choice == 1:
+            return self.draft(
+                "checkout",
+                t,
+                "INFO",
+                f"GET /api/orders/{r.randint(10000, 99999)} 200 in {r.randint(3, 60)} ms",
+                "checkout:order-get",
+                logger="c.a.checkout.web.OrderController",
+                thread=f"nio-8080-exec-{r.randint(1, 10)}",
+                trace=trace,
+            )
+        if choice == 2:
+            return self.draft(
+                "checkout",
+                t,
+                "DEBUG",
+                f"Cache hit for product sku-{r.randint(100, 999)}-{r.randint(10, 99)}",
+                "checkout:cache-hit",
+                logger="c.a.checkout.catalog.ProductCache",
+                thread="cache-refresh-1",
+            )
+        return self.draft(
+            "checkout",
+            t,
+            "INFO",
+            f"Cart {v.hex(8)}-{v.hex(4)} updated: {r.randint(1, 9)} items",
+            "checkout:cart-updated",
+            logger="c.a.checkout.cart.CartService",
+            thread=f"nio-8080-exec-{r.randint(1, 10)}",
+            trace=trace,
+        )
+
+    def _payments_traffic(self, t: datetime, trace: tuple[str, str] | None, pii: list[str]) -> _Draft:
+        v, r = self.v, self.v.rng
+        if r.random() < 0.7:
+            return self.draft(
+                "payments",
+                t,
+                "INFO",
+                f"Charge {r.randint(1000, 99999)} authorized amount={r.randint(1, 500)}.{r.randint(0, 99):02d} EUR",  # noqa: E501
+                "payments:charge-authorized",
+                logger="com.acme.payments.api.ChargeResource",
+                thread=f"http-nio-8443-exec-{r.randint(1, 20)}",
+                trace=trace,
+                request_id=v.request_id(),
+            )
+        return self.draft(
+            "payments",
+            t,
+            "INFO",
+            f"Webhook delivered to https://merchant.example.com/hooks/{v.hex(6)} in {r.randint(20, 400)} ms",
+            "payments:webhook",
+            logger="com.acme.payments.webhooks.Dispatcher",
+            thread="webhook-pool-1",
+        )
+
+    def _inventory_traffic(self, t: datetime, trace: tuple[str, str] | None, pii: list[str]) -> _Draft:
+        r = self.v.rng
+        if r.random() < 0.6:
+            return self.draft(
+                "inventory",
+                t,
+                "INFO",
+                f"Reserved {r.randint(1, 5)} units of sku {r.randint(10, 99)}-{r.randint(1000, 9999)}",
+                "inventory:reserved",
+                logger="inventory.reservations",
+                thread="reserve.py:71",
+                trace=trace,
+            )
+        return self.draft(
+            "inventory",
+            t,
+            "DEBUG",
+            f"Stock sync completed: {r.randint(10, 900)} items in {r.randint(50, 900)} ms",
+            "inventory:sync",
+            logger="inventory.sync",
+            thread="sync.py:40",
+        )
+
+    def _auth_traffic(self, t: datetime, trace: tuple[str, str] | None, pii: list[str]) -> _Draft:
+        v, r = self.v, self.v.rng
+        ip = v.public_ip()
+        pii.append(ip)
+        return self.draft(
+            "auth",
+            t,
+            "INFO",
+            "request served",
+            "auth:request-served",
+            logger="server/http.go:88",
+            trace=trace,
+            fields={
+                "method": "POST",
+                "path": "/v1/token",
+                "status": 200,
+                "duration_ms": round(r.uniform(2, 40), 1),
+                "client_ip": ip,
+            },
+        )
+
+    def _gateway_traffic(self, t: datetime, trace: tuple[str, str] | None, pii: list[str]) -> _Draft:
+        v, r = self.v, self.v.rng
+        ip = v.public_ip()
+        pii.append(ip)
+        path = r.choice(["/v1/cart", "/v1/orders", "/v1/products", "/v1/quote"])
+        return self.draft(
+            "gateway",
+            t,
+            "INFO",
+            "request completed",
+            "gateway:request-completed",
+            request_id=v.request_id(),
+            fields={
+                "req": {"method": "GET", "url": path, "remoteAddress": ip},
+                "res": {"statusCode": 200},
+                "responseTime": r.randint(3, 120),
+            },
+        )
+
+    def _notifications_traffic(self, t: datetime, trace: tuple[str, str] | None, pii: list[str]) -> _Draft:
+        v, r = self.v, self.v.rng
+        if r.random() < 0.5:
+            email = v.email()
+            pii.append(email)
+            return self.draft(
+                "notifications",
+                t,
+                "INFO",
+                f"Email sent to {email} template=order-confirmation",
+                "notifications:email-sent",
+            )
+        return self.draft(
+            "notifications", t, "INFO", f"Delivered {r.randint(1, 80)} messages", "notifications:delivered"
+        )
+
+    def _shipping_traffic(self, t: datetime, trace: tuple[str, str] | None, pii: list[str]) -> _Draft:
+        v, r = self.v, self.v.rng
+        return self.draft(
+            "shipping",
+            t,
+            "INFO",
+            "label created",
+            "shipping:label-created",
+            fields={"shipment": f"shp_{v.alnum(12)}", "carrier": r.choice(["dhl", "ups", "postnl"])},
+        )
 
     # ---- incidents: one service and one template each
 
@@ -677,6 +752,18 @@ class _Fleet:
         return _Draft(service="auth", level="FATAL", raw="\n".join(lines), signature="auth:nil-deref-panic")
 
 
+# Healthy traffic per service, in the order of SERVICES.
+_BACKGROUND: dict[str, Callable[[_Fleet, datetime, tuple[str, str] | None, list[str]], _Draft]] = {
+    "checkout": _Fleet._checkout_traffic,
+    "payments": _Fleet._payments_traffic,
+    "inventory": _Fleet._inventory_traffic,
+    "auth": _Fleet._auth_traffic,
+    "gateway": _Fleet._gateway_traffic,
+    "notifications": _Fleet._notifications_traffic,
+    "shipping": _Fleet._shipping_traffic,
+}
+
+
 # --------------------------------------------------------------------------- scenarios
 
 
@@ -730,7 +817,109 @@ def _malformed(kind: str, v: _Values, t: datetime) -> tuple[bytes, str]:
     return (text + "\n").encode(), text
 
 
-def generate(  # noqa: C901, PLR0912, PLR0915
+@dataclass
+class _Incidents:
+    """Picks who writes the next event: an open incident window, or healthy traffic.
+
+    The random draws happen in the order they always did, so a seed keeps its output.
+    """
+
+    windows: list[_Window]
+    fleet: _Fleet
+    deployed: bool = False  # the deploy-regression window starts with one rollout marker
+
+    def next_draft(self, progress: float, t: datetime) -> _Draft:
+        rng = self.fleet.v.rng
+        for window in self.windows:
+            if not window.start <= progress < window.end:
+                continue
+            if window.incident == "deploy-regression" and not self.deployed:
+                self.deployed = True
+                return self.fleet.deploy_marker(t)
+            if rng.random() < window.probability:
+                draft = window.make(self.fleet, t)
+                draft.incident = window.incident
+                return draft
+        # While the upstream is slow, some healthy-looking access lines carry the 504s.
+        if self._open("slow-upstream", progress) and rng.random() < 0.2:
+            return self.fleet.slow_upstream_access(t)
+        return self.fleet.background(t)
+
+    def _open(self, incident: str, progress: float) -> bool:
+        return any(w.incident == incident and w.start <= progress < w.end for w in self.windows)
+
+
+class _FluentBits:
+    """One Fluent Bit per node (DaemonSet), each stamping its own node name as `host`."""
+
+    def __init__(self, config: str | Path, nodes: list[str], environment: str, cluster: str) -> None:
+        config_data = load_config(config)
+        self.pipelines = {
+            node: FluentBitPipeline(
+                config_data,
+                env={
+                    "CALI_ENV": environment,
+                    "CALI_CLUSTER": cluster,
+                    "AWS_REGION": "eu-west-1",
+                    "CALI_STREAM_NAME": "cali-local-logs",
+                    "HOSTNAME": node,
+                    "NODE_NAME": node,
+                },
+            )
+            for node in nodes
+        }
+        self.kubernetes = self.pipelines[nodes[0]].is_kubernetes
+
+    def ship(self, seq: int, t: datetime, draft: _Draft, pod: PodMetadata) -> GeneratedEvent:
+        """Run ``draft`` through the Fluent Bit of its pod's node: exactly one record."""
+        source = (
+            LogSource.for_pod(pod, stream="stderr" if draft.level in {"ERROR", "FATAL"} else "stdout")
+            if self.kubernetes
+            else LogSource(path=f"/var/log/app/{draft.service}.log")
+        )
+        records = self.pipelines[pod.host].run(draft.raw.split("\n"), source, time=t)
+        if len(records) != 1:
+            raise RuntimeError(
+                f"event {seq} ({draft.signature}) became {len(records)} Fluent Bit records:\n{draft.raw}"
+            )
+        record = records[0]
+        return GeneratedEvent(
+            seq=seq,
+            time=t,
+            service=draft.service,
+            level=draft.level,
+            format=_BY_NAME[draft.service].format
+            if draft.signature != "auth:nil-deref-panic"
+            else "go-panic",
+            raw=draft.raw,
+            data=record.data,
+            record=record.record,
+            incident=draft.incident,
+            signature=draft.signature,
+            pii=tuple(draft.pii),
+            source=source,
+        )
+
+
+def _malformed_event(seq: int, t: datetime, v: _Values) -> GeneratedEvent:
+    kind = v.rng.choice(MALFORMED_KINDS)
+    data, text = _malformed(kind, v, t)
+    return GeneratedEvent(
+        seq=seq,
+        time=t,
+        service="payments",
+        level="ERROR",
+        format="malformed",
+        raw=text,
+        data=data,
+        record=None,
+        incident=None,
+        signature=f"malformed:{kind}",
+        malformed=kind,
+    )
+
+
+def generate(
     scenario: str = "mixed",
     *,
     seed: int = 0,
@@ -761,25 +950,9 @@ def generate(  # noqa: C901, PLR0912, PLR0915
     values = _Values(rng)
     fleet = _Fleet(values)
     base = (start or datetime.now(UTC)).astimezone(UTC)
-    # One Fluent Bit per node (DaemonSet), each stamping its own node name as `host`.
-    config_data = load_config(config)
-    pipelines = {
-        node: FluentBitPipeline(
-            config_data,
-            env={
-                "CALI_ENV": environment,
-                "CALI_CLUSTER": cluster,
-                "AWS_REGION": "eu-west-1",
-                "CALI_STREAM_NAME": "cali-local-logs",
-                "HOSTNAME": node,
-                "NODE_NAME": node,
-            },
-        )
-        for node in fleet.nodes
-    }
-    kubernetes = pipelines[fleet.nodes[0]].is_kubernetes
+    fluent_bits = _FluentBits(config, fleet.nodes, environment, cluster)
+    incidents = _Incidents(windows, fleet)
     sim = base
-    deployed = False
     seq = 0
     while count is None or seq < count:
         sim += timedelta(seconds=rng.expovariate(events_per_second))
@@ -789,70 +962,10 @@ def generate(  # noqa: C901, PLR0912, PLR0915
             return
         progress = seq / count if count else elapsed / float(duration or 1)
         if rng.random() < bad_fraction:
-            kind = rng.choice(MALFORMED_KINDS)
-            data, text = _malformed(kind, values, t)
-            yield GeneratedEvent(
-                seq=seq,
-                time=t,
-                service="payments",
-                level="ERROR",
-                format="malformed",
-                raw=text,
-                data=data,
-                record=None,
-                incident=None,
-                signature=f"malformed:{kind}",
-                malformed=kind,
-            )
-            seq += 1
-            continue
-        draft: _Draft | None = None
-        for window in windows:
-            if window.start <= progress < window.end:
-                if window.incident == "deploy-regression" and not deployed:
-                    deployed = True
-                    draft = fleet.deploy_marker(t)
-                    break
-                if rng.random() < window.probability:
-                    draft = window.make(fleet, t)
-                    draft.incident = window.incident
-                    break
-        if draft is None:
-            if (
-                any(w.incident == "slow-upstream" and w.start <= progress < w.end for w in windows)
-                and rng.random() < 0.2
-            ):
-                draft = fleet.slow_upstream_access(t)
-            else:
-                draft = fleet.background(t)
-        pod = fleet.pods[draft.service]
-        source = (
-            LogSource.for_pod(pod, stream="stderr" if draft.level in {"ERROR", "FATAL"} else "stdout")
-            if kubernetes
-            else LogSource(path=f"/var/log/app/{draft.service}.log")
-        )
-        records = pipelines[pod.host].run(draft.raw.split("\n"), source, time=t)
-        if len(records) != 1:
-            raise RuntimeError(
-                f"event {seq} ({draft.signature}) became {len(records)} Fluent Bit records:\n{draft.raw}"
-            )
-        record = records[0]
-        yield GeneratedEvent(
-            seq=seq,
-            time=t,
-            service=draft.service,
-            level=draft.level,
-            format=_BY_NAME[draft.service].format
-            if draft.signature != "auth:nil-deref-panic"
-            else "go-panic",
-            raw=draft.raw,
-            data=record.data,
-            record=record.record,
-            incident=draft.incident,
-            signature=draft.signature,
-            pii=tuple(draft.pii),
-            source=source,
-        )
+            yield _malformed_event(seq, t, values)
+        else:
+            draft = incidents.next_draft(progress, t)
+            yield fluent_bits.ship(seq, t, draft, fleet.pods[draft.service])
         seq += 1
 
 

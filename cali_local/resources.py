@@ -11,6 +11,8 @@ here.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -142,37 +144,41 @@ def create_state_table(dynamodb_client: DynamoDBClient, name: str) -> None:
     )
 
 
-def _remove_previous_run(clients: Any, names: ResourceNames) -> None:  # noqa: C901
+# What the services answer when the thing to delete is not there: nothing to remove.
+_MISSING = ("ResourceNotFoundException", "NoSuchBucket", "AWS.SimpleQueueService.NonExistentQueue")
+
+
+@contextmanager
+def _unless_missing() -> Iterator[None]:
+    try:
+        yield
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in _MISSING:
+            raise
+
+
+def _remove_previous_run(clients: Any, names: ResourceNames) -> None:
     """Delete the stream, the queues and the table and empty the bucket, where they exist."""
-    missing = ("ResourceNotFoundException", "NoSuchBucket", "AWS.SimpleQueueService.NonExistentQueue")
     # PurgeQueue is limited to once a minute per queue; deleting has no such limit here.
     for queue in (names.incidents_queue, names.incidents_dlq, names.consumer_failures_queue):
-        try:
+        with _unless_missing():
             clients.sqs.delete_queue(QueueUrl=clients.sqs.get_queue_url(QueueName=queue)["QueueUrl"])
-        except ClientError as error:
-            if error.response["Error"]["Code"] not in missing:
-                raise
-    try:
+    with _unless_missing():
         clients.kinesis.delete_stream(StreamName=names.stream, EnforceConsumerDeletion=True)
         clients.kinesis.get_waiter("stream_not_exists").wait(
             StreamName=names.stream, WaiterConfig={"Delay": 0.1}
         )
-    except ClientError as error:
-        if error.response["Error"]["Code"] not in missing:
-            raise
-    try:
+    with _unless_missing():
         clients.dynamodb.delete_table(TableName=names.state_table)
         clients.dynamodb.get_waiter("table_not_exists").wait(
             TableName=names.state_table, WaiterConfig={"Delay": 0.1}
         )
-    except ClientError as error:
-        if error.response["Error"]["Code"] not in missing:
-            raise
-    try:
-        for page in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=names.bucket):
-            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            if keys:
-                clients.s3.delete_objects(Bucket=names.bucket, Delete={"Objects": keys, "Quiet": True})
-    except ClientError as error:
-        if error.response["Error"]["Code"] not in missing:
-            raise
+    with _unless_missing():
+        _empty_bucket(clients.s3, names.bucket)
+
+
+def _empty_bucket(s3: Any, bucket: str) -> None:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})

@@ -6,10 +6,16 @@ import argparse
 import json
 import sys
 from collections import Counter
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO, cast
 
 if TYPE_CHECKING:
-    from cali_local.fluentbit_emulation import KinesisStreamsOutput
+    from collections.abc import Iterator
+    from datetime import datetime
+    from pathlib import Path
+
+    from cali_local.fluentbit_emulation import DeliveryReport, KinesisStreamsOutput
     from cali_local.loggen import GeneratedEvent
 
 _EPILOG = """\
@@ -102,54 +108,51 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0911, PLR0912, PLR0915
-    import time
+# Argument checks in the order they are reported: (is wrong, message).
+_CHECKS: tuple[tuple[Callable[[argparse.Namespace], bool], str], ...] = (
+    (lambda a: a.count is not None and a.count < 0, "--count must be >= 0"),
+    (lambda a: a.rate is not None and a.rate <= 0, "--rate must be > 0"),
+    (lambda a: not 0.0 <= a.bad_fraction <= 1.0, "--bad-fraction must be between 0 and 1"),
+    (
+        lambda a: bool(a.output_dir) and a.format != "raw",
+        "--output-dir writes raw files; use --output for fluentbit-json",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the checked arguments ask ``generate`` for."""
+
+    config: Path
+    start: datetime | None
+    count: int | None
+
+
+def run(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
     from pathlib import Path
 
-    from cali_local.fluentbit_emulation import FILES_CONFIG, KUBERNETES_CONFIG
     from cali_local.loggen import SCENARIO_HELP, generate
 
     if args.list_scenarios:
         for name, text in SCENARIO_HELP.items():
             print(f"{name:<18} {text}")
         return 0
-    if args.count is not None and args.count < 0:
-        return _fail("--count must be >= 0")
-    if args.rate is not None and args.rate <= 0:
-        return _fail("--rate must be > 0")
-    if not 0.0 <= args.bad_fraction <= 1.0:
-        return _fail("--bad-fraction must be between 0 and 1")
-    if args.output_dir and args.format != "raw":
-        return _fail("--output-dir writes raw files; use --output for fluentbit-json")
-    config = {"kubernetes": KUBERNETES_CONFIG, "k8s": KUBERNETES_CONFIG, "files": FILES_CONFIG}.get(
-        args.config, Path(args.config)
-    )
-    if not Path(config).is_file():
-        return _fail(f"Fluent Bit config not found: {config}")
-    start = None
-    if args.start:
-        try:
-            start = datetime.fromisoformat(args.start.replace("Z", "+00:00"))
-        except ValueError:
-            return _fail(f"--start is not an ISO-8601 time: {args.start!r}")
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=UTC)
-    count = args.count if args.count is not None or args.duration is not None else 1000
-    clock = (lambda: datetime.now(UTC)) if args.rate else None
-    wall_duration = args.duration if args.rate else None
-
+    plan = _plan(args)
+    if isinstance(plan, str):
+        return _fail(plan)
     events = generate(
         args.scenario,
         seed=args.seed,
-        count=count,
-        start=start,
+        count=plan.count,
+        start=plan.start,
         environment=args.environment,
         duration=args.duration,
         bad_fraction=args.bad_fraction,
-        config=config,
+        config=plan.config,
         cluster=args.cluster,
-        clock=clock,
+        clock=(lambda: datetime.now(UTC)) if args.rate else None,
     )
     try:
         sink = _Sink(args)
@@ -157,36 +160,109 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0911, PLR0912, PLR09
         return _fail(f"cannot open the output: {exc}")
     labels = Path(args.labels).open("w", encoding="utf-8") if args.labels else None  # noqa: SIM115 - closed below
     stats: Counter[str] = Counter()
-    began = time.monotonic()
-    next_slot = began
     try:
-        for event in events:
-            if wall_duration is not None and time.monotonic() - began > wall_duration:
-                break
-            sink.write(event, stats)
-            if labels:
-                labels.write(json.dumps(_label(event)) + "\n")
-            stats["events"] += 1
-            stats[f"incident:{event.incident}"] += 1 if event.incident else 0
-            stats["malformed"] += 1 if event.malformed else 0
-            if args.rate:
-                next_slot += len(event.lines) / args.rate
-                delay = next_slot - time.monotonic()
-                if delay > 0:
-                    sink.idle()
-                    time.sleep(delay)
-        report = sink.close()
-    except (OSError, RuntimeError) as exc:
-        return _fail(str(exc))
+        report = _pump(events, sink, labels, args, stats)
     except Exception as exc:
-        if type(exc).__module__.startswith("botocore"):  # credentials, missing stream, access denied
-            return _fail(f"Kinesis rejected the records: {exc}")
-        raise
+        message = _delivery_error(exc)
+        if message is None:
+            raise
+        return _fail(message)
     finally:
         if labels:
             labels.close()
+    return _finish(args.scenario, stats, report)
+
+
+def _plan(args: argparse.Namespace) -> _Plan | str:
+    """The plan, or what is wrong with the arguments."""
+    problem = next((message for wrong, message in _CHECKS if wrong(args)), None)
+    if problem is not None:
+        return problem
+    config = _config_path(args.config)
+    if not config.is_file():
+        return f"Fluent Bit config not found: {config}"
+    try:
+        start = _parse_start(args.start)
+    except ValueError:
+        return f"--start is not an ISO-8601 time: {args.start!r}"
+    count = args.count if args.count is not None or args.duration is not None else 1000
+    return _Plan(config=config, start=start, count=count)
+
+
+def _config_path(name: str) -> Path:
+    from pathlib import Path
+
+    from cali_local.fluentbit_emulation import FILES_CONFIG, KUBERNETES_CONFIG
+
+    known = {"kubernetes": KUBERNETES_CONFIG, "k8s": KUBERNETES_CONFIG, "files": FILES_CONFIG}
+    return known.get(name, Path(name))
+
+
+def _parse_start(text: str | None) -> datetime | None:
+    """``--start`` as an aware time (UTC when it has no offset); ValueError when it is not ISO-8601."""
+    from datetime import UTC, datetime
+
+    if not text:
+        return None
+    start = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return start if start.tzinfo is not None else start.replace(tzinfo=UTC)
+
+
+def _pump(
+    events: Iterator[GeneratedEvent],
+    sink: _Sink,
+    labels: TextIO | None,
+    args: argparse.Namespace,
+    stats: Counter[str],
+) -> DeliveryReport | None:
+    """Write ``events`` (and their labels) to ``sink``, paced by ``--rate``; the delivery report."""
+    import time
+
+    wall_duration = args.duration if args.rate else None
+    began = time.monotonic()
+    next_slot = began
+    for event in events:
+        if wall_duration is not None and time.monotonic() - began > wall_duration:
+            break
+        sink.write(event, stats)
+        if labels:
+            labels.write(json.dumps(_label(event)) + "\n")
+        _count(event, stats)
+        if args.rate:
+            next_slot = _wait_for_slot(sink, next_slot + len(event.lines) / args.rate)
+    return cast("DeliveryReport | None", sink.close())
+
+
+def _count(event: GeneratedEvent, stats: Counter[str]) -> None:
+    stats["events"] += 1
+    stats[f"incident:{event.incident}"] += 1 if event.incident else 0
+    stats["malformed"] += 1 if event.malformed else 0
+
+
+def _wait_for_slot(sink: _Sink, slot: float) -> float:
+    """Paced mode: sleep until ``slot`` (monotonic seconds), flushing first; returns ``slot``."""
+    import time
+
+    delay = slot - time.monotonic()
+    if delay > 0:
+        sink.idle()
+        time.sleep(delay)
+    return slot
+
+
+def _delivery_error(exc: Exception) -> str | None:
+    """The message for a failure we expect while writing, or None to let it propagate."""
+    if isinstance(exc, OSError | RuntimeError):
+        return str(exc)
+    if type(exc).__module__.startswith("botocore"):  # credentials, missing stream, access denied
+        return f"Kinesis rejected the records: {exc}"
+    return None
+
+
+def _finish(scenario: str, stats: Counter[str], report: DeliveryReport | None) -> int:
+    """Print the summary to stderr; exit code 2 when Kinesis kept some records."""
     summary: dict[str, Any] = {
-        "scenario": args.scenario,
+        "scenario": scenario,
         "events": stats["events"],
         "lines": stats["lines"],
         "malformed": stats["malformed"],

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -175,7 +176,7 @@ def _put_records_chunks(entries: Sequence[DlqEntry]) -> Iterator[list[DlqEntry]]
         yield chunk
 
 
-def replay(  # noqa: C901, PLR0912
+def replay(
     entries: Iterable[DlqEntry],
     store: DlqStore,
     kinesis: KinesisClient | None,
@@ -194,19 +195,32 @@ def replay(  # noqa: C901, PLR0912
     too large for a Kinesis record. Requests stay within PutRecords' 500 records and 5 MiB.
     """
     result = ReplayResult()
-    todo: list[DlqEntry] = []
-    for entry in entries:
-        if entry.replayed_at is not None and not force:
-            result.skipped.append(entry.entry_id)
-        else:
-            todo.append(entry)
+    todo = _not_yet_replayed(entries, force, result)
     if not execute:
         result.replayed = [entry.entry_id for entry in todo]
         return result
     if kinesis is None:
         raise ValueError("a Kinesis client is needed to execute a replay")
     target: dict[str, Any] = {"StreamARN": stream} if stream.startswith("arn:") else {"StreamName": stream}
-    when = now or datetime.now(UTC)
+    put = _Replayer(kinesis, target, store, now or datetime.now(UTC), result)
+    for request in _put_records_chunks(_fitting(todo, result)):
+        put.with_retries(request, attempts)
+    return result
+
+
+def _not_yet_replayed(entries: Iterable[DlqEntry], force: bool, result: ReplayResult) -> list[DlqEntry]:
+    """The entries to replay; the others are listed in ``result.skipped``."""
+    todo: list[DlqEntry] = []
+    for entry in entries:
+        if entry.replayed_at is not None and not force:
+            result.skipped.append(entry.entry_id)
+        else:
+            todo.append(entry)
+    return todo
+
+
+def _fitting(todo: list[DlqEntry], result: ReplayResult) -> list[DlqEntry]:
+    """The entries Kinesis can take; the others are listed in ``result.failed``."""
     fitting: list[DlqEntry] = []
     for entry in todo:
         if _put_size(entry) > KINESIS_RECORD_BYTES:
@@ -214,25 +228,43 @@ def replay(  # noqa: C901, PLR0912
             result.failed[entry.entry_id] = "too large for a Kinesis record (1 MiB with its partition key)"
         else:
             fitting.append(entry)
-    for request in _put_records_chunks(fitting):
+    return fitting
+
+
+@dataclass(frozen=True)
+class _Replayer:
+    """Sends PutRecords requests and records each entry's outcome in ``result``."""
+
+    kinesis: KinesisClient
+    target: dict[str, Any]
+    store: DlqStore
+    when: datetime
+    result: ReplayResult
+
+    def with_retries(self, request: list[DlqEntry], attempts: int) -> None:
+        """Send ``request``; resend what Kinesis rejected, backing off, up to ``attempts`` times."""
         chunk = request
         for attempt in range(attempts):
-            response = kinesis.put_records(
-                Records=[{"Data": entry.data, "PartitionKey": entry.partition_key} for entry in chunk],
-                **target,
-            )
-            retry: list[DlqEntry] = []
-            for entry, outcome in zip(chunk, response["Records"], strict=True):
-                if "ErrorCode" in outcome:
-                    retry.append(entry)
-                    error = f"{outcome['ErrorCode']}: {outcome.get('ErrorMessage', '')}"
-                    result.failed[entry.entry_id] = error
-                else:
-                    result.failed.pop(entry.entry_id, None)
-                    store.mark_replayed(entry, when)
-                    result.replayed.append(entry.entry_id)
+            retry = self.once(chunk)
             if not retry:
                 break
             chunk = retry
             time.sleep(0.2 * 2**attempt)
-    return result
+
+    def once(self, chunk: list[DlqEntry]) -> list[DlqEntry]:
+        """One PutRecords call; marks what was accepted, returns what was rejected."""
+        response = self.kinesis.put_records(
+            Records=[{"Data": entry.data, "PartitionKey": entry.partition_key} for entry in chunk],
+            **self.target,
+        )
+        retry: list[DlqEntry] = []
+        for entry, outcome in zip(chunk, response["Records"], strict=True):
+            if "ErrorCode" in outcome:
+                retry.append(entry)
+                error = f"{outcome['ErrorCode']}: {outcome.get('ErrorMessage', '')}"
+                self.result.failed[entry.entry_id] = error
+            else:
+                self.result.failed.pop(entry.entry_id, None)
+                self.store.mark_replayed(entry, self.when)
+                self.result.replayed.append(entry.entry_id)
+        return retry
