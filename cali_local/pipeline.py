@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from cali_local.event_source import KinesisEventSource, LambdaContext, SqsEventSource
+from cali_local.event_source import KinesisEventSource, LambdaContext, SqsEventSource, StreamMapping
 from cali_local.firehose import FirehoseStandIn
 from cali_local.fluentbit_emulation import KinesisStreamsOutput
 from cali_local.lambda_runtime import EmfMetrics, lambda_logs_to, with_metrics_capture
@@ -239,7 +239,7 @@ def _run(
                 wrapped["log_consumer"],
                 "log_consumer",
                 on_failure_queue_url=resources.consumer_failures_queue_url,
-                batch_size=500,
+                mapping=StreamMapping.deployed(options.environment),
                 region=services.region,
             ),
             SqsEventSource(
