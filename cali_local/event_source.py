@@ -395,6 +395,12 @@ class SqsEventSource:
     function_name: str
     batch_size: int = 10
     region: str = "us-east-1"
+    timeout_seconds: float = 60.0
+    #: Lambda leaves a failed message invisible for the queue's visibility timeout; the
+    #: demo makes it visible at once. The fault suite sets a (scaled-down) real delay,
+    #: longer than ``timeout_seconds`` as the stack's 6x is, so a crashed invocation is
+    #: over before its message comes back.
+    retry_visibility_seconds: int = 0
     stats: SourceStats = field(default_factory=SourceStats)
     _queue_arn: str = ""
 
@@ -414,7 +420,13 @@ class SqsEventSource:
         records = [self._event_record(m) for m in messages]
         self.stats.records_delivered += len(records)
         try:
-            result, seconds = _invoke(self.handler, {"Records": records}, self.function_name, self.region)
+            result, seconds = _invoke(
+                self.handler,
+                {"Records": records},
+                self.function_name,
+                self.region,
+                timeout_seconds=self.timeout_seconds,
+            )
             failed = _failed_ids(result)
             self.stats.invocations.append(Invocation(len(records), len(failed), seconds))
         except Exception as error:  # the whole batch returns to the queue
@@ -423,7 +435,9 @@ class SqsEventSource:
         for message in messages:
             if message["MessageId"] in failed:
                 self.sqs.change_message_visibility(
-                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                    QueueUrl=self.queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=self.retry_visibility_seconds,
                 )
             else:
                 self.stats.records_succeeded += 1

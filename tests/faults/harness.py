@@ -1,0 +1,401 @@
+"""A small CALI deployment for fault injection: the real handlers behind emulated triggers.
+
+``World`` creates a fresh set of resources on the session's moto server (stream, archive
+bucket, incidents queue with its DLQ, the consumer's on-failure queue, the state table,
+the incidents Firehose), points the handlers' settings at them and at the Slack and LLM
+stand-ins, and drives:
+
+* ``log_consumer.handler`` through ``KinesisEventSource`` with the mapping ``cdk.json``
+  deploys for ``dev`` (retries, bisect, record age, timeout, on-failure queue);
+* ``incident_analyzer.handler`` through ``SqsEventSource`` (redelivery, then the DLQ).
+
+Faults are injected at the boundaries only: ``Boundary`` wraps every boto3 client the
+handlers create (``world.fault("sqs", "send_message_batch", behaviour)``) and the Slack
+stand-in is told how to misbehave. Domain code is never patched.
+
+``World.tally`` counts what a reliability review asks for: records in, records accounted
+for (kept + filtered + DLQ), records in the on-failure queue, alerts expected, alerts
+posted and duplicates, and prints them.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import gzip
+import json
+import os
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from cali_local.event_source import KinesisEventSource, SqsEventSource, StreamMapping
+from cali_local.openai_stub import OpenAiStub
+from cali_local.resources import LocalResources, ResourceNames, create_resources
+from cali_local.slack_sink import SlackSink
+
+Behaviour = Callable[[Callable[..., Any], dict[str, Any]], Any]
+REGION = "eu-west-1"
+
+
+class Boundary:
+    """Fault rules per (service, operation), applied by every client the handlers create."""
+
+    def __init__(self) -> None:
+        self.rules: dict[tuple[str, str], Behaviour] = {}
+        self.calls: Counter[tuple[str, str]] = Counter()
+
+    def client(self, real: Any, service: str) -> Any:
+        return _FaultyClient(real, service, self)
+
+
+class _FaultyClient:
+    def __init__(self, real: Any, service: str, boundary: Boundary) -> None:
+        self._real = real
+        self._service = service
+        self._boundary = boundary
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._real, name)
+        key = (self._service, name)
+        if not callable(attr) or name.startswith("_") or name in {"exceptions", "meta", "get_paginator"}:
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._boundary.calls[key] += 1
+            rule = self._boundary.rules.get(key)
+            if rule is None:
+                return attr(*args, **kwargs)
+            return rule(attr, kwargs)
+
+        return call
+
+
+def client_error(code: str, operation: str, status: int = 500) -> Exception:
+    from botocore.exceptions import ClientError
+
+    response: Any = {
+        "Error": {"Code": code, "Message": f"injected {code}"},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    return ClientError(response, operation)
+
+
+def always(error: Exception) -> Behaviour:
+    def behaviour(call: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        raise error
+
+    return behaviour
+
+
+def after_call(effect: Callable[[], None], *, times: int = 1) -> Behaviour:
+    """Make the real call, then run ``effect`` (e.g. a crash) the first ``times`` times."""
+    left = [times]
+
+    def behaviour(call: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        result = call(**kwargs)
+        if left[0] > 0:
+            left[0] -= 1
+            effect()
+        return result
+
+    return behaviour
+
+
+def before_call(effect: Callable[[], None], *, times: int = 1) -> Behaviour:
+    """Run ``effect`` instead of the call the first ``times`` times, then call through."""
+    left = [times]
+
+    def behaviour(call: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        if left[0] > 0:
+            left[0] -= 1
+            effect()
+        return call(**kwargs)
+
+    return behaviour
+
+
+def log_line(token: str, *, level: str = "ERROR", service: str = "checkout", **extra: Any) -> bytes:
+    """One app log line; ``token`` (letters only) names the alert it should raise."""
+    return json.dumps(
+        {
+            "level": level,
+            "service": service,
+            "message": f"Payment backend {token} refused the charge",
+            **extra,
+        }
+    ).encode()
+
+
+def cloudwatch_record(messages: list[str], *, group: str = "/aws/lambda/orders-api") -> bytes:
+    envelope = {
+        "messageType": "DATA_MESSAGE",
+        "owner": "000000000000",
+        "logGroup": group,
+        "logStream": "2026/12/03/[$LATEST]fault",
+        "subscriptionFilters": ["cali"],
+        "logEvents": [
+            {"id": str(i), "timestamp": 1796295600000 + i, "message": m} for i, m in enumerate(messages)
+        ],
+    }
+    return gzip.compress(json.dumps(envelope).encode())
+
+
+@dataclass
+class Tally:
+    records_in: int
+    kept_filtered: int
+    dlq: int
+    on_failure: int
+    alerts_expected: int
+    alerts_posted: int
+    duplicates: int
+    incidents_dlq: int
+    posts: list[str] = field(default_factory=list)
+
+    @property
+    def accounted(self) -> int:
+        return self.kept_filtered + self.dlq
+
+    @property
+    def lost_records(self) -> int:
+        return self.records_in - self.accounted
+
+    @property
+    def lost_alerts(self) -> int:
+        return self.alerts_expected - self.alerts_posted
+
+    def line(self, name: str) -> str:
+        return (
+            f"[{name}] records in {self.records_in}, accounted {self.accounted} "
+            f"(kept+filtered {self.kept_filtered} + DLQ {self.dlq}), on-failure queue {self.on_failure}; "
+            f"alerts expected {self.alerts_expected}, posted {self.alerts_posted}, "
+            f"duplicates {self.duplicates}, incidents DLQ {self.incidents_dlq}"
+        )
+
+
+class World:
+    def __init__(
+        self,
+        *,
+        endpoint_url: str,
+        slack: SlackSink,
+        llm: OpenAiStub,
+        monkeypatch: pytest.MonkeyPatch,
+        slack_mode: str = "webhook",
+        mapping: StreamMapping | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.slack = slack
+        self.boundary = Boundary()
+        self.clients = _Clients(endpoint_url)
+        names = ResourceNames(f"f{uuid.uuid4().hex[:10]}")
+        self.resources: LocalResources = create_resources(self.clients, names, shards=1)
+        self.incidents_stream = f"{names.stream}-incidents"
+        self.clients.firehose.create_delivery_stream(
+            DeliveryStreamName=self.incidents_stream,
+            DeliveryStreamType="DirectPut",
+            ExtendedS3DestinationConfiguration={
+                "RoleARN": "arn:aws:iam::000000000000:role/firehose",
+                "BucketARN": f"arn:aws:s3:::{names.bucket}",
+                "Prefix": "incidents/",
+            },
+        )
+        self.lines: dict[str, int] = {}  # Kinesis sequence number -> log lines it holds
+        self.acknowledged: set[str] = set()
+        variables = {
+            "CALI_ENV": "fault",
+            "STATE_TABLE_NAME": names.state_table,
+            "DLQ_BUCKET_NAME": names.bucket,
+            "DLQ_PREFIX": "dlq/",
+            "INCIDENTS_QUEUE_URL": self.resources.incidents_queue_url,
+            "INCIDENTS_STREAM_NAME": self.incidents_stream,
+            "LLM_BASE_URL": llm.base_url,
+            "OPENAI_API_KEY": "sk-local-stub",
+            "EMBEDDING_PROVIDER": "openai",  # the stub serves no embeddings: analysis degrades fast
+            "EMBEDDING_BASE_URL": llm.base_url,
+            "LLM_MAX_RETRIES": "0",
+            "SLACK_TIMEOUT_SECONDS": "1",
+            "POWERTOOLS_METRICS_NAMESPACE": "CALI",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "ERROR",
+        }
+        if slack_mode == "webhook":
+            variables["SLACK_WEBHOOK_URL"] = slack.webhook_url
+        else:
+            variables.update(
+                SLACK_BOT_TOKEN=slack.token, SLACK_CHANNEL="#alerts", SLACK_API_BASE_URL=slack.api_base_url
+            )
+        variables.update(env or {})
+        for name in ("SLACK_WEBHOOK_URL", "SLACK_BOT_TOKEN", "SLACK_CHANNEL", "SLACK_SECRET_ARN"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        real_client: Any = boto3.client
+
+        def faulty_client(service_name: str, *args: Any, **kwargs: Any) -> Any:
+            return self.boundary.client(real_client(service_name, *args, **kwargs), service_name)
+
+        monkeypatch.setattr(boto3, "client", faulty_client)
+        self.consumer_handler, self.analyzer_handler = _fresh_handlers()
+        self.consumer = KinesisEventSource(
+            self.clients.kinesis,
+            self.clients.sqs,
+            names.stream,
+            self._consumer,
+            "log_consumer",
+            on_failure_queue_url=self.resources.consumer_failures_queue_url,
+            mapping=mapping or StreamMapping.deployed("dev"),
+            region=REGION,
+        )
+        self.analyzer = SqsEventSource(
+            self.clients.sqs,
+            self.resources.incidents_queue_url,
+            self.analyzer_handler,
+            "incident_analyzer",
+            region=REGION,
+        )
+
+    # -- input and pumping ----------------------------------------------------------------
+
+    def put(self, *records: bytes | list[bytes]) -> None:
+        """Put Kinesis records; a list is newline-joined into one record, as Fluent Bit does."""
+        for record in records:
+            data = b"\n".join(record) if isinstance(record, list) else record
+            lines = len(record) if isinstance(record, list) else 1
+            answer = self.clients.kinesis.put_record(
+                StreamName=self.resources.names.stream, Data=data, PartitionKey=uuid.uuid4().hex
+            )
+            self.lines[answer["SequenceNumber"]] = lines
+
+    def fault(self, service: str, operation: str, behaviour: Behaviour) -> None:
+        self.boundary.rules[(service, operation)] = behaviour
+
+    def heal(self) -> None:
+        self.boundary.rules.clear()
+
+    def _consumer(self, event: dict[str, Any], context: Any) -> Any:
+        with _quiet():
+            result = self.consumer_handler(event, context)
+        failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
+        for record in event["Records"]:  # Lambda checkpoints before the first failure
+            sequence = record["kinesis"]["sequenceNumber"]
+            if sequence in failed:
+                break
+            self.acknowledged.add(sequence)
+        return result
+
+    def run(self, *, consumer: bool = True, analyzer: bool = True) -> None:
+        idle = 0
+        while idle < 2:
+            moved = (self.consumer.poll() if consumer else 0) + (self.analyze_once() if analyzer else 0)
+            idle = idle + 1 if moved == 0 else 0
+
+    def analyze_once(self) -> int:
+        with _quiet():
+            return self.analyzer.poll()
+
+    # -- accounting -----------------------------------------------------------------------
+
+    def dlq_events(self) -> int:
+        s3, bucket = self.clients.s3, self.resources.names.bucket
+        total = 0
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="dlq/"):
+            for obj in page.get("Contents", []):
+                body = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+                total += int(body.get("events", 1))
+        return total
+
+    def dlq_objects(self) -> list[dict[str, Any]]:
+        s3, bucket = self.clients.s3, self.resources.names.bucket
+        keys = [
+            obj["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="dlq/")
+            for obj in page.get("Contents", [])
+        ]
+        return [json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) for key in keys]
+
+    def on_failure_records(self) -> int:
+        total = 0
+        sqs, url = self.clients.sqs, self.resources.consumer_failures_queue_url
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get(
+            "Messages", []
+        ):
+            for message in messages:
+                total += json.loads(message["Body"])["KinesisBatchInfo"]["batchSize"]
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return total
+
+    def queue_depth(self, url: str) -> int:
+        attributes = self.clients.sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+    def tally(self, name: str, expected_alerts: list[str]) -> Tally:
+        posts = [m.text for m in self.slack.messages]
+        per_alert = {token: sum(token in text for text in posts) for token in expected_alerts}
+        dlq = self.dlq_events()
+        acknowledged_lines = sum(self.lines.get(s, 0) for s in self.acknowledged)
+        tally = Tally(
+            records_in=sum(self.lines.values()),
+            kept_filtered=acknowledged_lines - dlq,
+            dlq=dlq,
+            on_failure=self.on_failure_records(),
+            alerts_expected=len(expected_alerts),
+            alerts_posted=sum(1 for n in per_alert.values() if n > 0),
+            duplicates=sum(max(0, n - 1) for n in per_alert.values()),
+            incidents_dlq=self.queue_depth(self.resources.incidents_dlq_url),
+            posts=posts,
+        )
+        print(tally.line(name))
+        return tally
+
+
+class _Clients:
+    """The harness's own clients (never faulty), straight at the moto endpoint."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        def client(name: str) -> Any:
+            return boto3.client(name, endpoint_url=endpoint_url, region_name=REGION)  # type: ignore[call-overload]
+
+        self.kinesis = client("kinesis")
+        self.s3 = client("s3")
+        self.sqs = client("sqs")
+        self.dynamodb = client("dynamodb")
+        self.firehose = client("firehose")
+
+
+def _fresh_handlers() -> tuple[Any, Any]:
+    """Import the handlers and forget their wiring, as a cold start with these settings would."""
+    import importlib
+
+    from cali import settings
+
+    for cached in (settings.consumer_settings, settings.analyzer_settings):
+        cached.cache_clear()
+    consumer = importlib.import_module("log_consumer.handler")
+    analyzer = importlib.import_module("incident_analyzer.handler")
+    consumer.reset_for_tests()
+    analyzer.reset_for_tests()
+    return consumer.handler, analyzer.handler
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Handlers print EMF metrics to stdout; keep the scenario output to the tallies."""
+    with Path(os.devnull).open("w") as sink, contextlib.redirect_stdout(sink):
+        yield
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
