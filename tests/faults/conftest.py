@@ -55,6 +55,7 @@ def world(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Callable[..., World]:
     slack_standin.clear()
+    slack_standin.latency_seconds = 0.0
     llm_standin.reset()
 
     def make(**kwargs: Any) -> World:

@@ -23,8 +23,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import gzip
+import importlib
+import importlib.util
 import json
 import os
+import sys
+import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -35,13 +40,15 @@ from typing import Any
 import boto3
 import pytest
 
-from cali_local.event_source import KinesisEventSource, SqsEventSource, StreamMapping
+from cali_local.event_source import KinesisEventSource, LambdaContext, SqsEventSource, StreamMapping
 from cali_local.openai_stub import OpenAiStub
 from cali_local.resources import LocalResources, ResourceNames, create_resources
 from cali_local.slack_sink import SlackSink
 
 Behaviour = Callable[[Callable[..., Any], dict[str, Any]], Any]
 REGION = "eu-west-1"
+ANALYZER_TIMEOUT_SECONDS = 2.0
+RETRY_VISIBILITY_SECONDS = 3
 
 
 class Boundary:
@@ -254,12 +261,17 @@ class World:
             mapping=mapping or StreamMapping.deployed("dev"),
             region=REGION,
         )
+        # The analyzer's timeout and the queue's visibility timeout, scaled down from the
+        # stack's 120 s and 6 x 120 s: a failed or crashed delivery comes back only after
+        # the invocation that held it is over, as in AWS.
         self.analyzer = SqsEventSource(
             self.clients.sqs,
             self.resources.incidents_queue_url,
             self.analyzer_handler,
             "incident_analyzer",
             region=REGION,
+            timeout_seconds=ANALYZER_TIMEOUT_SECONDS,
+            retry_visibility_seconds=RETRY_VISIBILITY_SECONDS,
         )
 
     # -- input and pumping ----------------------------------------------------------------
@@ -292,10 +304,54 @@ class World:
         return result
 
     def run(self, *, consumer: bool = True, analyzer: bool = True) -> None:
+        """Pump until the stream is drained and no incident is left in flight."""
         idle = 0
         while idle < 2:
             moved = (self.consumer.poll() if consumer else 0) + (self.analyze_once() if analyzer else 0)
-            idle = idle + 1 if moved == 0 else 0
+            if moved:
+                idle = 0
+            elif analyzer and self.queue_depth(self.resources.incidents_queue_url):
+                time.sleep(0.2)  # a failed delivery waits out its visibility timeout
+            else:
+                idle += 1
+
+    def race(self, containers: int = 2) -> None:
+        """Hand the next incident to ``containers`` analyzer containers at the same time
+        (SQS delivers at least once: the same message can be in two invocations at once)."""
+        messages = self.clients.sqs.receive_message(
+            QueueUrl=self.resources.incidents_queue_url,
+            MaxNumberOfMessages=1,
+            AttributeNames=["All"],
+            VisibilityTimeout=RETRY_VISIBILITY_SECONDS,
+        )["Messages"]
+        self.analyzer.poll()  # learns the queue ARN for the event records (nothing visible now)
+        event = {"Records": [self.analyzer._event_record(m) for m in messages]}
+        modules = [importlib.import_module("incident_analyzer.handler")]
+        modules += [_second_container() for _ in range(containers - 1)]
+        for module in modules:  # warm containers: the race is between two posts, not cold starts
+            module.analysis()
+        handlers = [module.handler for module in modules]
+        results: list[Any] = [None] * containers
+
+        def invoke(index: int) -> None:
+            context = LambdaContext("incident_analyzer", timeout_seconds=ANALYZER_TIMEOUT_SECONDS)
+            try:
+                results[index] = handlers[index](event, context)
+            except Exception as error:  # a function error: SQS redelivers
+                results[index] = error
+
+        with _quiet():
+            threads = [threading.Thread(target=invoke, args=(i,)) for i in range(containers)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        self.race_results = results
+        if any(isinstance(r, dict) and not r.get("batchItemFailures") for r in results):
+            for message in messages:
+                self.clients.sqs.delete_message(
+                    QueueUrl=self.resources.incidents_queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
 
     def analyze_once(self) -> int:
         with _quiet():
@@ -375,9 +431,21 @@ class _Clients:
         self.firehose = client("firehose")
 
 
+def _second_container() -> Any:
+    """Another execution environment of the analyzer: its own module state and wiring."""
+
+    origin = importlib.import_module("incident_analyzer.handler").__file__
+    assert origin is not None
+    spec = importlib.util.spec_from_file_location(f"incident_analyzer_container_{uuid.uuid4().hex}", origin)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # pydantic resolves the models' annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
 def _fresh_handlers() -> tuple[Any, Any]:
     """Import the handlers and forget their wiring, as a cold start with these settings would."""
-    import importlib
 
     from cali import settings
 

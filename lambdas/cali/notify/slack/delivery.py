@@ -225,11 +225,18 @@ def make_notifier(
     """
     base_url = settings.slack_api_base_url or None
     if settings.slack_webhook_url:
-        return WebhookNotifier(settings.slack_webhook_url, policy=policy)
+        return WebhookNotifier(
+            settings.slack_webhook_url, policy=policy, timeout=settings.slack_timeout_seconds
+        )
     if settings.slack_bot_token and settings.slack_channel:
         store = thread_store or DynamoDbThreadStore(settings.state_table_name)
         return BotNotifier(
-            settings.slack_bot_token, settings.slack_channel, store, base_url=base_url, policy=policy
+            settings.slack_bot_token,
+            settings.slack_channel,
+            store,
+            base_url=base_url,
+            policy=policy,
+            timeout=settings.slack_timeout_seconds,
         )
     if not settings.slack_secret_arn:
         raise SlackConfigurationError(
@@ -239,11 +246,18 @@ def make_notifier(
     secret = _secret_mapping(secret_fetcher(arn), arn)
     webhook_url = _secret_text(secret, "webhook_url", arn)
     if webhook_url:
-        return WebhookNotifier(webhook_url, policy=policy)
+        return WebhookNotifier(webhook_url, policy=policy, timeout=settings.slack_timeout_seconds)
     bot_token, channel = _secret_text(secret, "bot_token", arn), _secret_text(secret, "channel", arn)
     if bot_token and channel:
         store = thread_store or DynamoDbThreadStore(settings.state_table_name)
-        return BotNotifier(bot_token, channel, store, base_url=base_url, policy=policy)
+        return BotNotifier(
+            bot_token,
+            channel,
+            store,
+            base_url=base_url,
+            policy=policy,
+            timeout=settings.slack_timeout_seconds,
+        )
     raise SlackConfigurationError(
         f"Slack secret {settings.slack_secret_arn} needs either webhook_url or bot_token and channel"
     )
