@@ -235,10 +235,12 @@ class BatchConsumer:
 
         to_send: list[IncidentMessage] = []
         owner: dict[str, tuple[str, str]] = {}  # alert key -> (fingerprint, outbox key)
+        open_owner: dict[str, str] = {}  # fail-open alert key -> fingerprint
         groups = aggregate(self._kept)
         store_down = False
         for fp_id, group in groups.items():
             obs = Observation(fp_id, self._shard, group.sequence_numbers)
+            bypass = store_down
             if not store_down:
                 try:
                     outcome = self.throttle.observe(obs, functools.partial(self._render, group))
@@ -248,9 +250,21 @@ class BatchConsumer:
                     continue
                 except StoreUnavailable:
                     logger.exception("State store unavailable: alerting fails open under the rate limit")
-                    store_down = True
-            if store_down:
-                self._fail_open(group, to_send)
+                    store_down = bypass = True
+                except Exception:
+                    # A bug or an unreadable state item for this fingerprint only: a retry
+                    # would fail the same way and take the whole batch (good records too)
+                    # to the on-failure queue. Alert without the throttle for it instead.
+                    logger.exception(
+                        "Throttle failed for one fingerprint; it alerts fail-open",
+                        extra={"fingerprint": fp_id},
+                    )
+                    bypass = True
+            if bypass:
+                message = self._fail_open(group)
+                if message is not None:
+                    to_send.append(message)
+                    open_owner[alert_key(message)] = fp_id
                 continue
             counts.duplicates += outcome.duplicates
             for key, body in outcome.pending.items():
@@ -274,6 +288,10 @@ class BatchConsumer:
             if fail_open:
                 open_report = self.sender.send(fail_open, idempotent=False)
                 counts.alerts_sent += len(open_report.sent)
+                for message in open_report.failed:
+                    # Nothing else remembers a fail-open alert: its records must come back.
+                    fp_id = open_owner[alert_key(message)]
+                    failed.update(self._sequence[s] for s in groups[fp_id].sequence_numbers)
             if report is not None:
                 counts.alerts_sent += len(report.sent)
                 confirmed: dict[str, list[str]] = {}
@@ -324,24 +342,22 @@ class BatchConsumer:
             rendered[alert.key] = message.model_dump_json()
         return rendered
 
-    def _fail_open(self, group: IncidentAggregate, to_send: list[IncidentMessage]) -> None:
+    def _fail_open(self, group: IncidentAggregate) -> IncidentMessage | None:
         if not self.fail_open.allow():
             self.counts.alerts_suppressed += 1
-            return
+            return None
         window_ms = self.throttle.policy.window_seconds * 1000
         now_ms = int(self.throttle.clock().timestamp() * 1000)
         self.counts.alerts_fail_open += 1
         self.counts.incidents_opened += 1
-        to_send.append(
-            incident_message(
-                group,
-                kind="new",
-                window_start_ms=now_ms - now_ms % window_ms,
-                count=group.count,
-                window_count=group.count,
-                environment=self.config.environment,
-                max_samples=self.config.max_samples,
-            )
+        return incident_message(
+            group,
+            kind="new",
+            window_start_ms=now_ms - now_ms % window_ms,
+            count=group.count,
+            window_count=group.count,
+            environment=self.config.environment,
+            max_samples=self.config.max_samples,
         )
 
 
