@@ -447,7 +447,7 @@ def _second_container() -> Any:
 def _fresh_handlers() -> tuple[Any, Any]:
     """Import the handlers and forget their wiring, as a cold start with these settings would."""
 
-    from cali import settings
+    from cali.contracts import settings
 
     for cached in (settings.consumer_settings, settings.analyzer_settings):
         cached.cache_clear()
