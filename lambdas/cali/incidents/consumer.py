@@ -39,7 +39,7 @@ from cali.incidents.throttle import (
     Throttle,
     pad_sequence,
 )
-from cali.ingest.decoding import decode_payload
+from cali.ingest.decoding import DecodedPayload, decode_payload
 from cali.ingest.dlq import DlqEntry, DlqWriter
 from cali.ingest.level_filter import LevelFilter
 
@@ -147,11 +147,16 @@ class BatchConsumer:
                 error.raw if error.raw is not None else data,
                 error.index,
                 counted=True,
+                events=error.count,
             )
-        if not decoded.events:
-            return
+        if decoded.events:
+            self._add_events(record, data, decoded)
+
+    def _add_events(self, record: KinesisInput, data: bytes, decoded: DecodedPayload) -> None:
+        counts = self.counts
         padded = pad_sequence(record.sequence_number)
         keep = self.level_filter.keep
+        rejected: list[tuple[int, str, str]] = []  # event index, reason, detail
         for index, event in enumerate(decoded.events):
             try:
                 log = build_record(event, record.arrival_time)
@@ -165,15 +170,7 @@ class BatchConsumer:
                 else:
                     logger.exception("Unexpected error on one event; sent to the DLQ")
                     reason, detail = f"internal_error:{type(exc).__name__}", str(exc)
-                raw = decoded.raw_for(index)
-                self._reject(
-                    record,
-                    reason,
-                    detail,
-                    data if raw is None else raw,
-                    decoded.positions[index],
-                    counted=True,
-                )
+                rejected.append((index, reason, detail))
                 continue
             counts.per_level[log.level.name] += 1
             if fp is None:
@@ -182,6 +179,28 @@ class BatchConsumer:
             counts.kept += 1
             self._kept.append((log, fp, padded))
             self._sequence[padded] = record.sequence_number
+        if rejected:
+            self._reject_events(record, data, decoded, rejected)
+
+    def _reject_events(
+        self, record: KinesisInput, data: bytes, decoded: DecodedPayload, rejected: list[tuple[int, str, str]]
+    ) -> None:
+        """The rejected events of one record as ONE DLQ entry, replayable as one record."""
+        first_index, reason, detail = rejected[0]
+        if len(rejected) > 1:
+            reasons = Counter(r for _, r, _ in rejected)
+            reason = reasons.most_common(1)[0][0]
+            detail = f"{len(rejected)} events rejected {dict(reasons)}; first, event {first_index}: {detail}"
+        raw = decoded.raw_for_all([index for index, _, _ in rejected])
+        self._reject(
+            record,
+            reason,
+            detail,
+            data if raw is None else raw,
+            decoded.positions[first_index],
+            counted=True,
+            events=len(rejected),
+        )
 
     def _reject(
         self,
@@ -192,11 +211,12 @@ class BatchConsumer:
         index: int,
         *,
         counted: bool = False,
+        events: int = 1,
     ) -> None:
         if not counted:
-            self.counts.records_in += 1
-        self.counts.invalid += 1
-        self.counts.invalid_reasons[reason] += 1
+            self.counts.records_in += events
+        self.counts.invalid += events
+        self.counts.invalid_reasons[reason] += events
         payload = binascii.b2a_base64(raw, newline=False).decode() if raw is not None else record.data_base64
         entry = DlqEntry(
             reason=reason,
@@ -208,6 +228,7 @@ class BatchConsumer:
             dlq_time=datetime.now(UTC),
             data_base64=payload,
             event_index=index,
+            events=events,
             stream_arn=record.stream_arn,
         )
         self._dlq.append((entry, record.sequence_number))
