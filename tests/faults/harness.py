@@ -76,12 +76,48 @@ class _FaultyClient:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             self._boundary.calls[key] += 1
+            enforce_aws_limits(self._service, name, kwargs)
             rule = self._boundary.rules.get(key)
             if rule is None:
                 return attr(*args, **kwargs)
             return rule(attr, kwargs)
 
         return call
+
+
+SQS_MAX_BYTES = 262_144  # one message, and one SendMessageBatch call in total
+DYNAMODB_ITEM_MAX_BYTES = 400_000
+
+
+def _attribute_bytes(value: Any) -> int:
+    """DynamoDB's item size: UTF-8 lengths of names and string/binary values (numbers ~21)."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((kind, inner),) = value.items()
+        if kind in {"S", "B"}:
+            return len(inner.encode("utf-8") if isinstance(inner, str) else inner)
+        if kind == "N":
+            return 21
+        if kind == "M":
+            return sum(len(k.encode()) + _attribute_bytes(v) for k, v in inner.items()) + 3
+        if kind == "L":
+            return sum(_attribute_bytes(v) for v in inner) + 3
+    return 1
+
+
+def enforce_aws_limits(service: str, operation: str, kwargs: dict[str, Any]) -> None:
+    """Refuse what AWS refuses and moto accepts: SQS payloads over 256 KiB (bytes, not
+    characters) and DynamoDB items over 400 KB."""
+    if service == "sqs" and operation == "send_message_batch":
+        sizes = [len(str(e.get("MessageBody", "")).encode("utf-8")) for e in kwargs.get("Entries", [])]
+        if sum(sizes) > SQS_MAX_BYTES:
+            raise client_error("AWS.SimpleQueueService.BatchRequestTooLong", "SendMessageBatch", 400)
+    body = str(kwargs.get("MessageBody", ""))
+    if service == "sqs" and operation == "send_message" and len(body.encode("utf-8")) > SQS_MAX_BYTES:
+        raise client_error("InvalidParameterValue", "SendMessage", 400)
+    if service == "dynamodb" and operation == "put_item":
+        item = kwargs.get("Item", {})
+        if sum(len(k.encode()) + _attribute_bytes(v) for k, v in item.items()) > DYNAMODB_ITEM_MAX_BYTES:
+            raise client_error("ValidationException", "PutItem", 400)
 
 
 def client_error(code: str, operation: str, status: int = 500) -> Exception:
@@ -136,7 +172,8 @@ def log_line(token: str, *, level: str = "ERROR", service: str = "checkout", **e
             "service": service,
             "message": f"Payment backend {token} refused the charge",
             **extra,
-        }
+        },
+        ensure_ascii=False,  # UTF-8 on the wire, as Fluent Bit sends it
     ).encode()
 
 

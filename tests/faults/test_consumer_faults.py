@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-import pytest
-
 from cali.fingerprint import fingerprint
 from cali_local.event_source import RuntimeExit, StreamMapping
 from tests.faults.harness import World, always, before_call, client_error, cloudwatch_record, log_line
@@ -116,7 +114,6 @@ def test_row8_one_record_of_many_bad_lines_is_one_dlq_object(world: MakeWorld) -
     assert entry["reason"] == "not_json" and entry["events"] == 2_000
 
 
-@pytest.mark.xfail(strict=True, reason="row 10: sample bounds counted in characters")
 def test_row10_multibyte_samples_fit_sqs_and_dynamodb(world: MakeWorld) -> None:
     w = world(env={"MAX_SAMPLES": "20"})
     # 20 distinct samples of 4-byte characters at the character bounds: 2,000 for the

@@ -447,6 +447,8 @@ def test_sqs_batches_are_bounded_in_bytes_not_characters() -> None:
         )
         for n in range(10)
     ]
+    # Samples are now bounded in bytes; a long template keeps each message large in bytes.
+    messages = [m.model_copy(update={"template": "失敗" * 5_000}) for m in messages]
     size = len(messages[0].model_dump_json())
     assert size * 10 < SQS_BATCH_BYTES < len(messages[0].model_dump_json().encode()) * 10
     chunks = _chunks(messages)
