@@ -372,8 +372,8 @@ class SlackSink:
                     self._post_message(args)
                 elif method == "chat.update":
                     self._update(args)
-                elif method == "conversations.history":
-                    self._history(args)
+                elif method in {"conversations.history", "conversations.replies"}:
+                    self._history(args, replies=method == "conversations.replies")
                 elif method in {"auth.test", "api.test"}:
                     self._json(200, {"ok": True, "user_id": "U0CALIBOT", "team_id": "T0CALI"})
                 else:
@@ -451,21 +451,26 @@ class SlackSink:
                     },
                 )
 
-            def _history(self, args: dict[str, Any]) -> None:
-                """Top-level messages of a channel, newest first (replies are not included)."""
+            def _history(self, args: dict[str, Any], *, replies: bool) -> None:
+                """conversations.history: top-level messages, newest first (no replies);
+                conversations.replies: the thread of ``ts``, its root included."""
                 channel = str(args.get("channel") or "")
                 oldest = float(args.get("oldest") or 0)
                 limit = int(args.get("limit") or 100)
+                root = str(args.get("ts") or "")
                 include_metadata = str(args.get("include_all_metadata", "")).lower() in {"1", "true"}
+
+                def wanted(m: RecordedMessage) -> bool:
+                    in_thread = root in (m.ts, m.thread_ts) if replies else m.thread_ts is None
+                    return m.channel == channel and in_thread and float(m.ts) >= oldest
+
                 with sink._lock:
-                    found = [
-                        m
-                        for m in reversed(sink.messages)
-                        if m.channel == channel and m.thread_ts is None and float(m.ts) >= oldest
-                    ][:limit]
+                    found = [m for m in reversed(sink.messages) if wanted(m)][:limit]
                 messages = []
                 for m in found:
                     item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text}
+                    if m.thread_ts:
+                        item["thread_ts"] = m.thread_ts
                     if include_metadata and m.metadata is not None:
                         item["metadata"] = m.metadata
                     messages.append(item)

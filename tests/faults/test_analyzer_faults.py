@@ -30,16 +30,8 @@ def assert_no_loss(tally: Tally, *, duplicates: int = 0) -> None:
 @pytest.mark.parametrize(
     ("mode", "allowed"),
     [
-        pytest.param(
-            "webhook",
-            1,
-            marks=pytest.mark.xfail(strict=True, reason="row 3: timeouts retried on a non-idempotent POST"),
-        ),
-        pytest.param(
-            "bot",
-            0,
-            marks=pytest.mark.xfail(strict=True, reason="row 3: timeouts retried on a non-idempotent POST"),
-        ),
+        pytest.param("webhook", 1),
+        pytest.param("bot", 0),
     ],
 )
 def test_row3_slack_answers_after_the_client_timeout(world: MakeWorld, mode: str, allowed: int) -> None:
@@ -53,12 +45,8 @@ def test_row3_slack_answers_after_the_client_timeout(world: MakeWorld, mode: str
 @pytest.mark.parametrize(
     "mode",
     [
-        pytest.param(
-            "webhook", marks=pytest.mark.xfail(strict=True, reason="row 4: nothing reserved before the post")
-        ),
-        pytest.param(
-            "bot", marks=pytest.mark.xfail(strict=True, reason="row 4: nothing reserved before the post")
-        ),
+        pytest.param("webhook"),
+        pytest.param("bot"),
     ],
 )
 def test_row4_two_containers_with_the_same_incident_post_once(world: MakeWorld, mode: str) -> None:
@@ -76,11 +64,7 @@ def test_row4_two_containers_with_the_same_incident_post_once(world: MakeWorld, 
     ("mode", "allowed"),
     [
         ("webhook", 1),  # the documented window: Slack gives no way to look a webhook post up
-        pytest.param(
-            "bot",
-            0,
-            marks=pytest.mark.xfail(strict=True, reason="row 5: a redelivery re-posts without looking"),
-        ),
+        pytest.param("bot", 0),
     ],
 )
 def test_row5_crash_between_the_post_and_mark_posted(world: MakeWorld, mode: str, allowed: int) -> None:
@@ -106,8 +90,8 @@ def test_row5_crash_between_the_post_and_mark_posted(world: MakeWorld, mode: str
 @pytest.mark.parametrize(
     "mode",
     [
-        pytest.param("webhook", marks=pytest.mark.xfail(strict=True, reason="row 9: no text-only fallback")),
-        pytest.param("bot", marks=pytest.mark.xfail(strict=True, reason="row 9: no text-only fallback")),
+        pytest.param("webhook"),
+        pytest.param("bot"),
     ],
 )
 def test_row9_slack_refusing_blocks_gets_the_text_version(world: MakeWorld, mode: str) -> None:

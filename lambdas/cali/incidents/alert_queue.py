@@ -153,34 +153,15 @@ class IdempotentAlertSender:
         claimed: list[IncidentMessage] = []
         unclaimed: list[IncidentMessage] = []
         for message in messages:
-            try:
-                self.persistence.save_inprogress({"key": alert_key(message)}, self.remaining_ms())
-            except IdempotencyItemAlreadyExistsError as exc:
-                old = exc.old_data_record
-                if old is not None and old.status == STATUS_CONSTANTS["INPROGRESS"]:
-                    # Claimed but not known sent (a racing sender, or one that died mid-send):
-                    # confirming it would clear the outbox and lose the alert. Wait for the
-                    # claim to be settled or to expire; if it outlives us, retry later.
-                    outcome = self._await_claim(message, old.in_progress_expiry_timestamp)
-                    if outcome == "claimed":
-                        claimed.append(message)
-                    elif outcome == "sent":
-                        report.already_sent.append(message)
-                    else:
-                        report.failed.append(message)
-                else:
-                    report.already_sent.append(message)
-                continue
-            except Exception:
-                # The persistence layer lets boto3 errors through: the state table is failing,
-                # and an alert is better than silence (fail open).
-                logger.warning(
-                    "Idempotency store unavailable; sending without a claim",
-                    extra={"incident_id": message.incident_id},
-                )
+            outcome = self._claim(message)
+            if outcome == "claimed":
+                claimed.append(message)
+            elif outcome == "sent":
+                report.already_sent.append(message)
+            elif outcome == "unavailable":
                 unclaimed.append(message)
-                continue
-            claimed.append(message)
+            else:
+                report.failed.append(message)
         if unclaimed:
             failed_open = self.queue.send(unclaimed)
             report.failed += failed_open
@@ -202,6 +183,28 @@ class IdempotentAlertSender:
                     "Could not record the send outcome", extra={"incident_id": message.incident_id}
                 )
         return report
+
+    def _claim(self, message: IncidentMessage) -> str:
+        """``claimed``, ``sent`` (done before), ``busy`` (retry later) or ``unavailable``."""
+        try:
+            self.persistence.save_inprogress({"key": alert_key(message)}, self.remaining_ms())
+        except IdempotencyItemAlreadyExistsError as exc:
+            old = exc.old_data_record
+            if old is None or old.status != STATUS_CONSTANTS["INPROGRESS"]:
+                return "sent"
+            # Claimed but not known sent (a racing sender, or one that died mid-send):
+            # confirming it would clear the outbox and lose the alert. Wait for the claim
+            # to be settled or to expire; if it outlives us, retry later.
+            return self._await_claim(message, old.in_progress_expiry_timestamp)
+        except Exception:
+            # The persistence layer lets boto3 errors through: the state table is failing,
+            # and an alert is better than silence (fail open).
+            logger.warning(
+                "Idempotency store unavailable; sending without a claim",
+                extra={"incident_id": message.incident_id},
+            )
+            return "unavailable"
+        return "claimed"
 
     def _await_claim(self, message: IncidentMessage, expiry: Any) -> str:
         """``claimed`` (ours now), ``sent`` (the holder finished) or ``busy`` (outlives us)."""
