@@ -403,27 +403,15 @@ class SlackSink:
                         429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": str(retry_after)}
                     )
                     return
-                blocks = args.get("blocks")
-                if isinstance(blocks, str):
-                    try:
-                        blocks = json.loads(blocks)
-                    except json.JSONDecodeError:
-                        self._api_error("invalid_blocks_format")
-                        return
                 try:
+                    blocks = _json_arg(args.get("blocks"), "invalid_blocks_format")
+                    metadata = _json_arg(args.get("metadata"), "invalid_metadata_format")
                     validate_message(args.get("text"), blocks)
                     if sink.refuse_blocks and blocks:
                         raise BlockKitError("invalid_blocks")
                 except BlockKitError as exc:
                     self._api_error(str(exc))
                     return
-                metadata = args.get("metadata")
-                if isinstance(metadata, str):
-                    try:
-                        metadata = json.loads(metadata)
-                    except json.JSONDecodeError:
-                        self._api_error("invalid_metadata_format")
-                        return
                 thread_ts = args.get("thread_ts") or None
                 if thread_ts is not None:
                     parent = sink._find(channel, str(thread_ts))
@@ -527,6 +515,16 @@ class SlackSink:
                     return  # the client gave up waiting (its timeout): the answer is lost
 
         return Handler
+
+
+def _json_arg(value: Any, error: str) -> Any:
+    """A Web API argument that may arrive JSON-encoded (form bodies); ``error`` if not JSON."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise BlockKitError(error) from None
 
 
 def format_recorded(messages: Iterable[RecordedMessage]) -> str:
