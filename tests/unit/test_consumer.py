@@ -477,3 +477,34 @@ def test_a_megabyte_of_bad_lines_is_one_dlq_entry_in_bounded_memory() -> None:
     assert entry.data == b"x\n" * 524_287 + b"x"  # the bad lines, replayable as one record
     print(f"peak traced memory in add for 1 MiB of bad lines: {peak / 1e6:.0f} MB")
     assert peak < 128e6
+
+
+def test_a_dead_senders_claim_is_waited_out_and_a_live_one_is_not() -> None:
+    """Issue 11 row 2: a claim ends with the invocation that took it. A retry waits for the
+    claim of an invocation that died (its deadline is before ours) instead of failing until
+    Lambda gives up; a claim that outlives this invocation fails the alert for a later retry."""
+    import time
+
+    from cali.incidents.alert_queue import IdempotentAlertSender, alert_key
+    from cali_testing.incidents import InMemoryAlertQueue, InMemoryPersistenceLayer
+    from tests.support.analysis_samples import incident
+
+    alert = incident()
+    persistence = InMemoryPersistenceLayer()
+    queue = InMemoryAlertQueue()
+    dead = IdempotentAlertSender(queue, persistence, 3600, remaining_ms=lambda: 300)
+    persistence.save_inprogress({"key": alert_key(alert)}, dead.remaining_ms())  # then it died
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        time.sleep(seconds)
+
+    retry = IdempotentAlertSender(queue, persistence, 3600, remaining_ms=lambda: 5_000, sleep=sleep)
+    report = retry.send([alert])
+    assert report.sent == [alert] and queue.sent == [alert] and 0 < sum(slept) < 1.0
+
+    other = incident(incident_id="0123456789abcdef-20261123T0915")
+    persistence.save_inprogress({"key": alert_key(other)}, 60_000)  # a live sender, 60 s left
+    busy = IdempotentAlertSender(queue, persistence, 3600, remaining_ms=lambda: 5_000, sleep=sleep)
+    assert busy.send([other]).failed == [other] and other not in queue.sent
