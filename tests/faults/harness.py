@@ -47,9 +47,15 @@ from cali_local.slack_sink import SlackSink
 
 Behaviour = Callable[[Callable[..., Any], dict[str, Any]], Any]
 REGION = "eu-west-1"
-ANALYZER_TIMEOUT_SECONDS = 2.0
-RETRY_VISIBILITY_SECONDS = 3
+ANALYZER_TIMEOUT_SECONDS = 3.0
+RETRY_VISIBILITY_SECONDS = 4
 RACE_TIMEOUT_SECONDS = 30.0
+
+
+_DYNAMODB_WRITES = threading.Lock()
+_ATOMIC_WRITES = frozenset(
+    {("dynamodb", "put_item"), ("dynamodb", "update_item"), ("dynamodb", "delete_item")}
+)
 
 
 class Boundary:
@@ -79,6 +85,11 @@ class _FaultyClient:
             self._boundary.calls[key] += 1
             enforce_aws_limits(self._service, name, kwargs)
             rule = self._boundary.rules.get(key)
+            if key in _ATOMIC_WRITES:
+                # DynamoDB applies a conditional write atomically; moto server checks the
+                # condition and writes in two steps, so two threads could both pass it.
+                with _DYNAMODB_WRITES:
+                    return attr(*args, **kwargs) if rule is None else rule(attr, kwargs)
             if rule is None:
                 return attr(*args, **kwargs)
             return rule(attr, kwargs)
@@ -266,7 +277,8 @@ class World:
             "EMBEDDING_PROVIDER": "openai",  # the stub serves no embeddings: analysis degrades fast
             "EMBEDDING_BASE_URL": llm.base_url,
             "LLM_MAX_RETRIES": "0",
-            "SLACK_TIMEOUT_SECONDS": "1",
+            # Generous for a loaded machine: a slow answer must not pass for a lost one.
+            "SLACK_TIMEOUT_SECONDS": "2",
             "POWERTOOLS_METRICS_NAMESPACE": "CALI",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "ERROR",

@@ -17,7 +17,7 @@ from cali_local.event_source import RuntimeExit
 from tests.faults.harness import Tally, World, log_line
 
 MakeWorld = Callable[..., World]
-CLIENT_TIMEOUT = 1.0  # SLACK_TIMEOUT_SECONDS in the harness
+CLIENT_TIMEOUT = 1  # SLACK_TIMEOUT_SECONDS for the late-answer scenario
 
 
 def assert_no_loss(tally: Tally, *, duplicates: int = 0) -> None:
@@ -35,7 +35,7 @@ def assert_no_loss(tally: Tally, *, duplicates: int = 0) -> None:
     ],
 )
 def test_row3_slack_answers_after_the_client_timeout(world: MakeWorld, mode: str, allowed: int) -> None:
-    w = world(slack_mode=mode)
+    w = world(slack_mode=mode, env={"SLACK_TIMEOUT_SECONDS": str(CLIENT_TIMEOUT)})
     w.slack.answer_late(CLIENT_TIMEOUT + 0.5)  # every post lands, every answer is too late
     w.put(log_line("lima"))
     w.run()

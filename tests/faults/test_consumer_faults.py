@@ -55,7 +55,7 @@ def test_row2_crash_between_the_claim_and_the_send_does_not_lose_the_alert(world
     # A 4 s function timeout instead of the deployed 60 s keeps the scenario short; the
     # claim's lifetime is relative to the invocation, so the outcome is the same.
     w = world(mapping=replace(StreamMapping.deployed("dev"), timeout_seconds=4.0))
-    w.consumer.before_retry = lambda _retry: time.sleep(0.5)  # Lambda backs off between retries
+    w.consumer.before_retry = lambda _retry: time.sleep(1.0)  # Lambda backs off between retries
     w.put(log_line("delta"))
     # The process dies after the idempotency claim was written, before SQS got the alert.
     w.fault("sqs", "send_message_batch", before_call(_raise(RuntimeExit("killed before the send")), times=1))
