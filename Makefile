@@ -7,7 +7,7 @@ export CDK_DISABLE_CLI_TELEMETRY := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test check lint typecheck unit functional infra integration e2e synth nag bench \
+.PHONY: demo test check lint typecheck unit functional faults infra integration e2e synth nag bench \
         bench-fingerprint bench-consumer bench-retrieval dashboards install clean lock \
         actionlint doctor doctor-local bundle-report deploy diff notify-deploy
 
@@ -45,6 +45,9 @@ unit: install
 ## functional: the same code against local servers (moto, Milvus Lite, Slack and OpenAI stand-ins, tsc)
 functional: install
 	$(BIN)/pytest -n 2 --dist loadgroup tests/functional
+## faults: the fault-injection scenarios of docs/reliability.md (real handlers, moto, stand-ins)
+faults: install
+	$(BIN)/pytest -n 0 tests/faults -s
 infra: install
 	$(BIN)/pytest tests/infra
 integration: install

@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "fingerprint",
     "redact",
     "dlq",
+    "failures",
     "knowledge",
     "dashboards",
     "doctor",
@@ -31,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cali",
         description="CALI operator tool: run the local pipeline, generate logs, inspect "
-        "fingerprints and redaction, manage the DLQ, the knowledge base and dashboards, and "
-        "check a deployment with `cali doctor`.",
+        "fingerprints and redaction, manage the DLQ, the consumer's failed batches, the "
+        "knowledge base and dashboards, and check a deployment with `cali doctor`.",
         epilog="Run `cali <command> --help` for the options of each command.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)

@@ -6,6 +6,12 @@ with the answer: ``batchItemFailures`` checkpoint and retry, bisect on error, bo
 retries and the on-failure destination for Kinesis; delete on success and redelivery
 (then the queue's redrive DLQ) for SQS. Only the transport is emulated: the handlers are
 the ones deployed.
+
+``StreamMapping.deployed(env)`` reads the consumer's mapping settings from ``cdk.json``
+(validated by ``stacks.config``, the same values ``stacks/functions.py`` deploys), so the
+local pipeline and the fault suite retry, bisect and give up exactly as the deployed
+mapping would. ``RuntimeExit`` models the process dying (out of memory, killed by the
+timeout): domain code cannot catch it, like a SIGKILL, and the mapping sees a function error.
 """
 
 from __future__ import annotations
@@ -17,9 +23,46 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+
+
+class RuntimeExit(BaseException):
+    """The function's process died mid-invocation (OOM, timeout kill): not an ``Exception``,
+    so no ``except Exception`` in the handler can swallow it, as none can catch a SIGKILL."""
+
+
+@dataclass(frozen=True)
+class StreamMapping:
+    """The error-handling settings of a Kinesis event source mapping (-1: unlimited)."""
+
+    batch_size: int = 100
+    max_retry_attempts: int = -1
+    max_record_age_seconds: int = -1
+    bisect_on_error: bool = False
+    timeout_seconds: float = 60.0
+    memory_mb: int = 512
+
+    @classmethod
+    def deployed(cls, environment: str = "dev", cdk_json: Path = CDK_JSON) -> StreamMapping:
+        """The log consumer's mapping as ``stacks/functions.py`` deploys it for ``environment``."""
+        from stacks.config import load_environments
+
+        context = json.loads(cdk_json.read_text(encoding="utf-8"))["context"]
+        (resolved,) = load_environments(context, environment, defaults={"CDK_DEFAULT_REGION": "us-east-1"})
+        consumer = resolved.config.consumer
+        return cls(
+            batch_size=consumer.batch_size,
+            max_retry_attempts=consumer.max_retries,
+            max_record_age_seconds=consumer.max_record_age_seconds,
+            bisect_on_error=consumer.bisect_batch_on_error,
+            timeout_seconds=consumer.timeout_seconds,
+            memory_mb=consumer.memory_mb,
+        )
 
 
 @dataclass
@@ -74,10 +117,35 @@ class SourceStats:
         return [i.seconds * 1000 for i in self.invocations]
 
 
-def _invoke(handler: Handler, event: dict[str, Any], function_name: str, region: str) -> tuple[Any, float]:
+def _invoke(
+    handler: Handler,
+    event: dict[str, Any],
+    function_name: str,
+    region: str,
+    *,
+    timeout_seconds: float = 60.0,
+    memory_mb: int = 512,
+) -> tuple[Any, float]:
     started = time.perf_counter()
-    result = handler(event, LambdaContext(function_name=function_name, region=region))
-    return result, time.perf_counter() - started
+    context = LambdaContext(
+        function_name=function_name,
+        region=region,
+        timeout_seconds=timeout_seconds,
+        memory_limit_in_mb=memory_mb,
+    )
+    try:
+        result = handler(event, context)
+    except RuntimeExit as exit_:
+        raise FunctionError(f"Runtime exited: {exit_}") from exit_
+    seconds = time.perf_counter() - started
+    if seconds > timeout_seconds:
+        # Lambda would have killed the invocation; whatever it returned never arrives.
+        raise FunctionError(f"Task timed out after {timeout_seconds:.2f} seconds")
+    return result, seconds
+
+
+class FunctionError(Exception):
+    """What the mapping sees when the invocation did not return: a crash or a timeout."""
 
 
 def _failed_ids(result: Any) -> set[str]:
@@ -136,11 +204,18 @@ def drain(poll: Callable[[], int], idle_polls: int = 2) -> int:
 class KinesisEventSource:
     """Polls every shard of a stream like a Kinesis event source mapping.
 
-    Semantics follow the Lambda documentation for Kinesis: on a partial batch response the
-    mapping checkpoints before the lowest failed sequence number and retries from there;
-    a raised error with ``bisect_on_error`` splits the batch in two; after
-    ``max_retry_attempts`` retries the batch is described in a message to the on-failure
-    destination (an SQS queue) and skipped.
+    Semantics follow the Lambda documentation for Kinesis, with the settings of ``mapping``:
+
+    * a partial batch response (``batchItemFailures``) checkpoints before the lowest failed
+      sequence number and retries from there;
+    * a function error (a raise, a ``RuntimeExit``, an invocation longer than the timeout)
+      retries the batch, split in two first when ``bisect_on_error``;
+    * records older than ``max_record_age_seconds`` are not sent to the function again;
+    * after ``max_retry_attempts`` retries, or when records are too old, the batch is
+      described in a message to the on-failure destination (an SQS queue) and skipped.
+
+    ``clock`` (epoch seconds) decides record age; ``before_retry(n)`` runs before retry n,
+    where Lambda backs off (a scenario can advance a clock or sleep there).
     """
 
     kinesis: Any
@@ -149,17 +224,19 @@ class KinesisEventSource:
     handler: Handler
     function_name: str
     on_failure_queue_url: str | None = None
-    batch_size: int = 100
-    max_retry_attempts: int = 3
-    bisect_on_error: bool = True
+    mapping: StreamMapping = field(
+        default_factory=lambda: StreamMapping(max_retry_attempts=3, bisect_on_error=True)
+    )
     region: str = "us-east-1"
+    clock: Callable[[], float] = time.time
+    before_retry: Callable[[int], None] | None = None
     stats: SourceStats = field(default_factory=SourceStats)
     _reader: ShardReader | None = None
 
     @property
     def reader(self) -> ShardReader:
         if self._reader is None:
-            self._reader = ShardReader(self.kinesis, self.stream_name, self.batch_size)
+            self._reader = ShardReader(self.kinesis, self.stream_name, self.mapping.batch_size)
         return self._reader
 
     def poll(self) -> int:
@@ -169,6 +246,9 @@ class KinesisEventSource:
             total += len(records)
             self._deliver(shard_id, [self._event_record(shard_id, r) for r in records])
         return total
+
+    def drain(self, idle_polls: int = 2) -> int:
+        return drain(self.poll, idle_polls)
 
     def rewind(self) -> None:
         self.reader.rewind()
@@ -193,19 +273,49 @@ class KinesisEventSource:
             "eventSourceARN": self.reader.stream_arn,
         }
 
+    def _expired(self, chunk: list[dict[str, Any]]) -> int:
+        """How many leading records of ``chunk`` are older than the maximum record age."""
+        max_age = self.mapping.max_record_age_seconds
+        if max_age < 0:
+            return 0
+        oldest_allowed = self.clock() - max_age
+        arrivals = [r["kinesis"]["approximateArrivalTimestamp"] for r in chunk]
+        return next((i for i, a in enumerate(arrivals) if a >= oldest_allowed), len(chunk))
+
+    def _exhausted(self, retries: int) -> bool:
+        limit = self.mapping.max_retry_attempts
+        return limit >= 0 and retries >= limit
+
     def _deliver(self, shard_id: str, batch: list[dict[str, Any]]) -> None:
         # Each pending entry is a slice of the batch and how many times it was retried.
         pending: list[tuple[list[dict[str, Any]], int]] = [(batch, 0)]
         while pending:
             chunk, retries = pending.pop(0)
+            if retries and self.before_retry is not None:
+                self.before_retry(retries)
+            expired = self._expired(chunk)
+            if expired:
+                self._to_failure_destination(shard_id, chunk[:expired], "RecordAgeExceeded", retries)
+                chunk = chunk[expired:]
+                if not chunk:
+                    continue
             self.stats.records_delivered += len(chunk)
             try:
-                result, seconds = _invoke(self.handler, {"Records": chunk}, self.function_name, self.region)
+                result, seconds = _invoke(
+                    self.handler,
+                    {"Records": chunk},
+                    self.function_name,
+                    self.region,
+                    timeout_seconds=self.mapping.timeout_seconds,
+                    memory_mb=self.mapping.memory_mb,
+                )
             except Exception as error:  # Lambda turns any raise into a retry
                 self.stats.invocations.append(Invocation(len(chunk), len(chunk), 0.0, repr(error)))
-                if retries >= self.max_retry_attempts:
-                    self._to_failure_destination(shard_id, chunk, repr(error))
-                elif self.bisect_on_error and len(chunk) > 1:
+                if self._exhausted(retries):
+                    self._to_failure_destination(
+                        shard_id, chunk, "RetryAttemptsExhausted", retries, repr(error)
+                    )
+                elif self.mapping.bisect_on_error and len(chunk) > 1:
                     middle = len(chunk) // 2
                     pending[:0] = [(chunk[:middle], retries + 1), (chunk[middle:], retries + 1)]
                 else:
@@ -220,16 +330,26 @@ class KinesisEventSource:
             if first_failed == len(chunk):
                 continue
             rest = chunk[first_failed:]
-            if retries >= self.max_retry_attempts:
-                self._to_failure_destination(shard_id, rest, "batchItemFailures after retries")
+            if self._exhausted(retries):
+                self._to_failure_destination(
+                    shard_id, rest, "RetryAttemptsExhausted", retries, "batchItemFailures after retries"
+                )
             else:
                 pending.insert(0, (rest, retries + 1))
 
-    def _to_failure_destination(self, shard_id: str, chunk: list[dict[str, Any]], condition: str) -> None:
+    def _to_failure_destination(
+        self,
+        shard_id: str,
+        chunk: list[dict[str, Any]],
+        condition: Literal["RetryAttemptsExhausted", "RecordAgeExceeded"],
+        retries: int,
+        function_error: str = "",
+    ) -> None:
         self.stats.records_to_failure_destination += len(chunk)
         if not self.on_failure_queue_url:
             raise RuntimeError(
-                f"{len(chunk)} records of {shard_id} exhausted retries and no on-failure destination is set"
+                f"{len(chunk)} records of {shard_id} were discarded ({condition}) "
+                "and no on-failure destination is set"
             )
         sequence_numbers = [r["kinesis"]["sequenceNumber"] for r in chunk]
         # The same shape Lambda sends to an on-failure destination for stream sources.
@@ -237,10 +357,14 @@ class KinesisEventSource:
             "requestContext": {
                 "requestId": str(uuid.uuid4()),
                 "functionArn": f"arn:aws:lambda:{self.region}:000000000000:function:{self.function_name}",
-                "condition": "RetryAttemptsExhausted",
-                "approximateInvokeCount": self.max_retry_attempts + 1,
+                "condition": condition,
+                "approximateInvokeCount": retries + 1,
             },
-            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": condition},
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": function_error,
+            },
             "version": "1.0",
             "timestamp": datetime.now(UTC).isoformat(),
             "KinesisBatchInfo": {
@@ -271,6 +395,12 @@ class SqsEventSource:
     function_name: str
     batch_size: int = 10
     region: str = "us-east-1"
+    timeout_seconds: float = 60.0
+    #: Lambda leaves a failed message invisible for the queue's visibility timeout; the
+    #: demo makes it visible at once. The fault suite sets a (scaled-down) real delay,
+    #: longer than ``timeout_seconds`` as the stack's 6x is, so a crashed invocation is
+    #: over before its message comes back.
+    retry_visibility_seconds: int = 0
     stats: SourceStats = field(default_factory=SourceStats)
     _queue_arn: str = ""
 
@@ -290,7 +420,13 @@ class SqsEventSource:
         records = [self._event_record(m) for m in messages]
         self.stats.records_delivered += len(records)
         try:
-            result, seconds = _invoke(self.handler, {"Records": records}, self.function_name, self.region)
+            result, seconds = _invoke(
+                self.handler,
+                {"Records": records},
+                self.function_name,
+                self.region,
+                timeout_seconds=self.timeout_seconds,
+            )
             failed = _failed_ids(result)
             self.stats.invocations.append(Invocation(len(records), len(failed), seconds))
         except Exception as error:  # the whole batch returns to the queue
@@ -299,7 +435,9 @@ class SqsEventSource:
         for message in messages:
             if message["MessageId"] in failed:
                 self.sqs.change_message_visibility(
-                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                    QueueUrl=self.queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=self.retry_visibility_seconds,
                 )
             else:
                 self.stats.records_succeeded += 1

@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from cali_local.event_source import KinesisEventSource, LambdaContext, SqsEventSource
+from cali_local.event_source import KinesisEventSource, LambdaContext, SqsEventSource, StreamMapping
 from cali_local.firehose import FirehoseStandIn
 from cali_local.fluentbit_emulation import KinesisStreamsOutput
 from cali_local.lambda_runtime import EmfMetrics, lambda_logs_to, with_metrics_capture
@@ -58,6 +58,7 @@ class StageLatency(BaseModel):
 class DlqEntry(BaseModel):
     key: str
     reason: str
+    events: int = 1
     error: str = ""
     preview: str = ""
 
@@ -239,7 +240,7 @@ def _run(
                 wrapped["log_consumer"],
                 "log_consumer",
                 on_failure_queue_url=resources.consumer_failures_queue_url,
-                batch_size=500,
+                mapping=StreamMapping.deployed(options.environment),
                 region=services.region,
             ),
             SqsEventSource(
@@ -342,6 +343,7 @@ def _dlq_entries(s3: Any, bucket: str) -> list[DlqEntry]:
             DlqEntry(
                 key=key,
                 reason=body.get("reason", "?"),
+                events=int(body.get("events", 1)),
                 error=str(body.get("error", ""))[:200],
                 preview=raw[:80].decode("utf-8", "replace"),
             )
@@ -410,7 +412,9 @@ def _report(
     invalid = metrics.get("log_consumer", "RecordsInvalid")
     control = metrics.get("log_consumer", "ControlMessagesSkipped")
     dlq = _dlq_entries(clients.s3, names.bucket)
-    by_reason = Counter(entry.reason for entry in dlq)
+    by_reason: Counter[str] = Counter()
+    for entry in dlq:
+        by_reason[entry.reason] += entry.events
     services.search.indices.refresh(index="cali-logs-*")
     indexed = int(services.search.count(index="cali-logs-*")["count"])
     firehose = pump.firehose.stats
@@ -464,7 +468,7 @@ def _report(
     conservation = {
         "every record reached the consumer": consumer_in + control == sent or consumer_in == sent,
         "consumer: in = kept + filtered + invalid": consumer_in == kept + filtered + invalid,
-        "every invalid record is in the DLQ with a reason": invalid == len(dlq)
+        "every invalid record is in the DLQ with a reason": invalid == sum(e.events for e in dlq)
         and all(e.reason for e in dlq),
         "every record archived raw": firehose.archived == sent,
         "every record indexed or in opensearch-failed/": firehose.records_in

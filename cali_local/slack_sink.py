@@ -12,9 +12,12 @@ It enforces the Block Kit limits that Slack enforces (50 blocks, header 150 char
 plain_text, section text 3,000, 10 fields of 2,000, button text 75, 10 context elements,
 25 actions, 40,000 characters of text), answers 429 with ``Retry-After`` past a
 per-channel rate (about one message a second, as Slack documents for chat.postMessage),
-and can inject 5xx answers and latency. Every accepted message is recorded so the demo can
-print it and tests can assert on it. It is a stand-in for a boundary we cannot reach here,
-not a mock of our own code.
+and can inject 5xx answers and latency. For fault tests it can also accept a post and
+answer only after the client gave up (``answer_late``), refuse every Block Kit message
+(``refuse_blocks``), and it keeps ``metadata`` and serves ``conversations.history`` (with
+``include_all_metadata``) so a bot can look up whether its post landed. Every accepted
+message is recorded so the demo can print it and tests can assert on it. It is a stand-in
+for a boundary we cannot reach here, not a mock of our own code.
 
 Run on its own: ``python -m cali_local.slack_sink --port 3005``.
 """
@@ -77,6 +80,7 @@ class RecordedMessage:
     thread_ts: str | None = None
     via: str = "api"  # "api" or "webhook"
     edited: bool = False
+    metadata: dict[str, Any] | None = None
     received_at: float = field(default_factory=time.time)
 
 
@@ -183,6 +187,9 @@ class SlackSink:
         self.requests = 0
         self.rejected: list[tuple[int, str]] = []
         self._faults: deque[Fault] = deque()
+        self.late_answers = 0
+        self.late_seconds = 0.0
+        self.refuse_blocks = False
         self._buckets: dict[str, tuple[float, float]] = {}
         self._ts_counter = 0
         self._lock = threading.Lock()
@@ -236,8 +243,21 @@ class SlackSink:
         with self._lock:
             self._faults.extend(Fault(429, "rate_limited", retry_after) for _ in range(count))
 
+    def answer_late(self, seconds: float, count: int = 1_000_000) -> None:
+        """Accept the next ``count`` posts, but answer each only after ``seconds``."""
+        with self._lock:
+            self.late_answers, self.late_seconds = count, seconds
+
+    def _late(self) -> float:
+        with self._lock:
+            if self.late_answers <= 0:
+                return 0.0
+            self.late_answers -= 1
+            return self.late_seconds
+
     def clear(self) -> None:
         with self._lock:
+            self.late_answers, self.late_seconds, self.refuse_blocks = 0, 0.0, False
             self.messages.clear()
             self.rejected.clear()
             self._faults.clear()
@@ -335,6 +355,8 @@ class SlackSink:
                     return
                 try:
                     validate_message(payload.get("text"), payload.get("blocks"))
+                    if sink.refuse_blocks and payload.get("blocks"):
+                        raise BlockKitError("invalid_blocks")
                 except BlockKitError as exc:
                     self._reject(400, str(exc), plain=True)
                     return
@@ -347,6 +369,7 @@ class SlackSink:
                         via="webhook",
                     )
                 )
+                time.sleep(sink._late())  # accepted; the answer may come after the client gave up
                 self._send(200, "ok", content_type="text/plain")
 
             # Web API: HTTP 200 with ok=false for API errors, 429 for rate limits
@@ -369,6 +392,8 @@ class SlackSink:
                     self._post_message(args)
                 elif method == "chat.update":
                     self._update(args)
+                elif method in {"conversations.history", "conversations.replies"}:
+                    self._history(args, replies=method == "conversations.replies")
                 elif method in {"auth.test", "api.test"}:
                     self._json(200, {"ok": True, "user_id": "U0CALIBOT", "team_id": "T0CALI"})
                 else:
@@ -398,15 +423,12 @@ class SlackSink:
                         429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": str(retry_after)}
                     )
                     return
-                blocks = args.get("blocks")
-                if isinstance(blocks, str):
-                    try:
-                        blocks = json.loads(blocks)
-                    except json.JSONDecodeError:
-                        self._api_error("invalid_blocks_format")
-                        return
                 try:
+                    blocks = _json_arg(args.get("blocks"), "invalid_blocks_format")
+                    metadata = _json_arg(args.get("metadata"), "invalid_metadata_format")
                     validate_message(args.get("text"), blocks)
+                    if sink.refuse_blocks and blocks:
+                        raise BlockKitError("invalid_blocks")
                 except BlockKitError as exc:
                     self._api_error(str(exc))
                     return
@@ -423,8 +445,10 @@ class SlackSink:
                     text=str(args.get("text") or ""),
                     blocks=list(blocks or []),
                     thread_ts=thread_ts,
+                    metadata=metadata if isinstance(metadata, dict) else None,
                 )
                 sink._record(message)
+                time.sleep(sink._late())  # accepted; the answer may come after the client gave up
                 self._json(
                     200,
                     {
@@ -434,6 +458,31 @@ class SlackSink:
                         "message": {"text": message.text, "ts": message.ts, "thread_ts": thread_ts},
                     },
                 )
+
+            def _history(self, args: dict[str, Any], *, replies: bool) -> None:
+                """conversations.history: top-level messages, newest first (no replies);
+                conversations.replies: the thread of ``ts``, its root included."""
+                channel = str(args.get("channel") or "")
+                oldest = float(args.get("oldest") or 0)
+                limit = int(args.get("limit") or 100)
+                root = str(args.get("ts") or "")
+                include_metadata = str(args.get("include_all_metadata", "")).lower() in {"1", "true"}
+
+                def wanted(m: RecordedMessage) -> bool:
+                    in_thread = root in (m.ts, m.thread_ts) if replies else m.thread_ts is None
+                    return m.channel == channel and in_thread and float(m.ts) >= oldest
+
+                with sink._lock:
+                    found = [m for m in reversed(sink.messages) if wanted(m)][:limit]
+                messages = []
+                for m in found:
+                    item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text}
+                    if m.thread_ts:
+                        item["thread_ts"] = m.thread_ts
+                    if include_metadata and m.metadata is not None:
+                        item["metadata"] = m.metadata
+                    messages.append(item)
+                self._json(200, {"ok": True, "messages": messages, "has_more": False})
 
             def _update(self, args: dict[str, Any]) -> None:
                 channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
@@ -479,10 +528,23 @@ class SlackSink:
                 self.send_header("Content-Length", str(len(data)))
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client gave up waiting (its timeout): the answer is lost
 
         return Handler
+
+
+def _json_arg(value: Any, error: str) -> Any:
+    """A Web API argument that may arrive JSON-encoded (form bodies); ``error`` if not JSON."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise BlockKitError(error) from None
 
 
 def format_recorded(messages: Iterable[RecordedMessage]) -> str:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 
-from cali.analysis.alert_state import AlertKey, AlertProgress
+from cali.analysis.alert_state import AlertBusyError, AlertKey, AlertProgress, Claim
 from cali.analysis.incident_sink import IncidentDocument
 from cali.analysis.llm.budget import Reservation
 from cali.analysis.llm.cache import CachedAnalysis
@@ -58,10 +62,42 @@ class InMemoryLlmCache:
             self._items[key] = (self._clock().timestamp() + ttl_seconds, value)
 
 
+@dataclass
+class _Lease:
+    owner: str
+    until_ms: int
+    attempts: int
+    first_attempt_at: float
+
+
 class InMemoryAlertState:
-    def __init__(self) -> None:
+    """``AlertState`` in a dict, with the same lease semantics as the DynamoDB one."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.items: dict[AlertKey, AlertProgress] = {}
+        self.leases: dict[AlertKey, _Lease] = {}
+        self._clock = clock
         self._lock = threading.Lock()
+
+    def claim(self, key: AlertKey, *, lease_ms: int) -> Claim | None:
+        now = self._clock()
+        with self._lock:
+            if key in self.items:
+                return None
+            lease = self.leases.get(key)
+            if lease is not None and lease.until_ms >= now * 1000:
+                raise AlertBusyError(f"alert {key.alert_id} is leased by another invocation")
+            attempts = lease.attempts if lease else 0
+            first = lease.first_attempt_at if lease else now
+            owner = uuid.uuid4().hex
+            self.leases[key] = _Lease(owner, int(now * 1000) + lease_ms, attempts + 1, first)
+            return Claim(owner, attempts, first)
+
+    def release(self, key: AlertKey, claim: Claim) -> None:
+        with self._lock:
+            lease = self.leases.get(key)
+            if lease is not None and lease.owner == claim.owner:
+                lease.until_ms, lease.attempts = 0, lease.attempts - 1
 
     def get(self, key: AlertKey) -> AlertProgress | None:
         with self._lock:

@@ -146,6 +146,10 @@ class ConsumerConfig(_Strict):
     batching_window_seconds: int = Field(1, ge=0, le=300, description="Max wait to fill a batch")
     parallelization_factor: int = Field(1, ge=1, le=10, description="Concurrent batches per shard")
     max_retries: int = Field(3, ge=0, le=10000, description="Retries of a failing batch before on-failure")
+    bisect_batch_on_error: bool = Field(
+        True,
+        description="Split a failing batch in two to isolate a poison record (BisectBatchOnFunctionError)",
+    )
     max_record_age_seconds: int = Field(
         3600, ge=60, le=604800, description="Older records go to the on-failure destination"
     )

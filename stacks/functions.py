@@ -88,7 +88,7 @@ class Functions(Construct):
                 batch_size=consumer_cfg.batch_size,
                 max_batching_window=Duration.seconds(consumer_cfg.batching_window_seconds),
                 parallelization_factor=consumer_cfg.parallelization_factor,
-                bisect_batch_on_error=True,
+                bisect_batch_on_error=consumer_cfg.bisect_batch_on_error,
                 retry_attempts=consumer_cfg.max_retries,
                 max_record_age=Duration.seconds(consumer_cfg.max_record_age_seconds),
                 report_batch_item_failures=True,

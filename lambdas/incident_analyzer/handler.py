@@ -249,6 +249,8 @@ def record_handler(record: IncidentRecord, lambda_context: LambdaContext | None 
                 )
                 raise NotEnoughTimeError(f"{remaining:.0f}s left, up to {needed:.0f}s needed")
         _Batch.records_started += 1
+        if lambda_context is not None:  # the alert's lease ends with this invocation
+            dependencies().remaining_ms = lambda_context.get_remaining_time_in_millis
         try:
             outcome = dependencies().process(incident)
         except AlertNotPostedError as exc:

@@ -208,6 +208,9 @@ def process(
 ) -> tuple[dict[str, Any], BatchCounts | None]:
     """One Kinesis event through ``consumer``: the partial batch response and the batch's counts."""
     processor = IncidentBatchProcessor(consumer)
+    if context is not None:
+        # Alert claims expire with this invocation, so a crash never holds one past its deadline.
+        consumer.sender.remaining_ms = context.get_remaining_time_in_millis
 
     def handle(record: KinesisStreamRecord) -> None:
         record_handler(consumer, record)

@@ -52,13 +52,20 @@ SECRET_LINE = (
 class RecordingNotifier:
     """Stands in for Slack (a boundary): keeps what was posted, can refuse."""
 
+    searchable = False
+
     def __init__(self) -> None:
         self.posted: list[tuple[SlackMessage, str | None]] = []
         self.new_threads: list[bool] = []
         self.fail_next = 0
 
     def post(
-        self, message: SlackMessage, *, thread_key: str | None = None, new_thread: bool = False
+        self,
+        message: SlackMessage,
+        *,
+        thread_key: str | None = None,
+        new_thread: bool = False,
+        alert_id: str | None = None,
     ) -> SlackPostResult:
         if self.fail_next:
             self.fail_next -= 1
@@ -74,6 +81,9 @@ class RecordingNotifier:
         return SlackPostResult(
             ts=f"1732352400.{len(self.posted):06d}", channel="C1", thread_ts=None, attempts=1
         )
+
+    def find(self, alert_id: str, *, since: float, thread_key: str | None = None) -> SlackPostResult | None:
+        return None  # like a webhook: cannot look a post up
 
 
 class FlakySink(InMemoryIncidentSink):
@@ -315,6 +325,36 @@ def test_dynamodb_alert_state_round_trip(state_table: StateTable) -> None:
     item = client.get_item(TableName=state_table.name, Key=DynamoDbAlertState.item_key(key))["Item"]
     assert item["pk"]["S"] == "incident#0123456789abcdef-20261123T0900"
     assert item["sk"]["S"] == "alert#new#42" and "expires_at" in item
+
+
+@pytest.mark.parametrize("backend", ["dynamodb", "memory"])
+def test_alert_lease_is_exclusive_expires_and_counts_unknown_attempts(
+    state_table: StateTable, backend: str
+) -> None:
+    """Issue 11 rows 4-5: one lease per alert, ending with the invocation that took it."""
+    import time
+
+    from cali.analysis.alert_state import AlertBusyError
+
+    state = (
+        DynamoDbAlertState(state_table.name, client=state_table.client)
+        if backend == "dynamodb"
+        else InMemoryAlertState()
+    )
+    key = AlertKey.of(incident())
+    first = state.claim(key, lease_ms=60_000)
+    assert first is not None and first.attempts == 0
+    with pytest.raises(AlertBusyError):  # a second container while the first is alive
+        state.claim(key, lease_ms=60_000)
+    state.release(key, first)  # Slack said no: this attempt does not count
+    second = state.claim(key, lease_ms=50)
+    assert second is not None and second.attempts == 0
+    time.sleep(0.1)  # the holder died; its lease ended with its invocation
+    third = state.claim(key, lease_ms=60_000)
+    assert third is not None and third.attempts == 1  # one attempt of unknown outcome
+    assert third.first_attempt_at <= second.first_attempt_at + 1
+    state.mark_posted(key, slack_ts="1.2", document=_document())
+    assert state.claim(key, lease_ms=60_000) is None  # posted: nothing to claim
 
 
 def test_firehose_sink_puts_one_json_line(aws: None) -> None:

@@ -90,3 +90,13 @@ def test_services_and_hosts_are_bounded_for_sqs_and_the_outbox() -> None:
     assert len(message.model_dump_json().encode()) < 200_000
     assert len(message.hosts) == MAX_LISTED and message.hosts == sorted(message.hosts)
     assert len(message.services) == MAX_LISTED
+
+
+def test_sample_bounds_are_utf8_bytes_and_the_message_fits_sqs_and_dynamodb() -> None:
+    """Issue 11 row 10: 2,000 characters of emoji are 8,000 bytes; SQS and DynamoDB count bytes."""
+    from cali.incidents.aggregation import MESSAGE_MAX_BYTES, SAMPLE_MESSAGE_BYTES, truncate_utf8
+
+    cut = truncate_utf8("😀" * 2_000, SAMPLE_MESSAGE_BYTES)
+    assert len(cut.encode("utf-8")) <= SAMPLE_MESSAGE_BYTES and cut.startswith("😀") and "truncated" in cut
+    assert truncate_utf8("ok", 10) == "ok"
+    assert MESSAGE_MAX_BYTES < 256 * 1024 and 3 * MESSAGE_MAX_BYTES < 400_000

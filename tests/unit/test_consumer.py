@@ -418,7 +418,8 @@ def test_any_input_is_counted_and_never_raises(batch: list[bytes]) -> None:
     result = fake.run(batch, first=1)
     counts = result.counts
     assert counts.conserved and counts.records_in >= len(batch)
-    assert counts.invalid == len(fake.dlq.entries)
+    # One DLQ entry per record holds all its bad events.
+    assert counts.invalid == sum(e.events for e in fake.dlq.entries.values())
     assert result.failed_sequence_numbers == set()
 
 
@@ -446,8 +447,64 @@ def test_sqs_batches_are_bounded_in_bytes_not_characters() -> None:
         )
         for n in range(10)
     ]
+    # Samples are now bounded in bytes; a long template keeps each message large in bytes.
+    messages = [m.model_copy(update={"template": "失敗" * 5_000}) for m in messages]
     size = len(messages[0].model_dump_json())
     assert size * 10 < SQS_BATCH_BYTES < len(messages[0].model_dump_json().encode()) * 10
     chunks = _chunks(messages)
     assert [m.incident_id for c in chunks for m in c] == [m.incident_id for m in messages]
     assert all(sum(len(m.model_dump_json().encode()) for m in c) <= SQS_BATCH_BYTES for c in chunks)
+
+
+def test_a_megabyte_of_bad_lines_is_one_dlq_entry_in_bounded_memory() -> None:
+    """Issue 11 row 8: 524,288 bad lines in one 1 MiB record were 524,288 DLQ objects and
+    940 MB of peak memory in ``add`` (the Lambda has 512 MB)."""
+    import dataclasses
+    import tracemalloc
+
+    fake = Fake(Clock())
+    fake.consumer.config = dataclasses.replace(fake.consumer.config, max_record_bytes=1_048_576)
+    payload = b"x\n" * 524_288
+    tracemalloc.start()
+    try:
+        fake.consumer.add(kinesis_input(payload, 1))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    result = fake.consumer.finish()
+    (entry,) = fake.dlq.entries.values()
+    assert entry.events == result.counts.invalid == 524_288 and entry.reason == "not_json"
+    assert entry.data == b"x\n" * 524_287 + b"x"  # the bad lines, replayable as one record
+    print(f"peak traced memory in add for 1 MiB of bad lines: {peak / 1e6:.0f} MB")
+    assert peak < 128e6
+
+
+def test_a_dead_senders_claim_is_waited_out_and_a_live_one_is_not() -> None:
+    """Issue 11 row 2: a claim ends with the invocation that took it. A retry waits for the
+    claim of an invocation that died (its deadline is before ours) instead of failing until
+    Lambda gives up; a claim that outlives this invocation fails the alert for a later retry."""
+    import time
+
+    from cali.incidents.alert_queue import IdempotentAlertSender, alert_key
+    from cali_testing.incidents import InMemoryAlertQueue, InMemoryPersistenceLayer
+    from tests.support.analysis_samples import incident
+
+    alert = incident()
+    persistence = InMemoryPersistenceLayer()
+    queue = InMemoryAlertQueue()
+    dead = IdempotentAlertSender(queue, persistence, 3600, remaining_ms=lambda: 300)
+    persistence.save_inprogress({"key": alert_key(alert)}, dead.remaining_ms())  # then it died
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        time.sleep(seconds)
+
+    retry = IdempotentAlertSender(queue, persistence, 3600, remaining_ms=lambda: 5_000, sleep=sleep)
+    report = retry.send([alert])
+    assert report.sent == [alert] and queue.sent == [alert] and 0 < sum(slept) < 1.0
+
+    other = incident(incident_id="0123456789abcdef-20261123T0915")
+    persistence.save_inprogress({"key": alert_key(other)}, 60_000)  # a live sender, 60 s left
+    busy = IdempotentAlertSender(queue, persistence, 3600, remaining_ms=lambda: 5_000, sleep=sleep)
+    assert busy.send([other]).failed == [other] and other not in queue.sent

@@ -110,3 +110,37 @@ def test_bytes_after_the_gzip_stream_are_bad_data_not_ignored() -> None:
 def test_gunzip_bounded_counts_every_member_against_the_limit() -> None:
     with pytest.raises(OverflowError):
         gunzip_bounded(gzip.compress(b"0" * 80) + gzip.compress(b"0" * 80), 100)
+
+
+def _nested(depth: int) -> object:
+    value: object = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_nesting_is_bounded_before_any_work() -> None:
+    """Issue 11 row 7: orjson reads 1,024 levels but writes 255; deeper events are bad data."""
+    import json as json_
+
+    from cali.ingest.decoding import MAX_NESTING, decode_payload
+
+    deep = json_.dumps({"level": "ERROR", "message": "deep", "ctx": _nested(400)}).encode()
+    whole = decode_payload(deep)
+    assert [e.reason for e in whole.errors] == ["too_deep"] and not whole.events
+
+    lines = decode_payload(b'{"message": "fine"}\n' + deep)
+    assert [e.reason for e in lines.errors] == ["too_deep"] and lines.errors[0].raw == deep
+    assert lines.events == [{"message": "fine"}]
+
+    at_limit = json_.dumps({"message": "ok", "ctx": _nested(MAX_NESTING - 2)}).encode()
+    assert decode_payload(at_limit).errors == []
+
+
+def test_the_bad_lines_of_one_record_are_one_error() -> None:
+    from cali.ingest.decoding import decode_payload
+
+    decoded = decode_payload(b'{"message": "a"}\nnot json\n{"message": "b"}\nneither\n')
+    (error,) = decoded.errors
+    assert error.count == 2 and error.raw == b"not json\nneither" and error.index == 1
+    assert decoded.total == 4 and len(decoded.events) == 2

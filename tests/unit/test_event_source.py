@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -11,7 +12,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from cali_local.event_source import KinesisEventSource, SqsEventSource, drain
+from cali_local.event_source import (
+    CDK_JSON,
+    KinesisEventSource,
+    RuntimeExit,
+    SqsEventSource,
+    StreamMapping,
+    drain,
+)
 
 REGION = "us-east-1"
 
@@ -87,7 +95,13 @@ def test_error_bisects_and_sends_the_poison_record_to_the_failure_destination(aw
     put(kinesis, "a", "b", "poison", "d")
     handler = Recorder(poison={"poison"})
     source = KinesisEventSource(
-        kinesis, sqs, "logs", handler, "consumer", on_failure_queue_url=queue, max_retry_attempts=2
+        kinesis,
+        sqs,
+        "logs",
+        handler,
+        "consumer",
+        on_failure_queue_url=queue,
+        mapping=StreamMapping(max_retry_attempts=2, bisect_on_error=True),
     )
     drain(source.poll)
     assert ["a", "b"] in handler.batches and ["d"] in handler.batches
@@ -98,6 +112,98 @@ def test_error_bisects_and_sends_the_poison_record_to_the_failure_destination(aw
     assert info["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert info["KinesisBatchInfo"]["batchSize"] == 1
     assert info["KinesisBatchInfo"]["shardId"] == "shardId-000000000000"
+
+
+def test_deployed_mapping_is_read_from_cdk_json() -> None:
+    from stacks.config import ConsumerConfig
+
+    dev = StreamMapping.deployed("dev")
+    defaults = ConsumerConfig()
+    context = json.loads(CDK_JSON.read_text())["context"]["environments"]["dev"]["consumer"]
+    assert dev.max_retry_attempts == context["max_retries"]
+    assert dev.max_record_age_seconds == context["max_record_age_seconds"]
+    assert dev.batch_size == context["batch_size"] and dev.timeout_seconds == context["timeout_seconds"]
+    assert dev.bisect_on_error is context.get("bisect_batch_on_error", defaults.bisect_batch_on_error)
+
+
+def test_runtime_exit_is_a_function_error_even_inside_except_exception(aws: tuple[Any, Any]) -> None:
+    kinesis, sqs = aws
+    queue = sqs.create_queue(QueueName="failures")["QueueUrl"]
+    put(kinesis, "a")
+    calls: list[int] = []
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        calls.append(1)
+        try:
+            raise RuntimeExit("out of memory")
+        except Exception:  # pragma: no cover - a crash is not an Exception
+            return None
+
+    source = KinesisEventSource(
+        kinesis,
+        sqs,
+        "logs",
+        handler,
+        "consumer",
+        on_failure_queue_url=queue,
+        mapping=StreamMapping(max_retry_attempts=1),
+    )
+    source.drain()
+    assert len(calls) == 2 and source.stats.records_to_failure_destination == 1
+    assert "Runtime exited" in (source.stats.invocations[0].error or "")
+
+
+def test_unlimited_retries_stop_at_the_maximum_record_age(aws: tuple[Any, Any]) -> None:
+    kinesis, sqs = aws
+    queue = sqs.create_queue(QueueName="failures")["QueueUrl"]
+    put(kinesis, "poison")
+    now = [time.time()]
+    handler = Recorder(poison={"poison"})
+
+    def back_off(retry: int) -> None:
+        now[0] += 30  # each retry a little later, as Lambda backs off
+
+    source = KinesisEventSource(
+        kinesis,
+        sqs,
+        "logs",
+        handler,
+        "consumer",
+        on_failure_queue_url=queue,
+        mapping=StreamMapping(max_retry_attempts=-1, max_record_age_seconds=100),
+        clock=lambda: now[0],
+        before_retry=back_off,
+    )
+    source.drain()
+    assert len(handler.batches) == 4  # at 0, 30, 60 and 90 s; at 120 s the record is too old
+    (message,) = sqs.receive_message(QueueUrl=queue)["Messages"]
+    assert json.loads(message["Body"])["requestContext"]["condition"] == "RecordAgeExceeded"
+
+
+def test_an_invocation_longer_than_the_timeout_is_retried_whatever_it_returned(aws: tuple[Any, Any]) -> None:
+    kinesis, sqs = aws
+    queue = sqs.create_queue(QueueName="failures")["QueueUrl"]
+    put(kinesis, "a")
+    calls: list[float] = []
+
+    def slow(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        calls.append(context.get_remaining_time_in_millis())
+        time.sleep(0.06)
+        return {"batchItemFailures": []}
+
+    source = KinesisEventSource(
+        kinesis,
+        sqs,
+        "logs",
+        slow,
+        "consumer",
+        on_failure_queue_url=queue,
+        mapping=StreamMapping(max_retry_attempts=1, timeout_seconds=0.05),
+    )
+    source.drain()
+    assert len(calls) == 2 and all(ms <= 50 for ms in calls)
+    assert source.stats.records_to_failure_destination == 1
+    assert "Task timed out" in (source.stats.invocations[0].error or "")
 
 
 def test_rewind_delivers_every_record_again(aws: tuple[Any, Any]) -> None:

@@ -25,19 +25,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
-from cali.analysis.alert_state import AlertKey, AlertProgress, AlertState
+from cali.analysis.alert_state import AlertBusyError, AlertKey, AlertProgress, AlertState, Claim
 from cali.analysis.embeddings import Embedder
 from cali.analysis.incident_sink import IncidentDocument, IncidentSink, SlackStatus, build_incident_document
 from cali.analysis.redaction import Redactor, redact_incident
 from cali.contracts.analysis import AnalysisResult, SimilarIncident
 from cali.contracts.incident import IncidentMessage
-from cali.notify.slack.delivery import SlackNotifier, SlackPostResult
+from cali.notify.slack.delivery import SlackDeliveryError, SlackNotifier, SlackPostResult
 from cali.notify.slack.links import IncidentLinks
-from cali.notify.slack.message import build_incident_message
+from cali.notify.slack.message import SlackMessage, build_incident_message
 
 logger = logging.getLogger(__name__)
 
 QUERY_MAX_CHARS = 1_000
+DEFAULT_LEASE_MS = 120_000  # the analyzer's default timeout, when no Lambda context is given
+# Slack timestamps come from Slack's clock: look a little before our first attempt.
+LOOKUP_SLACK_SECONDS = 60.0
+# Webhook posts whose answer never came before the alert counts as delivered (one re-post).
+WEBHOOK_UNCERTAIN_ATTEMPTS = 2
 _QUERY_TRACE_LINES = 4
 
 
@@ -136,23 +141,38 @@ class IncidentAnalysis:
         self.min_score = min_score
         self._clock = clock
         self._monotonic = monotonic
+        #: The invocation's remaining time (the handler sets the Lambda context's): an
+        #: alert's lease ends with the invocation that took it.
+        self.remaining_ms: Callable[[], int] = lambda: DEFAULT_LEASE_MS
 
     def process(self, incident: IncidentMessage) -> AnalysisOutcome:
         key = AlertKey.of(incident)
         progress = self._progress(key)
-        if progress is not None and progress.recorded:
+        if progress is None:
+            # Reserve the alert BEFORE posting: a second container with the same message
+            # gets AlertBusyError (SQS redelivers it later) instead of posting it again.
+            claim = self._claim(key)
+            if claim is not None:
+                return self._analyse_and_post(incident, key, claim)
+            progress = self._progress(key)  # posted by another invocation meanwhile
+            if progress is None:
+                raise AlertBusyError(f"alert {key.alert_id} is posted but its state is unreadable")
+        return self._resume(incident, key, progress)
+
+    def _resume(self, incident: IncidentMessage, key: AlertKey, progress: AlertProgress) -> AnalysisOutcome:
+        if progress.recorded:
             logger.info(
                 "alert already posted and recorded; acknowledging", extra={"incident_id": key.incident_id}
             )
             return AnalysisOutcome(incident.incident_id, "duplicate", document=progress.document)
-        if progress is not None:
-            logger.info(
-                "alert already in Slack; recording its document only", extra={"incident_id": key.incident_id}
-            )
-            self.sink.record(progress.document)  # IncidentSinkError: fail again, SQS retries
-            self._mark_recorded(key)
-            return AnalysisOutcome(incident.incident_id, "resumed", document=progress.document)
+        logger.info(
+            "alert already in Slack; recording its document only", extra={"incident_id": key.incident_id}
+        )
+        self.sink.record(progress.document)  # IncidentSinkError: fail again, SQS retries
+        self._mark_recorded(key)
+        return AnalysisOutcome(incident.incident_id, "resumed", document=progress.document)
 
+    def _analyse_and_post(self, incident: IncidentMessage, key: AlertKey, claim: Claim) -> AnalysisOutcome:
         started = self._monotonic()
         redacted = redact_incident(incident, self.redactor)
         result = self.analyze(redacted)
@@ -162,12 +182,10 @@ class IncidentAnalysis:
         )
 
         try:
-            # One thread per episode of a fingerprint: a `new` alert starts it, the window
-            # updates and surges of the same still-firing problem reply under it.
-            posted = self.notifier.post(
-                message, thread_key=incident.fingerprint, new_thread=incident.kind == "new"
-            )
+            posted = self._deliver(incident, key, claim, message)
         except Exception as exc:  # SlackDeliveryError after its retries, or anything unexpected
+            if isinstance(exc, SlackDeliveryError) and not exc.outcome_unknown:
+                self._release(key, claim)  # Slack said no: this attempt posted nothing
             document = self._document(redacted, result, latency_ms, "failed")
             outcome = AnalysisOutcome(incident.incident_id, "failed", result, document, latency_ms)
             # Best effort: a failed alert is worth seeing in Grafana, but the redelivery is
@@ -187,6 +205,49 @@ class IncidentAnalysis:
         self.sink.record(document)
         self._mark_recorded(key)
         return AnalysisOutcome(incident.incident_id, "posted", result, document, latency_ms)
+
+    def _deliver(
+        self, incident: IncidentMessage, key: AlertKey, claim: Claim, message: SlackMessage
+    ) -> SlackPostResult:
+        if claim.attempts:
+            # An earlier attempt ended without an answer (a crash, a timeout): Slack may
+            # have its post. Bot mode finds it by its metadata; a webhook cannot look.
+            found = self.notifier.find(
+                key.alert_id,
+                since=claim.first_attempt_at - LOOKUP_SLACK_SECONDS,
+                thread_key=incident.fingerprint,
+            )
+            if found is not None:
+                logger.info("alert found in Slack from an earlier attempt; not posting it again")
+                return found
+            if not self.notifier.searchable and claim.attempts >= WEBHOOK_UNCERTAIN_ATTEMPTS:
+                # The documented webhook window: one re-post after an unknown outcome, then
+                # the alert counts as delivered (each attempt reached Slack).
+                logger.warning("earlier webhook posts got no answer; taking the alert as delivered")
+                return SlackPostResult(ts=None, channel=None, thread_ts=None, attempts=0)
+        # One thread per episode of a fingerprint: a `new` alert starts it, the window
+        # updates and surges of the same still-firing problem reply under it.
+        return self.notifier.post(
+            message, thread_key=incident.fingerprint, new_thread=incident.kind == "new", alert_id=key.alert_id
+        )
+
+    def _claim(self, key: AlertKey) -> Claim | None:
+        try:
+            return self.state.claim(key, lease_ms=self.remaining_ms())
+        except AlertBusyError:
+            raise
+        except Exception:
+            # An alert is better than silence: post without a lease (fail open).
+            logger.exception("alert state unavailable; posting without a lease")
+            return Claim(owner="", attempts=0, first_attempt_at=time.time())
+
+    def _release(self, key: AlertKey, claim: Claim) -> None:
+        if not claim.owner:
+            return
+        try:
+            self.state.release(key, claim)
+        except Exception:
+            logger.exception("could not release the alert's lease; it expires with this invocation")
 
     def analyze(self, redacted: IncidentMessage) -> AnalysisResult:
         """Retrieval then LLM; never raises: failures come back as a degraded result."""

@@ -61,6 +61,9 @@ class AnalyzerSettings(CommonSettings):
     slack_webhook_url: str = Field("", description="Local only: a webhook URL instead of a secret")
     slack_bot_token: str = Field("", description="Local only: bot token (with slack_channel)")
     slack_channel: str = Field("", description="Local only: channel for slack_bot_token")
+    slack_timeout_seconds: int = Field(
+        10, ge=1, le=60, description="Slack HTTP timeout; a post that times out may still have landed"
+    )
     slack_api_base_url: str = Field(
         "", description="Slack Web API base URL; empty means https://slack.com/api/"
     )

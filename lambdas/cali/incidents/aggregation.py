@@ -12,13 +12,18 @@ from datetime import UTC, datetime
 
 from cali.contracts.incident import AlertKind, IncidentMessage, SampleLine
 from cali.contracts.levels import Level
-from cali.contracts.records import LogRecord, truncate
+from cali.contracts.records import LogRecord
 from cali.fingerprint import Fingerprint
 
 # Samples travel in SQS messages (256 KiB) and wait in the throttle outbox (DynamoDB items
-# are at most 400 KiB): bounded so that even 20 samples with stack traces fit.
-SAMPLE_MESSAGE_CHARS = 2_000
-SAMPLE_STACK_TRACE_CHARS = 4_000
+# are at most 400 KB): both count UTF-8 bytes, so the bounds are bytes, not characters (2,000
+# emoji are 8,000 bytes). 20 samples with stack traces are at most 120 KB of text.
+SAMPLE_MESSAGE_BYTES = 2_000
+SAMPLE_STACK_TRACE_BYTES = 4_000
+# The whole message as JSON. An outbox may hold a few pending messages of one fingerprint
+# (new, update, surge), so one message stays well under both limits; past it the
+# least representative samples are dropped (``samples`` ranks them).
+MESSAGE_MAX_BYTES = 96 * 1024
 # Services and hosts listed per message (alphabetically first): a fleet-wide error from
 # thousands of hosts would otherwise outgrow both limits, and no retry fixes that.
 MAX_LISTED = 50
@@ -89,13 +94,23 @@ class IncidentAggregate:
                 timestamp=r.timestamp,
                 service=r.service,
                 level=r.level,
-                message=truncate(r.message, SAMPLE_MESSAGE_CHARS),
+                message=truncate_utf8(r.message, SAMPLE_MESSAGE_BYTES),
                 host=r.host,
-                stack_trace=truncate(r.stack_trace, SAMPLE_STACK_TRACE_CHARS) if r.stack_trace else None,
+                stack_trace=truncate_utf8(r.stack_trace, SAMPLE_STACK_TRACE_BYTES) if r.stack_trace else None,
                 trace_id=r.trace_id,
             )
             for r in chosen
         ]
+
+
+def truncate_utf8(text: str, max_bytes: int) -> str:
+    """Cut ``text`` to at most ``max_bytes`` UTF-8 bytes (never inside a character), marker included."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text
+    marker = f"…[truncated {len(encoded)} bytes]"
+    keep = max(0, max_bytes - len(marker.encode("utf-8")))
+    return encoded[:keep].decode("utf-8", "ignore") + marker
 
 
 def aggregate(items: list[tuple[LogRecord, Fingerprint, str]]) -> dict[str, IncidentAggregate]:
@@ -126,7 +141,7 @@ def incident_message(
 ) -> IncidentMessage:
     """The message for one throttle decision. ``count`` is what this alert reports (for an
     ``update``, the repeats since the window's last alert), ``window_count`` the window total."""
-    return IncidentMessage(
+    message = IncidentMessage(
         incident_id=incident_id(aggregate.fingerprint.id, window_start_ms),
         fingerprint=aggregate.fingerprint.id,
         template=aggregate.fingerprint.template,
@@ -142,3 +157,13 @@ def incident_message(
         last_seen=aggregate.last_seen,
         samples=aggregate.samples(max_samples),
     )
+    return fit_message(message)
+
+
+def fit_message(message: IncidentMessage, max_bytes: int = MESSAGE_MAX_BYTES) -> IncidentMessage:
+    """Drop the last (least representative) samples until the JSON fits ``max_bytes``."""
+    samples = list(message.samples)
+    while len(message.model_dump_json().encode("utf-8")) > max_bytes and samples:
+        samples.pop()
+        message = message.model_copy(update={"samples": samples})
+    return message

@@ -105,8 +105,22 @@ class SendReport:
     failed: list[IncidentMessage] = field(default_factory=list)
 
 
+# Time kept in hand after waiting for a dead sender's claim: the claim, the send and the
+# outcome record take a few tens of milliseconds against DynamoDB and SQS.
+CLAIM_SAFETY_MS = 250
+CLAIM_POLL_SECONDS = 0.2
+
+
 class IdempotentAlertSender:
-    """Claim each alert in the idempotency table, send the claimed ones, record the outcome."""
+    """Claim each alert in the idempotency table, send the claimed ones, record the outcome.
+
+    A claim (Powertools ``INPROGRESS`` record) expires with the invocation that took it:
+    ``remaining_ms`` must be the Lambda context's ``get_remaining_time_in_millis`` (the
+    handler sets it per invocation). A claim left by an invocation that died (crash,
+    timeout) therefore ends at that invocation's deadline, which is always before the
+    deadline of the retry that finds it: the retry waits for it and sends, instead of
+    failing until Lambda's retries run out and the alert is lost in the on-failure queue.
+    """
 
     def __init__(
         self,
@@ -114,7 +128,9 @@ class IdempotentAlertSender:
         persistence: BasePersistenceLayer,
         ttl_seconds: int,
         remaining_ms: Callable[[], int] = lambda: 60_000,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self.sleep = sleep
         self.queue = queue
         self.persistence = persistence
         persistence.configure(
@@ -133,30 +149,19 @@ class IdempotentAlertSender:
             report.failed = self.queue.send(messages)
             report.sent = [m for m in messages if m not in report.failed]
             return report
+
         claimed: list[IncidentMessage] = []
         unclaimed: list[IncidentMessage] = []
         for message in messages:
-            try:
-                self.persistence.save_inprogress({"key": alert_key(message)}, self.remaining_ms())
-            except IdempotencyItemAlreadyExistsError as exc:
-                old = exc.old_data_record
-                if old is not None and old.status == STATUS_CONSTANTS["INPROGRESS"]:
-                    # Claimed but not known sent (a racing sender, or one that died mid-send):
-                    # confirming it would clear the outbox and lose the alert; retry instead.
-                    report.failed.append(message)
-                else:
-                    report.already_sent.append(message)
-                continue
-            except Exception:
-                # The persistence layer lets boto3 errors through: the state table is failing,
-                # and an alert is better than silence (fail open).
-                logger.warning(
-                    "Idempotency store unavailable; sending without a claim",
-                    extra={"incident_id": message.incident_id},
-                )
+            outcome = self._claim(message)
+            if outcome == "claimed":
+                claimed.append(message)
+            elif outcome == "sent":
+                report.already_sent.append(message)
+            elif outcome == "unavailable":
                 unclaimed.append(message)
-                continue
-            claimed.append(message)
+            else:
+                report.failed.append(message)
         if unclaimed:
             failed_open = self.queue.send(unclaimed)
             report.failed += failed_open
@@ -178,3 +183,49 @@ class IdempotentAlertSender:
                     "Could not record the send outcome", extra={"incident_id": message.incident_id}
                 )
         return report
+
+    def _claim(self, message: IncidentMessage) -> str:
+        """``claimed``, ``sent`` (done before), ``busy`` (retry later) or ``unavailable``."""
+        try:
+            self.persistence.save_inprogress({"key": alert_key(message)}, self.remaining_ms())
+        except IdempotencyItemAlreadyExistsError as exc:
+            old = exc.old_data_record
+            if old is None or old.status != STATUS_CONSTANTS["INPROGRESS"]:
+                return "sent"
+            # Claimed but not known sent (a racing sender, or one that died mid-send):
+            # confirming it would clear the outbox and lose the alert. Wait for the claim
+            # to be settled or to expire; if it outlives us, retry later.
+            return self._await_claim(message, old.in_progress_expiry_timestamp)
+        except Exception:
+            # The persistence layer lets boto3 errors through: the state table is failing,
+            # and an alert is better than silence (fail open).
+            logger.warning(
+                "Idempotency store unavailable; sending without a claim",
+                extra={"incident_id": message.incident_id},
+            )
+            return "unavailable"
+        return "claimed"
+
+    def _await_claim(self, message: IncidentMessage, expiry: Any) -> str:
+        """``claimed`` (ours now), ``sent`` (the holder finished) or ``busy`` (outlives us)."""
+        data = {"key": alert_key(message)}
+        # DynamoDB hands the timestamp back as a Decimal.
+        expiry_ms = None if expiry is None else int(expiry)
+        while expiry_ms is not None:
+            now_ms = int(time.time() * 1000)
+            if expiry_ms - now_ms + CLAIM_SAFETY_MS > self.remaining_ms():
+                break
+            self.sleep(min(CLAIM_POLL_SECONDS, max(0.0, (expiry_ms - now_ms) / 1000) + 0.01))
+            try:
+                self.persistence.save_inprogress(data, self.remaining_ms())
+            except IdempotencyItemAlreadyExistsError as exc:
+                old = exc.old_data_record
+                if old is None or old.status != STATUS_CONSTANTS["INPROGRESS"]:
+                    return "sent"
+                expiry = old.in_progress_expiry_timestamp
+                expiry_ms = None if expiry is None else int(expiry)
+                continue
+            except Exception:
+                return "busy"  # the store failed now: the records are retried
+            return "claimed"
+        return "busy"

@@ -39,7 +39,7 @@ from cali.incidents.throttle import (
     Throttle,
     pad_sequence,
 )
-from cali.ingest.decoding import decode_payload
+from cali.ingest.decoding import DecodedPayload, decode_payload
 from cali.ingest.dlq import DlqEntry, DlqWriter
 from cali.ingest.level_filter import LevelFilter
 
@@ -147,11 +147,16 @@ class BatchConsumer:
                 error.raw if error.raw is not None else data,
                 error.index,
                 counted=True,
+                events=error.count,
             )
-        if not decoded.events:
-            return
+        if decoded.events:
+            self._add_events(record, data, decoded)
+
+    def _add_events(self, record: KinesisInput, data: bytes, decoded: DecodedPayload) -> None:
+        counts = self.counts
         padded = pad_sequence(record.sequence_number)
         keep = self.level_filter.keep
+        rejected: list[tuple[int, str, str]] = []  # event index, reason, detail
         for index, event in enumerate(decoded.events):
             try:
                 log = build_record(event, record.arrival_time)
@@ -165,15 +170,7 @@ class BatchConsumer:
                 else:
                     logger.exception("Unexpected error on one event; sent to the DLQ")
                     reason, detail = f"internal_error:{type(exc).__name__}", str(exc)
-                raw = decoded.raw_for(index)
-                self._reject(
-                    record,
-                    reason,
-                    detail,
-                    data if raw is None else raw,
-                    decoded.positions[index],
-                    counted=True,
-                )
+                rejected.append((index, reason, detail))
                 continue
             counts.per_level[log.level.name] += 1
             if fp is None:
@@ -182,6 +179,28 @@ class BatchConsumer:
             counts.kept += 1
             self._kept.append((log, fp, padded))
             self._sequence[padded] = record.sequence_number
+        if rejected:
+            self._reject_events(record, data, decoded, rejected)
+
+    def _reject_events(
+        self, record: KinesisInput, data: bytes, decoded: DecodedPayload, rejected: list[tuple[int, str, str]]
+    ) -> None:
+        """The rejected events of one record as ONE DLQ entry, replayable as one record."""
+        first_index, reason, detail = rejected[0]
+        if len(rejected) > 1:
+            reasons = Counter(r for _, r, _ in rejected)
+            reason = reasons.most_common(1)[0][0]
+            detail = f"{len(rejected)} events rejected {dict(reasons)}; first, event {first_index}: {detail}"
+        raw = decoded.raw_for_all([index for index, _, _ in rejected])
+        self._reject(
+            record,
+            reason,
+            detail,
+            data if raw is None else raw,
+            decoded.positions[first_index],
+            counted=True,
+            events=len(rejected),
+        )
 
     def _reject(
         self,
@@ -192,11 +211,12 @@ class BatchConsumer:
         index: int,
         *,
         counted: bool = False,
+        events: int = 1,
     ) -> None:
         if not counted:
-            self.counts.records_in += 1
-        self.counts.invalid += 1
-        self.counts.invalid_reasons[reason] += 1
+            self.counts.records_in += events
+        self.counts.invalid += events
+        self.counts.invalid_reasons[reason] += events
         payload = binascii.b2a_base64(raw, newline=False).decode() if raw is not None else record.data_base64
         entry = DlqEntry(
             reason=reason,
@@ -208,6 +228,7 @@ class BatchConsumer:
             dlq_time=datetime.now(UTC),
             data_base64=payload,
             event_index=index,
+            events=events,
             stream_arn=record.stream_arn,
         )
         self._dlq.append((entry, record.sequence_number))
@@ -235,10 +256,12 @@ class BatchConsumer:
 
         to_send: list[IncidentMessage] = []
         owner: dict[str, tuple[str, str]] = {}  # alert key -> (fingerprint, outbox key)
+        open_owner: dict[str, str] = {}  # fail-open alert key -> fingerprint
         groups = aggregate(self._kept)
         store_down = False
         for fp_id, group in groups.items():
             obs = Observation(fp_id, self._shard, group.sequence_numbers)
+            bypass = store_down
             if not store_down:
                 try:
                     outcome = self.throttle.observe(obs, functools.partial(self._render, group))
@@ -248,9 +271,21 @@ class BatchConsumer:
                     continue
                 except StoreUnavailable:
                     logger.exception("State store unavailable: alerting fails open under the rate limit")
-                    store_down = True
-            if store_down:
-                self._fail_open(group, to_send)
+                    store_down = bypass = True
+                except Exception:
+                    # A bug or an unreadable state item for this fingerprint only: a retry
+                    # would fail the same way and take the whole batch (good records too)
+                    # to the on-failure queue. Alert without the throttle for it instead.
+                    logger.exception(
+                        "Throttle failed for one fingerprint; it alerts fail-open",
+                        extra={"fingerprint": fp_id},
+                    )
+                    bypass = True
+            if bypass:
+                message = self._fail_open(group)
+                if message is not None:
+                    to_send.append(message)
+                    open_owner[alert_key(message)] = fp_id
                 continue
             counts.duplicates += outcome.duplicates
             for key, body in outcome.pending.items():
@@ -274,6 +309,10 @@ class BatchConsumer:
             if fail_open:
                 open_report = self.sender.send(fail_open, idempotent=False)
                 counts.alerts_sent += len(open_report.sent)
+                for message in open_report.failed:
+                    # Nothing else remembers a fail-open alert: its records must come back.
+                    fp_id = open_owner[alert_key(message)]
+                    failed.update(self._sequence[s] for s in groups[fp_id].sequence_numbers)
             if report is not None:
                 counts.alerts_sent += len(report.sent)
                 confirmed: dict[str, list[str]] = {}
@@ -324,24 +363,22 @@ class BatchConsumer:
             rendered[alert.key] = message.model_dump_json()
         return rendered
 
-    def _fail_open(self, group: IncidentAggregate, to_send: list[IncidentMessage]) -> None:
+    def _fail_open(self, group: IncidentAggregate) -> IncidentMessage | None:
         if not self.fail_open.allow():
             self.counts.alerts_suppressed += 1
-            return
+            return None
         window_ms = self.throttle.policy.window_seconds * 1000
         now_ms = int(self.throttle.clock().timestamp() * 1000)
         self.counts.alerts_fail_open += 1
         self.counts.incidents_opened += 1
-        to_send.append(
-            incident_message(
-                group,
-                kind="new",
-                window_start_ms=now_ms - now_ms % window_ms,
-                count=group.count,
-                window_count=group.count,
-                environment=self.config.environment,
-                max_samples=self.config.max_samples,
-            )
+        return incident_message(
+            group,
+            kind="new",
+            window_start_ms=now_ms - now_ms % window_ms,
+            count=group.count,
+            window_count=group.count,
+            environment=self.config.environment,
+            max_samples=self.config.max_samples,
         )
 
 

@@ -15,19 +15,31 @@ the norm there (Lambda's default format), so they become ``{"message": line}`` e
 
 Errors are reported per event so one bad line never takes its neighbours to the DLQ; each
 carries the smallest bytes that can be replayed on their own (the line, or a one-event
-envelope), so ``cali dlq replay`` never duplicates the good events.
+envelope), so ``cali dlq replay`` never duplicates the good events. The bad lines of one
+record are reported as ONE error holding them all (``count`` lines): a 1 MiB record of
+half a million bad lines is one DLQ object, not half a million.
+
+Nesting is bounded before any work: orjson parses 1,024 levels but writes only 255, so an
+event nested deeper than ``MAX_NESTING`` is bad data (``too_deep``) instead of an error
+that escapes later, is retried until the record expires and blocks its shard.
 """
 
 from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
+# Deeper than any real log line; leaves room under orjson's 255-level dump limit for the
+# envelopes (DLQ entry, OpenSearch document) the event is later wrapped in.
+MAX_NESTING: Final = 128
+# The bytes a JSON text can start with; a line starting otherwise is not JSON.
+_JSON_STARTS: Final = frozenset(b'{["-0123456789tfn'[i : i + 1] for i in range(17))
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +50,7 @@ class EventError:
     reason: str
     detail: str
     raw: bytes | None  # None: the record's original bytes are the thing to replay
+    count: int = 1  # log events this error stands for (bad lines of one record: all of them)
 
 
 @dataclass(slots=True)
@@ -59,10 +72,19 @@ class DecodedPayload:
             return _single_event_envelope(self.envelope, self.log_events[index])
         return self.raws[index]
 
+    def raw_for_all(self, indexes: Sequence[int]) -> bytes | None:
+        """One replayable record holding events ``indexes`` (None: the record's own bytes)."""
+        if self.envelope is not None:
+            return _envelope_with(self.envelope, [self.log_events[i] for i in indexes])
+        raws = [self.raws[i] for i in indexes]
+        if any(raw is None for raw in raws):
+            return None
+        return b"\n".join(raw for raw in raws if raw is not None)
+
     @property
     def total(self) -> int:
         """Units this record contributes to ``RecordsIn`` (events, bad events, control)."""
-        return len(self.events) + len(self.errors) + self.control_messages
+        return len(self.events) + sum(e.count for e in self.errors) + self.control_messages
 
 
 def gunzip_bounded(data: bytes, max_bytes: int) -> bytes:
@@ -107,6 +129,9 @@ def decode_payload(data: bytes, max_bytes: int = 1_048_576) -> DecodedPayload:
         else:
             result.errors.append(_json_error(0, data, exc, None))
         return result
+    if too_deep(data, value):
+        result.errors.append(EventError(0, "too_deep", f"JSON nested deeper than {MAX_NESTING} levels", None))
+        return result
     if isinstance(value, dict) and "logEvents" in value and "messageType" in value:
         _decode_cloudwatch(value, result)
     else:
@@ -124,18 +149,53 @@ def _json_error(index: int, data: bytes, exc: Exception, raw: bytes | None) -> E
     return EventError(index, "not_json", str(exc), raw)
 
 
+def too_deep(data: bytes, value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether ``value`` (parsed from ``data``) nests containers deeper than ``limit``."""
+    if data.count(b"[") + data.count(b"{") <= limit:  # cannot be: skip the walk
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def _decode_lines(data: bytes, result: DecodedPayload) -> None:
     index = 0
+    bad: list[bytes] = []
+    first: EventError | None = None
     for line in data.split(b"\n"):
         if not line.strip():
             continue
+        error: EventError | None = None
         try:
-            result.events.append(orjson.loads(line))
-            result.positions.append(index)
-            result.raws.append(line)
+            if line.lstrip()[:1] not in _JSON_STARTS:  # text: skip raising (and building) an error
+                if first is not None:
+                    bad.append(line)
+                    index += 1
+                    continue
+                orjson.loads(line)  # raises, for the first bad line's message
+            event = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            result.errors.append(_json_error(index, line, exc, line))
+            error = _json_error(index, line, exc, None)
+        else:
+            if too_deep(line, event):
+                error = EventError(index, "too_deep", f"JSON nested deeper than {MAX_NESTING} levels", None)
+            else:
+                result.events.append(event)
+                result.positions.append(index)
+                result.raws.append(line)
+        if error is not None:
+            first = first or error
+            bad.append(line)  # a reference to the split line: no copy per bad line
         index += 1
+    if first is not None:
+        # One error for all the record's bad lines, replayable as one record of them.
+        detail = f"{len(bad)} of {index} lines are bad data; first, line {first.index}: {first.detail}"
+        result.errors.append(EventError(first.index, first.reason, detail, b"\n".join(bad), count=len(bad)))
 
 
 def _decode_cloudwatch(envelope: dict[str, Any], result: DecodedPayload) -> None:
@@ -162,6 +222,8 @@ def _decode_cloudwatch(envelope: dict[str, Any], result: DecodedPayload) -> None
                 event = orjson.loads(stripped)
             except orjson.JSONDecodeError:
                 event = None
+            if event is not None and too_deep(stripped.encode(), event):
+                event = None  # kept as text: its structure cannot be written back out
         if not isinstance(event, dict):
             event = {"message": text}  # the record layer reads a level from the line's header
         event.setdefault("timestamp", log_event.get("timestamp"))
@@ -178,6 +240,11 @@ def _decode_cloudwatch(envelope: dict[str, Any], result: DecodedPayload) -> None
 
 def _single_event_envelope(envelope: dict[str, Any], log_event: object) -> bytes:
     """A replayable record holding just this log event, in the shape CloudWatch sends."""
+    return _envelope_with(envelope, [log_event])
+
+
+def _envelope_with(envelope: dict[str, Any], log_events: list[Any]) -> bytes:
+    """A replayable record holding just these log events, in the shape CloudWatch sends."""
     single = {key: value for key, value in envelope.items() if key != "logEvents"}
-    single["logEvents"] = [log_event]
+    single["logEvents"] = log_events
     return gzip.compress(orjson.dumps(single), mtime=0)

@@ -48,6 +48,9 @@ class DlqEntry(BaseModel):
     dlq_time: datetime
     data_base64: str
     event_index: int = 0
+    #: Log events this entry holds: the bad lines (or events) of one record share one
+    #: entry, replayable as one record, however many there are.
+    events: int = 1
     stream_arn: str | None = None
     replayed_at: datetime | None = None
 

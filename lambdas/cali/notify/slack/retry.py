@@ -148,7 +148,15 @@ class _ConnectionRetry(_PolicyRetry):
     ) -> bool:
         if response is not None or error is None:
             return False
-        return isinstance(error, URLError | ConnectionError | TimeoutError)
+        # Only a request that never reached Slack is safe to send again: a POST is not
+        # idempotent. urllib wraps connect and send failures in URLError; a timeout or a
+        # reset while waiting for the answer comes raw, and Slack may well have the post.
+        return never_sent(error)
+
+
+def never_sent(error: BaseException) -> bool:
+    """Whether the request certainly did not reach Slack (failed to connect or to send)."""
+    return isinstance(error, URLError)
 
 
 def _is_retryable_status(status: int | None) -> bool:
