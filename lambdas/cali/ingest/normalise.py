@@ -1,0 +1,1157 @@
+# ruff: noqa: E501  (one format per row: a pattern and its example read best unbroken)
+"""The line normaliser: one raw log line -> time, level, message and header fields.
+
+Every event whose text still carries its header (Fluent Bit's unparsed ``log``, CloudWatch
+Logs events, raw input files) goes through ``LineNormaliser.parse``. Headers are recognised
+by *shape*, never by where the line came from: ``FORMATS`` below is the single table of
+shapes, tried in order, first match wins. Each entry names the format, its compiled
+pattern, how the time is read and where the level comes from.
+
+Conventions inside the patterns (named groups):
+
+- time parts ``Y`` (4-digit year) or ``y`` (2-digit), ``m`` (month number) or ``mon``
+  (month name), ``d``, ``H``, ``M``, ``S``, ``f`` (fraction digits), ``tz`` (``Z``,
+  ``+hh:mm``, ``+hhmm``, ``UTC``), ``ampm``; or ``epoch`` (seconds or milliseconds). A
+  missing year is inferred from the arrival time (a December line read in January is
+  last year's); a missing zone means UTC.
+- the level from ``level`` / ``level_b`` (any spelling ``Level.parse`` and ``LEVEL_WORDS``
+  know), ``letter`` (``V D I W E F A`` of logcat, klog, Rails), ``pri`` (syslog
+  ``<PRI>``) or ``status`` (HTTP access lines: 5xx ERROR, 4xx WARN, configurable);
+- ``msg`` is the message; every other named group (logger, thread, pid, host, ...) is
+  kept in ``fields``.
+
+A line with no level word gets one from ``ImpliedSeverity`` (``level_source="inferred"``)
+when it says something only a failure says (authentication failure, segfault, timed
+out...), else none (``"default"``): the caller decides what no level means (INFO).
+
+Speed: the normaliser sits on the consumer's hot path, so candidates are pre-selected by
+the line's first character (a syslog line is never tried against ISO patterns) and every
+pattern is compiled once at import.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from enum import Enum
+from typing import Any, Final
+
+import orjson
+
+from cali.levels import Level
+
+# ----------------------------------------------------------------------------- level words
+
+# Spellings seen in real headers beyond ``Level.parse``'s aliases: PostgreSQL's LOG and
+# statement context, .NET's 4-letter console levels, logrus' TTY abbreviations, BGL's
+# FAILURE, Windows' Information/Verbose.
+_EXTRA_LEVELS: Final[dict[str, Level]] = {
+    "LOG": Level.INFO,
+    "STATEMENT": Level.INFO,
+    "DETAIL": Level.INFO,
+    "HINT": Level.INFO,
+    "CONTEXT": Level.INFO,
+    "INFORMATIONAL": Level.INFO,
+    "NOTE": Level.INFO,
+    "FAILURE": Level.ERROR,
+    "FAIL": Level.ERROR,
+    "ERRO": Level.ERROR,
+    "EROR": Level.ERROR,
+    "CRT": Level.FATAL,
+    "FTL": Level.FATAL,
+    "FATA": Level.FATAL,
+    "PANI": Level.FATAL,
+    "DEBU": Level.DEBUG,
+    "DBUG": Level.DEBUG,
+    "TRCE": Level.TRACE,
+    "VRB": Level.DEBUG,
+    "WARNING": Level.WARN,
+}
+
+# Words accepted as a level in a header position (matched case-insensitively there).
+LEVEL_WORDS: Final = (
+    "TRACE|DEBUG|INFO|INFORMATION|INFORMATIONAL|NOTICE|WARN|WARNING|ERROR|ERR|FATAL|CRIT|CRITICAL"
+    "|SEVERE|ALERT|EMERG|EMERGENCY|PANIC|FAILURE|VERBOSE|FINEST|FINER|FINE|CONFIG"
+    "|DBG|DBUG|DEBU|TRC|TRCE|INF|WRN|ERRO|EROR|ERR|FTL|FATA|PANI|CRT|VRB|FAIL|NOTE"
+)
+_LETTERS: Final[dict[str, Level]] = {
+    "V": Level.TRACE,
+    "T": Level.TRACE,
+    "D": Level.DEBUG,
+    "I": Level.INFO,
+    "N": Level.INFO,
+    "W": Level.WARN,
+    "E": Level.ERROR,
+    "F": Level.FATAL,
+    "A": Level.FATAL,  # Android's ASSERT / Ruby's ANY
+    "C": Level.FATAL,
+}
+_SYSLOG_SEVERITY: Final = (
+    Level.FATAL,
+    Level.FATAL,
+    Level.FATAL,
+    Level.ERROR,
+    Level.WARN,
+    Level.INFO,
+    Level.INFO,
+    Level.DEBUG,
+)
+
+
+def level_of_word(word: str) -> Level | None:
+    """A header's level word in any case ("error", "Error", "E", "fail") or None."""
+    text = word.strip().upper()
+    extra = _EXTRA_LEVELS.get(text)
+    if extra is not None:
+        return extra
+    if text in _KNOWN_NAMES:
+        return Level.parse(text)
+    return None
+
+
+_KNOWN_NAMES: Final = frozenset(
+    (
+        *("TRACE", "TRC", "FINEST", "FINER", "DEBUG", "DBG", "FINE", "VERBOSE", "INFO", "INF"),
+        *("INFORMATION", "NOTICE", "CONFIG", "WARN", "WRN", "ERROR", "ERR", "SEVERE", "FATAL"),
+        *("CRITICAL", "CRIT", "EMERG", "EMERGENCY", "ALERT", "PANIC", "DPANIC"),
+    )
+)
+
+# ----------------------------------------------------------------------------- time
+
+_MONTHS: Final = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1
+    )
+}
+_ZONE_NAMES: Final = {"Z": 0, "UTC": 0, "GMT": 0, "z": 0}
+_TIME_KEYS: Final = frozenset(("Y", "y", "m", "mon", "d", "H", "M", "S", "f", "tz", "ampm", "epoch"))
+
+
+def _zone(text: str) -> timezone | None:
+    text = text.strip()
+    if text in _ZONE_NAMES:
+        return UTC
+    if len(text) >= 5 and text[0] in "+-":
+        digits = text[1:].replace(":", "")
+        if len(digits) == 4 and digits.isdigit():
+            minutes = int(digits[:2]) * 60 + int(digits[2:])
+            return timezone(timedelta(minutes=-minutes if text[0] == "-" else minutes))
+    return None
+
+
+def _epoch(text: str) -> datetime | None:
+    number = float(text)
+    if number > 1e11:  # 13 digits: milliseconds
+        number /= 1000
+    try:
+        return datetime.fromtimestamp(number, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _year(groups: Mapping[str, str | None]) -> int | None:
+    if groups.get("Y"):
+        return int(groups["Y"] or 0)
+    if groups.get("y"):
+        return 2000 + int(groups["y"] or 0)
+    return None
+
+
+_YEAR_SLACK: Final = timedelta(days=1)
+
+
+def time_from_groups(groups: Mapping[str, str | None], arrival: datetime) -> datetime | None:
+    """Build a UTC datetime from a match's time groups (see the module docstring)."""
+    epoch = groups.get("epoch")
+    if epoch:
+        return _epoch(epoch)
+    mon = groups.get("mon")
+    month = _MONTHS.get(mon[:3].lower(), 0) if mon else int(groups.get("m") or 0)
+    day = int(groups.get("d") or 0)
+    hour = int(groups.get("H") or 0)
+    ampm = groups.get("ampm")
+    if ampm:
+        hour = hour % 12 + (12 if ampm.upper() == "PM" else 0)
+    fraction = groups.get("f") or ""
+    year = _year(groups)
+    try:
+        moment = datetime(
+            arrival.year if year is None else year,
+            month,
+            day,
+            hour,
+            int(groups.get("M") or 0),
+            int(groups.get("S") or 0),
+            int(fraction[:6].ljust(6, "0")) if fraction else 0,
+        )
+    except ValueError:
+        return None
+    zone_text = groups.get("tz")
+    zone = _zone(zone_text) if zone_text else None
+    moment = moment.replace(tzinfo=UTC) if zone is None else moment.replace(tzinfo=zone).astimezone(UTC)
+    if year is None and moment > arrival + _YEAR_SLACK:
+        # No year in the line (syslog, logcat, klog): the arrival's year, or the year before
+        # when that would put the line in the future (a December line read in January).
+        try:
+            return moment.replace(year=moment.year - 1)
+        except ValueError:  # 29 February
+            return moment - timedelta(days=365)
+    return moment
+
+
+# ----------------------------------------------------------------------------- table
+
+
+class LevelRule(Enum):
+    """Where a format's level comes from."""
+
+    WORD = "word"  # a level word (group ``level`` or ``level_b``)
+    LETTER = "letter"  # a single letter (group ``letter``)
+    PRI = "pri"  # syslog <PRI> (group ``pri``)
+    STATUS = "status"  # HTTP status (group ``status``)
+    NONE = "none"  # the format has no level: sniff the message, then infer
+
+
+@dataclass(frozen=True, slots=True)
+class LineFormat:
+    """One row of the format table."""
+
+    name: str
+    pattern: re.Pattern[str]
+    level: LevelRule
+    starts: str  # characters a matching line can start with; "" = any
+    example: str
+    nested: bool = False  # ``msg`` is itself a line to normalise (CFDR prefix)
+
+
+DIGITS: Final = "0123456789"
+UPPER: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+LOWER: Final = "abcdefghijklmnopqrstuvwxyz"
+
+_FRAC = r"(?:[.,](?P<f>\d{1,9}))?"
+_HMS = r"(?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})"
+_TZ = r"(?P<tz>Z|[+-]\d{2}:?\d{2}| UTC| GMT| [+-]\d{2}:?\d{2})?"
+_MON = r"(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_WDAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+TS_ISO: Final = rf"(?P<Y>\d{{4}})-(?P<m>\d{{2}})-(?P<d>\d{{2}})[T ]{_HMS}{_FRAC}{_TZ}"
+TS_SLASH: Final = rf"(?P<Y>\d{{4}})/(?P<m>\d{{2}})/(?P<d>\d{{2}})[ T]{_HMS}{_FRAC}{_TZ}"
+TS_DOTTED: Final = (
+    r"(?P<Y>\d{4})\.(?P<m>\d{2})\.(?P<d>\d{2})[ -](?P<H>\d{2})[:.](?P<M>\d{2})[:.](?P<S>\d{2})"
+    rf"{_FRAC}{_TZ}"
+)
+TS_DASHED: Final = (  # 2005-06-03-15.42.50.675872 (IBM RAS logs)
+    r"(?P<Y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})-(?P<H>\d{2})\.(?P<M>\d{2})\.(?P<S>\d{2})(?:\.(?P<f>\d{1,9}))?"
+)
+TS_YY_SLASH: Final = rf"(?P<y>\d{{2}})/(?P<m>\d{{2}})/(?P<d>\d{{2}}) {_HMS}{_FRAC}"
+TS_YYMMDD: Final = r"(?P<y>\d{2})(?P<m>\d{2})(?P<d>\d{2}) (?P<H>\d{2})(?P<M>\d{2})(?P<S>\d{2})"
+TS_COMPACT: Final = (
+    r"(?P<Y>\d{4})(?P<m>\d{2})(?P<d>\d{2})-(?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})(?:[:.](?P<f>\d{1,6}))?"
+)
+TS_MONTH_DAY: Final = rf"(?P<m>\d{{2}})-(?P<d>\d{{2}}) {_HMS}{_FRAC}"
+TS_SYSLOG: Final = rf"{_MON} {{1,2}}(?P<d>\d{{1,2}}) (?:(?P<Y>\d{{4}}) )?{_HMS}{_FRAC}"
+TS_APACHE: Final = rf"{_WDAY} {_MON} (?P<d>\d{{1,2}}) {_HMS}{_FRAC} (?P<Y>\d{{4}})"
+TS_CLF: Final = rf"(?P<d>\d{{2}})/{_MON}/(?P<Y>\d{{4}}):{_HMS} (?P<tz>[+-]\d{{4}})"
+TS_DAY_MON: Final = rf"(?P<d>\d{{1,2}}) {_MON} (?P<Y>\d{{4}}) {_HMS}{_FRAC}"
+TS_US: Final = (
+    r"(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<Y>\d{4}),? (?P<H>\d{1,2}):(?P<M>\d{2}):(?P<S>\d{2})"
+    r"(?: (?P<ampm>[AaPp][Mm]))?"
+)
+TS_EPOCH: Final = r"(?P<epoch>1\d{9}(?:\.\d{1,9})?|1\d{12})"
+
+# Level in a known header position: upper-case bare word, or any case when bracketed.
+_LV = rf"(?P<level>(?i:{LEVEL_WORDS}))"
+_LV_UPPER = rf"(?P<level>{LEVEL_WORDS})"
+_LV_ANY = (
+    rf"(?:\[\s*(?P<level_b>(?i:{LEVEL_WORDS}))\s*\]|<(?P<level_a>(?i:{LEVEL_WORDS}))>|{_LV_UPPER}(?![\w.-]))"
+)
+_SYSLOG_TAG = r"(?P<app>[^\s\[:]+(?:\([^)\s]*\))?(?: \d[\w.]*(?=:))?|[^\[:]{1,48}?(?=\[\d+\]:))(?:\[(?P<pid>\d+)\])?(?: \([^)]*\))?"
+_THREAD = r"\[(?P<thread>[^\]]*)\]"
+_LOGGER = r"(?P<logger>[A-Za-z_$][\w$.\-]*(?:\$[\w$]+)?)"
+
+
+def _fmt(
+    name: str, pattern: str, level: LevelRule, starts: str, example: str, *, nested: bool = False
+) -> LineFormat:
+    return LineFormat(name, re.compile(pattern, re.DOTALL), level, starts, example, nested)
+
+
+W, L, P, S, N = LevelRule.WORD, LevelRule.LETTER, LevelRule.PRI, LevelRule.STATUS, LevelRule.NONE
+
+# The format table: the single source of truth (``cali parse``, the consumer, the indexer,
+# ``cali demo`` and docs/ingest.md all read it). Order matters: specific shapes first.
+FORMATS: Final[tuple[LineFormat, ...]] = (
+    # --- syslog with <PRI> -------------------------------------------------------------
+    _fmt(
+        "syslog-5424",
+        rf"<(?P<pri>\d{{1,3}})>1 (?:{TS_ISO}|-) (?P<host>\S+) (?P<app>\S+) (?P<pid>\S+) (?P<msgid>\S+) "
+        r"(?P<sd>-|(?:\[[^\]]*\])+) ?(?:\ufeff)?(?P<msg>.*)",
+        P,
+        "<",
+        "<165>1 2026-11-23T10:00:01.003Z web1 nginx 1234 ID47 - upstream timed out",
+    ),
+    _fmt(
+        "syslog-3164",
+        rf"<(?P<pri>\d{{1,3}})>{TS_SYSLOG} (?P<host>\S+) {_SYSLOG_TAG}: ?(?P<msg>.*)",
+        P,
+        "<",
+        "<34>Nov 23 10:00:01 web1 su[77]: 'su root' failed for lonvick on /dev/pts/8",
+    ),
+    _fmt(
+        "syslog-3164-iso",
+        rf"<(?P<pri>\d{{1,3}})>{TS_ISO} (?P<host>\S+) {_SYSLOG_TAG}: ?(?P<msg>.*)",
+        P,
+        "<",
+        "<11>2026-11-23T10:00:01.123+00:00 web1 app[77]: disk full",
+    ),
+    # --- supercomputer logs (USENIX CFDR: BG/L, Thunderbird, Spirit, Liberty): a label
+    # ("-" for none), epoch seconds, date and node before the node's own line.
+    _fmt(
+        "cfdr",
+        rf"(?P<label>[^\s\d]\S*) {TS_EPOCH} \d{{4}}\.\d{{2}}\.\d{{2}} (?P<node>\S+) (?P<msg>.*)",
+        N,
+        "",
+        "- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL INFO cache",
+        nested=True,
+    ),
+    # --- Apache httpd error log (2.2 and 2.4) -----------------------------------------
+    _fmt(
+        "apache-error",
+        rf"\[{TS_APACHE}\] \[(?:(?P<module>[\w-]+):)?(?P<level>\w+)\]"
+        r"(?: \[pid (?P<pid>\d+)(?::tid (?P<tid>\d+))?\])?(?: (?P<code>AH\d+):)? (?P<msg>.*)",
+        W,
+        "[",
+        "[Sun Dec 04 04:47:44 2005] [error] mod_jk child workerEnv in error state 6",
+    ),
+    # --- HTTP access logs (NCSA common/combined: nginx, Apache, gunicorn, Traefik) -----
+    _fmt(
+        "http-access",
+        rf"(?P<client>\S+) (?P<ident>\S+) (?P<user>\S+) \[{TS_CLF}\] "
+        r"(?P<msg>\"(?P<request>[^\"]*)\" (?P<status>\d{3}) (?P<bytes>\S+).*)",
+        S,
+        "",
+        '10.0.0.1 - - [23/Nov/2026:10:00:01 +0000] "GET /api HTTP/1.1" 502 157 "-" "curl/8.5"',
+    ),
+    # Django's runserver / django.server: [23/Nov/2026 10:00:01] "GET / HTTP/1.1" 500 145
+    _fmt(
+        "django-server",
+        r"\[(?P<d>\d{2})/" + _MON + r"/(?P<Y>\d{4})[ :]" + _HMS + r"\] "
+        r"(?P<msg>\"(?P<request>[^\"]*)\" (?P<status>\d{3}) (?P<bytes>\S+).*)",
+        S,
+        "[",
+        '[23/Nov/2026 10:00:01] "GET /orders/ HTTP/1.1" 500 145',
+    ),
+    # --- bracketed-time formats ------------------------------------------------------
+    # Elasticsearch: [2026-11-23T10:00:01,123][WARN ][o.e.c.r.a.DiskThresholdMonitor] [node-1] msg
+    _fmt(
+        "elasticsearch",
+        rf"\[{TS_ISO}\]\[{_LV}\s*\]\[(?P<logger>[^\]]+)\]\s*(?:\[(?P<node>[^\]]*)\] )?(?P<msg>.*)",
+        W,
+        "[",
+        "[2026-11-23T10:00:01,123][WARN ][o.e.c.r.a.DiskThresholdMonitor] [node-1] high disk watermark",
+    ),
+    # Kafka / ZooKeeper 3.5+ style log4j: [2026-11-23 10:00:01,123] ERROR msg (kafka.server.ReplicaManager)
+    _fmt(
+        "kafka",
+        rf"\[{TS_ISO}\] {_LV}\s+(?P<msg>.*?)(?: \((?P<logger>[\w.$]+)\))?\s*$",
+        W,
+        "[",
+        "[2026-11-23 10:00:01,123] ERROR Error processing fetch (kafka.server.ReplicaManager)",
+    ),
+    # gunicorn error log: [2026-11-23 10:00:01 +0000] [12345] [ERROR] msg
+    _fmt(
+        "gunicorn",
+        rf"\[{TS_ISO}\] \[(?P<pid>\d+)\] \[{_LV}\] (?P<msg>.*)",
+        W,
+        "[",
+        "[2026-11-23 10:00:01 +0000] [12345] [ERROR] Exception in worker process",
+    ),
+    # Flask default: [2026-11-23 10:00:01,456] ERROR in app: msg
+    _fmt(
+        "flask",
+        rf"\[{TS_ISO}\] {_LV} in (?P<logger>[^\s:]+): (?P<msg>.*)",
+        W,
+        "[",
+        "[2026-11-23 10:00:01,456] ERROR in app: Exception on /checkout [POST]",
+    ),
+    # Serilog / .NET short console: [10:00:01 ERR] msg, or with a date
+    _fmt(
+        "serilog",
+        rf"\[(?:{TS_ISO}|\d{{2}}:\d{{2}}:\d{{2}}(?:\.\d+)?) {_LV}\] (?P<msg>.*)",
+        W,
+        "[",
+        "[10:00:01 ERR] Payment 42 failed",
+    ),
+    # Proxifier-style [MM.dd HH:mm:ss] program - msg
+    _fmt(
+        "bracket-month-day",
+        rf"\[(?P<m>\d{{2}})\.(?P<d>\d{{2}}) {_HMS}\] (?P<program>\S+) - (?P<msg>.*)",
+        N,
+        "[",
+        "[10.30 16:49:06] chrome.exe - proxy.example.com:5070 close, 0 bytes sent",
+    ),
+    # Any other bracketed ISO time: [2026-11-23 10:00:01.123] [ERROR] msg / [ts] ERROR msg
+    _fmt(
+        "bracket-iso",
+        rf"\[{TS_ISO}\]\s*(?:\[(?P<thread>[^\]]*)\]\s*)??(?:{_LV_ANY}:?\s+)?(?:[-:|]\s+)?(?P<msg>.*)",
+        W,
+        "[",
+        "[2026-11-23 10:00:01.123] [ERROR] disk full",
+    ),
+    # pino-pretty: [10:00:01.123] ERROR (1234 on host): msg
+    _fmt(
+        "pino-pretty",
+        rf"\[(?:{TS_ISO}|\d{{2}}:\d{{2}}:\d{{2}}\.\d{{3}})\] {_LV_UPPER} \((?:(?P<name>[^)/]+)/)?(?P<pid>\d+) on "
+        r"(?P<host>[^)]+)\): (?P<msg>.*)",
+        W,
+        "[",
+        "[10:00:01.123] ERROR (1234 on web-1): request failed",
+    ),
+    # --- ISO timestamp first ------------------------------------------------------------
+    # Spring Boot 2/3 default console: ts LEVEL pid --- [app] [thread] [trace] logger : msg
+    _fmt(
+        "spring-boot",
+        rf"{TS_ISO}\s+{_LV_UPPER}\s+(?:\[(?P<service>[^,\]\s]*),(?P<trace_id>[0-9a-f]*),(?P<span_id>[0-9a-f]*)"
+        r"(?:,[^\]]*)?\]\s+)?(?P<pid>\d+) --- (?:\[(?P<app>[^\]]*)\] )?\[\s*(?P<thread>[^\]]*)\] "
+        r"(?:\[(?:(?P<trace>[0-9a-f]{32})-(?P<span>[0-9a-f]{16}))?\s*\] )?(?P<logger>\S+)\s+: (?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23T18:48:39.123Z ERROR 1 --- [payments] [nio-8080-exec-4] c.a.p.PaymentService : charge failed",
+    ),
+    # MySQL 8 error log: 2026-11-23T10:00:01.123456Z 0 [ERROR] [MY-010000] [Server] msg
+    _fmt(
+        "mysql",
+        rf"{TS_ISO} (?P<thread>\d+) \[(?P<level>\w+)\](?: \[(?P<code>MY-\d+)\])?(?: \[(?P<subsystem>\w+)\])? "
+        r"(?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23T10:00:01.123456Z 0 [ERROR] [MY-010119] [Server] Aborting",
+    ),
+    # PostgreSQL default: 2026-11-23 10:00:01.123 UTC [1234] ERROR:  msg
+    _fmt(
+        "postgresql",
+        rf"{TS_ISO}(?: \w+)? \[(?P<pid>\d+)\](?: (?P<user>\S+)@(?P<db>\S+))? "
+        r"(?P<level>LOG|ERROR|WARNING|FATAL|PANIC|INFO|NOTICE|DEBUG\d?|STATEMENT|DETAIL|HINT|CONTEXT):\s+"
+        r"(?P<msg>.*)",
+        W,
+        DIGITS,
+        '2026-11-23 10:00:01.123 UTC [1234] ERROR:  relation "orders" does not exist',
+    ),
+    # nginx error log: 2026/11/23 10:00:01 [error] 1234#0: *5 msg
+    _fmt(
+        "nginx-error",
+        rf"{TS_SLASH} \[{_LV}\] (?P<pid>\d+)#(?P<tid>\d+): (?:\*(?P<connection>\d+) )?(?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026/11/23 10:00:01 [error] 1234#0: *5 connect() failed (111: Connection refused)",
+    ),
+    # Windows CBS / CBS-like: 2016-09-28 04:30:30, Info                  CBS    msg
+    _fmt(
+        "windows-cbs",
+        rf"{TS_ISO}, {_LV}\s+(?:(?P<component>[A-Za-z][\w-]*)\s{{2,}})?(?P<msg>.*)",
+        W,
+        DIGITS,
+        "2016-09-28 04:30:31, Error                 CBS    Failed to load the package",
+    ),
+    # AWS Lambda runtimes: ts<TAB>request-id<TAB>LEVEL<TAB>msg (Node) / ts<TAB>id<TAB>msg
+    _fmt(
+        "aws-lambda",
+        rf"{TS_ISO}\t(?P<request_id>[0-9a-f-]{{36}}|undefined)\t(?:{_LV}\t)?(?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23T10:00:01.123Z\t5c3b3a1e-0b5e-4f4e-9f0e-2b2c3d4e5f60\tERROR\tInvoke Error",
+    ),
+    # zap development / tab-separated console: ts<TAB>LEVEL<TAB>caller<TAB>msg
+    _fmt(
+        "tsv",
+        rf"{TS_ISO}\t{_LV}\t(?:(?P<caller>[\w./-]+:\d+)\t)?(?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23T10:00:01.123Z\tERROR\tcharge/charge.go:42\tcharge failed",
+    ),
+    # ZooKeeper 3.4 / log4j "%d - %-5p [%t:%C{1}@%L] - %m"
+    _fmt(
+        "log4j-dash",
+        rf"{TS_ISO}\s+-\s+{_LV_UPPER}\s+\[(?P<thread>.*?)\]\s+-\s+(?P<msg>.*)",
+        W,
+        DIGITS,
+        "2015-07-29 19:04:29,071 - WARN  [SendWorker:188978561024:QuorumCnxManager$SendWorker@688] - Send worker leaving",
+    ),
+    # logback/log4j2 "%d [%thread] %-5level %logger - %msg" (logback 1.3+: " -- ")
+    _fmt(
+        "logback",
+        rf"{TS_ISO}\s+{_THREAD}\s+{_LV_UPPER}\s+{_LOGGER}\s+--? (?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23 10:00:01.456 [http-1] ERROR com.acme.OrderService - order 1234 failed",
+    ),
+    # Python cookbook "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+    _fmt(
+        "python-cookbook",
+        rf"{TS_ISO} - (?P<logger>\S+) - {_LV_UPPER} - (?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23 10:00:01,456 - app.worker - ERROR - job failed",
+    ),
+    # Go/klog-ish and Java "ts LEVEL [thread] logger: msg" / "ts LEVEL logger - msg" /
+    # Spark/Hadoop/HDFS "ts [pid] LEVEL component: msg" with any of the date shapes.
+    *(
+        _fmt(
+            f"{name}-level-logger",
+            rf"{ts}\s+(?:(?P<pid>\d+) )?{_LV_UPPER}\s+(?:{_THREAD}\s+)?{_LOGGER}(?::(?P<line>\d+))?"
+            r"(?::|\s+--?) (?P<msg>.*)",
+            W,
+            DIGITS,
+            example,
+        )
+        for name, ts, example in (
+            (
+                "iso",
+                TS_ISO,
+                "2015-10-18 18:01:47,978 INFO [main] org.apache.hadoop.mapreduce.v2.app.MRAppMaster: Created",
+            ),
+            (
+                "yy-slash",
+                TS_YY_SLASH,
+                "17/06/09 20:10:40 INFO executor.CoarseGrainedExecutorBackend: Registered",
+            ),
+            (
+                "yymmdd",
+                TS_YYMMDD,
+                "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 terminating",
+            ),
+            ("slash", TS_SLASH, "2026/11/23 10:00:01 ERROR com.acme.Job: job failed"),
+            ("dotted", TS_DOTTED, "2026.11.23 10:00:01 ERROR com.acme.Job: job failed"),
+        )
+    ),
+    # OpenStack/oslo.log: ts pid LEVEL logger [context] msg
+    _fmt(
+        "oslo",
+        rf"{TS_ISO} (?P<pid>\d+) {_LV_UPPER} (?P<logger>[\w.]+) \[(?P<context>[^\]]*)\] (?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23 10:00:01.008 25746 ERROR nova.compute.manager [req-1 - - - - -] Instance failed",
+    ),
+    # Python "%(asctime)s %(levelname)s %(name)s %(message)s": a dotted/``root`` logger name
+    _fmt(
+        "iso-level-name",
+        rf"{TS_ISO}\s+{_LV_UPPER}\s+(?P<logger>root|__main__|[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)+) (?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23 10:00:01,123 ERROR app.db connection lost",
+    ),
+    # .NET console with a timestamp: ts fail: Category[12] msg
+    _fmt(
+        "dotnet-console-ts",
+        rf"{TS_ISO} (?P<level>trce|dbug|info|warn|fail|crit): (?P<logger>[\w.]+)\[(?P<event_id>\d+)\]\s*(?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23T10:00:01.123Z fail: Microsoft.AspNetCore.Server.Kestrel[13] Unhandled exception",
+    ),
+    # Generic: any timestamp, then an optional level word, then the message.
+    *(
+        _fmt(
+            f"{name}",
+            rf"{ts}(?:\s*[,|]|\s+-)?\s+(?:{_LV_ANY}:?\s+(?:[-:|]\s+)?)?(?P<msg>.*)",
+            W,
+            DIGITS,
+            example,
+        )
+        for name, ts, example in (
+            ("iso", TS_ISO, "2026-11-23T10:00:01.123Z ERROR payment failed"),
+            ("slash", TS_SLASH, "2026/11/23 10:00:01 connection refused"),
+            ("dotted", TS_DOTTED, "2026.11.23 10:00:01 ERROR disk full"),
+            ("yy-slash", TS_YY_SLASH, "26/11/23 10:00:01 WARN slow"),
+            ("yymmdd", TS_YYMMDD, "261123 100001 ERROR disk full"),
+        )
+    ),
+    # Android logcat threadtime: 03-17 16:13:38.811  1702  2395 D WindowManager: msg
+    _fmt(
+        "logcat",
+        rf"{TS_MONTH_DAY}\s+(?P<pid>\d+)\s+(?P<tid>\d+) (?P<letter>[VDIWEFA]) (?P<tag>[^:]*?)\s*: (?P<msg>.*)",
+        L,
+        DIGITS,
+        "03-17 16:13:38.811  1702  2395 E ActivityManager: ANR in com.example",
+    ),
+    # logcat "time": 03-17 16:13:38.811 E/Tag( 1234): msg
+    _fmt(
+        "logcat-time",
+        rf"{TS_MONTH_DAY}\s+(?P<letter>[VDIWEFA])/(?P<tag>[^(]*?)\(\s*(?P<pid>\d+)\): (?P<msg>.*)",
+        L,
+        DIGITS,
+        "03-17 16:13:38.811 E/AndroidRuntime( 1234): FATAL EXCEPTION: main",
+    ),
+    # yyyyMMdd-HH:mm:ss:SSS|component|pid|msg (and any pipe-separated header after it)
+    _fmt(
+        "compact-pipe",
+        rf"{TS_COMPACT}\|(?:{_LV_ANY}\|)?(?P<component>[^|\s]*)\|(?P<pid>\d+)\|(?P<msg>.*)",
+        W,
+        DIGITS,
+        "20171223-22:15:29:606|Step_LSC|30002312|onStandStepChanged 3579",
+    ),
+    _fmt(
+        "compact",
+        rf"{TS_COMPACT}(?:\s*[|,]|\s+-)?\s*(?:{_LV_ANY}:?\s+)?(?P<msg>.*)",
+        W,
+        DIGITS,
+        "20261123-10:00:01:123 ERROR disk full",
+    ),
+    # IBM RAS (BG/L) node line after the CFDR prefix: ts node type component LEVEL msg
+    _fmt(
+        "ras",
+        rf"{TS_DASHED} (?P<location>\S+) (?P<type>[A-Z_]+) (?P<component>[A-Z_]+) {_LV_UPPER} (?P<msg>.*)",
+        W,
+        DIGITS,
+        "2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL FATAL data TLB error interrupt",
+    ),
+    _fmt(
+        "dashed",
+        rf"{TS_DASHED}\s+(?:{_LV_ANY}:?\s+)?(?P<msg>.*)",
+        W,
+        DIGITS,
+        "2005-06-03-15.42.50.675872 ERROR disk full",
+    ),
+    # Redis: 1:M 23 Nov 2026 10:00:01.123 # msg   (. debug, - verbose, * notice, # warning)
+    _fmt(
+        "redis",
+        rf"(?P<pid>\d+):(?P<role>[XCSM]) {TS_DAY_MON} (?P<mark>[.\-*#]) (?P<msg>.*)",
+        N,
+        DIGITS,
+        "1:M 23 Nov 2026 10:00:01.123 # Can't save in background: fork: Cannot allocate memory",
+    ),
+    # log4j DATE: 23 Nov 2026 10:00:01,123 ERROR msg
+    _fmt(
+        "day-month-year",
+        rf"{TS_DAY_MON}\s+(?:{_LV_ANY}:?\s+)?(?:{_THREAD}\s+)?(?P<msg>.*)",
+        W,
+        DIGITS,
+        "23 Nov 2026 10:00:01,123 ERROR [main] job failed",
+    ),
+    # US date: 11/23/2026 10:00:01 AM ...
+    _fmt(
+        "us-date",
+        rf"{TS_US}\s+(?:{_LV_ANY}:?\s+)?(?P<msg>.*)",
+        W,
+        DIGITS,
+        "11/23/2026 10:00:01 AM ERROR disk full",
+    ),
+    # epoch seconds/milliseconds first: 1700000000.123 ERROR msg
+    _fmt(
+        "epoch",
+        rf"{TS_EPOCH}\s+(?:{_LV_ANY}:?\s+)?(?P<msg>.*)",
+        W,
+        DIGITS,
+        "1700000000.123 ERROR disk full",
+    ),
+    # --- month-name first: syslog files (RFC 3164 without PRI, rsyslog default) -------
+    _fmt(
+        "syslog",
+        rf"{TS_SYSLOG} (?P<host>[\w.\-/:]+) {_SYSLOG_TAG}: ?(?P<msg>.*)",
+        N,
+        "JFMASOND",
+        "Dec 10 06:55:46 LabSZ sshd[24200]: Failed password for invalid user webmaster",
+    ),
+    _fmt(
+        "syslog-notag",
+        rf"{TS_SYSLOG} (?P<host>[\w.\-/:]+) (?P<msg>.*)",
+        N,
+        "JFMASOND",
+        "Jun 14 15:16:01 combo restarting",
+    ),
+    # rsyslog high-precision: 2026-11-23T10:00:01.123456+00:00 host tag[pid]: msg
+    # --- letter-first and level-first shapes ---------------------------------------------
+    # klog/glog: E1123 10:00:01.123456    1234 file.go:123] msg
+    _fmt(
+        "klog",
+        rf"(?P<letter>[IWEF])(?P<m>\d{{2}})(?P<d>\d{{2}}) {_HMS}{_FRAC}\s+(?P<tid>\d+) (?P<caller>[^\]\s]+)\] (?P<msg>.*)",
+        L,
+        "IWEF",
+        "E1123 10:00:01.123456    1234 kubelet.go:2183] Error syncing pod",
+    ),
+    # Ruby Logger / Rails: E, [2026-11-23T10:00:01.123456 #1234] ERROR -- app: msg
+    _fmt(
+        "ruby-logger",
+        rf"(?P<letter>[DIWEFAU]), \[{TS_ISO} #(?P<pid>\d+)\]\s+(?:{_LV_UPPER}|ANY) -- (?P<progname>[^:]*): (?P<msg>.*)",
+        L,
+        "DIWEFAU",
+        "E, [2026-11-23T10:00:01.123456 #1234] ERROR -- : PG::ConnectionBad: could not connect",
+    ),
+    # logrus TTY: ERRO[0042] msg key=value
+    _fmt(
+        "logrus-tty",
+        r"(?P<level>DEBU|INFO|WARN|ERRO|FATA|PANI|TRAC)\[(?P<elapsed>\d+)\] (?P<msg>.*)",
+        W,
+        "DIWEFPT",
+        'ERRO[0042] failed to connect to database   error="dial tcp: connection refused"',
+    ),
+    # .NET console (Microsoft.Extensions.Logging): fail: Category[12] msg (often on the next line)
+    _fmt(
+        "dotnet-console",
+        r"(?P<level>trce|dbug|info|warn|fail|crit): (?P<logger>[\w.]+)\[(?P<event_id>\d+)\]\s*(?P<msg>.*)",
+        W,
+        "tdiwfc",
+        'fail: Microsoft.AspNetCore.Server.Kestrel[13] Connection id "0HM": An unhandled exception was thrown',
+    ),
+    # uvicorn / Python basicConfig: "ERROR:    msg", "ERROR:root:msg"
+    _fmt(
+        "python-basic",
+        r"(?P<level>CRITICAL|ERROR|WARNING|INFO|DEBUG):(?P<logger>[^:\s]*):(?P<msg>.*)",
+        W,
+        "CEWID",
+        "ERROR:root:job failed",
+    ),
+    _fmt(
+        "level-colon",
+        rf"{_LV_UPPER}:\s+(?P<msg>.*)",
+        W,
+        UPPER,
+        "ERROR:    Exception in ASGI application",
+    ),
+    # Level first, then a time: "ERROR 2026-11-23 10:00:01,123 views 1234 5678 msg" (Django
+    # verbose), "[ERROR]\t2026-11-23T10:00:01.123Z\treqid\tmsg" (Lambda Python).
+    _fmt(
+        "level-iso",
+        rf"(?:\[{_LV}\]|{_LV_UPPER.replace('level', 'level_b')})\s+{TS_ISO}\s+"
+        r"(?:(?P<request_id>[0-9a-f-]{36})\s+)?(?P<msg>.*)",
+        W,
+        "[" + UPPER,
+        "[ERROR]\t2026-11-23T10:00:01.123Z\t5c3b3a1e-0b5e-4f4e-9f0e-2b2c3d4e5f60\tboom",
+    ),
+    # Kubernetes events as kubectl prints them: LAST SEEN TYPE REASON OBJECT MESSAGE
+    _fmt(
+        "kube-events",
+        r"(?P<age>\d+[smhd]\w*|<unknown>)\s+(?P<level>Normal|Warning)\s+(?P<reason>[A-Z]\w+)\s+"
+        r"(?P<object>[\w.-]+/[\w.-]+)\s+(?P<msg>.*)",
+        W,
+        DIGITS + "<",
+        "5m   Warning   BackOff   pod/api-7c9   Back-off restarting failed container",
+    ),
+    # Windows Event Viewer "Save as text": Level<TAB>date time<TAB>source<TAB>id<TAB>task<TAB>msg
+    _fmt(
+        "windows-event",
+        rf"(?P<level>Information|Warning|Error|Critical|Verbose)\t{TS_US}\t(?P<source>[^\t]*)\t"
+        r"(?P<event_id>\d+)\t(?P<task>[^\t]*)\t(?P<msg>.*)",
+        W,
+        "IWECV",
+        "Error\t11/23/2026 10:00:01 AM\tService Control Manager\t7034\tNone\tThe service terminated unexpectedly.",
+    ),
+    # AWS Lambda platform lines (no time: CloudWatch's event time is the record's)
+    _fmt(
+        "aws-lambda-platform",
+        r"(?P<msg>(?P<kind>START|END|REPORT|INIT_START|INIT_REPORT|EXTENSION|TELEMETRY) (?:RequestId: "
+        r"(?P<request_id>[0-9a-f-]{36})|Runtime Version|Extension)?.*)",
+        N,
+        "STARIE",
+        "REPORT RequestId: 5c3b3a1e-0b5e-4f4e-9f0e-2b2c3d4e5f60 Duration: 3000.00 ms Status: timeout",
+    ),
+    # logfmt (logrus/slog text, ECS agent, Heroku): level=error time=... msg="..."
+    _fmt(
+        "logfmt",
+        r"(?P<msg>[A-Za-z_][\w.-]*=(?:\"(?:[^\"\\]|\\.)*\"|\S*)(?: +[A-Za-z_][\w.-]*=(?:\"(?:[^\"\\]|\\.)*\"|\S*))+)\s*",
+        N,
+        UPPER + LOWER + "_",
+        'time="2026-11-23T10:00:01Z" level=error msg="failed to pull image" module=docker_client.go',
+    ),
+)
+
+_NAMES: Final = frozenset(fmt.name for fmt in FORMATS)
+assert len(_NAMES) == len(FORMATS), "format names must be unique"
+
+
+def _index(formats: Iterable[LineFormat]) -> dict[str, tuple[LineFormat, ...]]:
+    """First character -> the formats worth trying, in table order."""
+    table = tuple(formats)
+    chars = {char for fmt in table for char in fmt.starts}
+    index = {char: tuple(fmt for fmt in table if not fmt.starts or char in fmt.starts) for char in chars}
+    index[""] = tuple(fmt for fmt in table if not fmt.starts)
+    return index
+
+
+_BY_FIRST: Final = _index(FORMATS)
+
+_TIME_ONLY: Final = tuple(
+    re.compile(rf"\s*{shape}\s*$")
+    for shape in (
+        TS_ISO,
+        TS_SLASH,
+        TS_DOTTED,
+        TS_DASHED,
+        TS_YY_SLASH,
+        TS_YYMMDD,
+        TS_COMPACT,
+        TS_MONTH_DAY,
+        TS_SYSLOG,
+        TS_APACHE,
+        TS_CLF,
+        TS_DAY_MON,
+        TS_US,
+        TS_EPOCH,
+    )
+)
+
+
+def parse_time_text(text: str, arrival: datetime) -> datetime | None:
+    """A value that is only a time (a JSON ``time`` key, a CSV column) in any table shape."""
+    for pattern in _TIME_ONLY:
+        match = pattern.match(text)
+        if match is not None:
+            return time_from_groups(match.groupdict(), arrival)
+    return None
+
+
+# ----------------------------------------------------------------------------- implied severity
+
+_ERROR_RULES: Final = (
+    # A process or the kernel says it died or is about to.
+    r"kernel panic|\bpanic(?:ked)?\b|\bsegfault\b|segmentation fault|core dumped|out of memory"
+    r"|\boom[- ]kill|killed process|\bfatal error\b|unhandled exception|uncaught exception"
+    r"|traceback \(most recent call last\)|exception in thread|task timed out"
+    r"|(?<![\w-])error ?: |\berror (?:code|status)\b"
+)
+_WARN_RULES: Final = (
+    # Security: what an attacker's attempts look like in auth logs.
+    r"authentication failure|failed password|break-in attempt|invalid user|illegal user"
+    r"|permission denied|access denied|\bdenied\b|unauthori[sz]ed"
+    # Something the caller needed did not happen.
+    r"|\bfail(?:ed|ure|s)?\b|\brefused\b|timed out|\bunavailable\b|\bunreachable\b"
+    r"|\bcannot\b|can't|could not|couldn't|unable to|\baborted\b|\bcorrupt(?:ed|ion)?\b"
+)
+# Phrases that contain a rule word but report success or no problem.
+_BENIGN: Final = (
+    r"\b(?:no|0|zero|without) (?:errors?|failures?|warnings?)\b|\bsucceeded\b|\bsuccessful(?:ly)?\b"
+    r"|\b(?:detected and )?corrected\b"
+    r"|error[_ ]?(?:rate|count)=0\b|failed=0\b|errors?=0\b|\bfailover (?:complete|succeeded)\b"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ImpliedSeverity:
+    """Conservative level for lines that carry none (``level_source="inferred"``).
+
+    ERROR for what only a dying process says (panic, segfault, OOM kill, unhandled
+    exception, "Task timed out", "error:"), WARN for failed, refused, denied, timed out,
+    unavailable, authentication failure, break-in attempt; a line that says it succeeded or
+    had no errors is not flagged. ``extra_error`` / ``extra_warn`` add patterns (per
+    environment or service, from settings); ``enabled=False`` turns inference off.
+    """
+
+    enabled: bool = True
+    extra_error: tuple[str, ...] = ()
+    extra_warn: tuple[str, ...] = ()
+    _error: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _warn: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _benign: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        error = "|".join((_ERROR_RULES, *self.extra_error))
+        warn = "|".join((_WARN_RULES, *self.extra_warn))
+        object.__setattr__(self, "_error", re.compile(error, re.IGNORECASE))
+        object.__setattr__(self, "_warn", re.compile(warn, re.IGNORECASE))
+        object.__setattr__(self, "_benign", re.compile(_BENIGN, re.IGNORECASE))
+
+    def classify(self, message: str) -> Level | None:
+        """ERROR, WARN or None (nothing implied) for a message without a level."""
+        if not self.enabled:
+            return None
+        head = message[:INFER_CHARS]
+        if self._error.search(head):
+            return Level.ERROR
+        if self._warn.search(head) and not self._benign.search(head):
+            return Level.WARN
+        return None
+
+
+INFER_CHARS: Final = 512  # the first line's head says what happened; a trace's tail does not
+
+# ----------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedLine:
+    """What one line says about itself."""
+
+    format: str  # a FORMATS name, "json" or "unknown"
+    timestamp: datetime | None
+    level: Level | None
+    level_source: str  # "line" | "inferred" | "default"
+    message: str
+    fields: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``cali parse`` output object."""
+        return {
+            "timestamp": self.timestamp.isoformat().replace("+00:00", "Z") if self.timestamp else None,
+            "level": self.level.name if self.level is not None else None,
+            "level_source": self.level_source,
+            "message": self.message,
+            "format": self.format,
+            "fields": self.fields,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLevels:
+    """HTTP status -> level for access lines (``status >= error_from`` is ERROR)."""
+
+    error_from: int = 500
+    warn_from: int = 400
+
+    def level(self, status: int) -> Level:
+        if status >= self.error_from:
+            return Level.ERROR
+        if status >= self.warn_from:
+            return Level.WARN
+        return Level.INFO
+
+
+_FIELD_SKIP: Final = frozenset(("msg", "level", "level_b", "level_a", "letter", "pri", "sd", *_TIME_KEYS))
+# Level word at the start of a message whose header had none: "ERROR: ...", "[warn] ...".
+_MESSAGE_LEVEL: Final = re.compile(
+    rf"(?:\[\s*(?P<level_b>(?i:{LEVEL_WORDS}))\s*\]|(?P<level>{LEVEL_WORDS})(?=[\s:\]|,])"
+    rf"|(?P<level_c>(?i:{LEVEL_WORDS})):\s|(?i:level)=\"?(?P<level_a>\w+))"
+)
+_HEADER_LEVEL: Final = re.compile(
+    rf"(?<![\w.-])(?P<level>{LEVEL_WORDS})(?![\w.-])|\[(?P<level_b>(?i:{LEVEL_WORDS}))\]"
+    rf"|(?P<level_c>(?i:{LEVEL_WORDS})):\s|(?i:level)=\"?(?P<level_a>\w+)"
+)
+SNIFF_CHARS: Final = 160
+_SOURCE_PREFIX: Final = re.compile(
+    r"(?:\[(?P<bracketed>[^\]\s]{1,120})\]|(?P<plain>[^\s|]{1,120})(?: +\|)?) +"
+)
+_LOGFMT_PAIR: Final = re.compile(r"([A-Za-z_][\w.-]*)=(\"(?:[^\"\\]|\\.)*\"|\S*)")
+_JSON_TIME_KEYS: Final = (
+    "@timestamp",
+    "timestamp",
+    "time",
+    "ts",
+    "datetime",
+    "date",
+    "__REALTIME_TIMESTAMP",
+    "t",
+)
+_JSON_LEVEL_KEYS: Final = (
+    "level",
+    "severity",
+    "lvl",
+    "levelname",
+    "log_level",
+    "loglevel",
+    "PRIORITY",
+    "@l",
+    "l",
+)
+_JSON_MESSAGE_KEYS: Final = ("message", "msg", "MESSAGE", "@m", "@mt", "log", "event", "body", "m")
+
+
+class LineNormaliser:
+    """Parse raw lines with the format table; configured once per process."""
+
+    def __init__(
+        self,
+        implied: ImpliedSeverity | None = None,
+        http: HttpLevels | None = None,
+        formats: tuple[LineFormat, ...] = FORMATS,
+    ) -> None:
+        self.implied = implied if implied is not None else ImpliedSeverity()
+        self.http = http if http is not None else HttpLevels()
+        self._by_first = _BY_FIRST if formats is FORMATS else _index(formats)
+
+    def parse(self, line: str, arrival: datetime | None = None) -> ParsedLine:
+        """One line (a multi-line event's first line carries the header) -> ``ParsedLine``."""
+        now = arrival if arrival is not None else datetime.now(UTC)
+        text = line.rstrip("\r\n")
+        stripped = text.lstrip()
+        if stripped[:1] == "{" and stripped.rstrip()[-1:] == "}":
+            parsed = _parse_json(stripped, now, self.implied)
+            if parsed is not None:
+                return parsed
+        return self._parse_text(text, now, depth=0)
+
+    def _parse_text(self, text: str, now: datetime, depth: int) -> ParsedLine:
+        candidates = self._by_first.get(text[:1], self._by_first[""])
+        for fmt in candidates:
+            match = fmt.pattern.match(text)
+            if match is None:
+                continue
+            if fmt.nested and depth == 0:
+                return self._nested(fmt, match, now)
+            return self._build(fmt, match, now)
+        if depth == 0:
+            prefixed = self._prefixed(text, now)
+            if prefixed is not None:
+                return prefixed
+        return self._unknown(text, "unknown", None, {}, sniff=True)
+
+    def _prefixed(self, text: str, now: datetime) -> ParsedLine | None:
+        """A known line behind one source token: ``kubectl logs --prefix`` ("[pod/x/c] ..."),
+        ``docker compose logs`` ("web-1  | ..."), a file name. Only a timed inner line counts."""
+        match = _SOURCE_PREFIX.match(text)
+        if match is None:
+            return None
+        inner = self._parse_text(text[match.end() :], now, depth=1)
+        if inner.format == "unknown" or inner.timestamp is None:
+            return None
+        fields = {"source": match.group("bracketed") or match.group("plain"), **inner.fields}
+        return ParsedLine(
+            f"prefixed+{inner.format}",
+            inner.timestamp,
+            inner.level,
+            inner.level_source,
+            inner.message,
+            fields,
+        )
+
+    def _nested(self, fmt: LineFormat, match: re.Match[str], now: datetime) -> ParsedLine:
+        inner = self._parse_text(match.group("msg"), now, depth=1)
+        groups = match.groupdict()
+        fields = {key: value for key, value in groups.items() if key not in _FIELD_SKIP and value}
+        fields.update(inner.fields)
+        name = fmt.name if inner.format == "unknown" else f"{fmt.name}+{inner.format}"
+        # The prefix's epoch is unambiguous; the node's own time may be local.
+        return ParsedLine(
+            name, time_from_groups(groups, now), inner.level, inner.level_source, inner.message, fields
+        )
+
+    def _build(self, fmt: LineFormat, match: re.Match[str], now: datetime) -> ParsedLine:
+        groups = match.groupdict()
+        timestamp = time_from_groups(groups, now) if _has_time(groups) else None
+        fields = {key: value for key, value in groups.items() if key not in _FIELD_SKIP and value is not None}
+        message = (groups.get("msg") or "").rstrip()
+        level = self._line_level(fmt.level, groups)
+        if fmt.name == "logfmt":
+            return self._logfmt(message, now)
+        if level is not None:
+            return ParsedLine(fmt.name, timestamp, level, "line", message, fields)
+        return self._unknown(message, fmt.name, timestamp, fields)
+
+    def _line_level(self, rule: LevelRule, groups: Mapping[str, str | None]) -> Level | None:
+        if rule is LevelRule.WORD:
+            word = groups.get("level") or groups.get("level_b") or groups.get("level_a")
+            return level_of_word(word) if word else None
+        if rule is LevelRule.LETTER:
+            return _LETTERS.get(groups.get("letter") or "")
+        if rule is LevelRule.PRI:
+            return _SYSLOG_SEVERITY[int(groups.get("pri") or 13) % 8]
+        if rule is LevelRule.STATUS:
+            return self.http.level(int(groups.get("status") or 0))
+        return None
+
+    def _unknown(
+        self,
+        message: str,
+        name: str,
+        timestamp: datetime | None,
+        fields: dict[str, Any],
+        *,
+        sniff: bool = False,
+    ) -> ParsedLine:
+        """No level in the header: a level word leading the message, else infer, else none.
+
+        ``sniff``: the line's shape is unknown, so an upper-case level word anywhere in its
+        first ``SNIFF_CHARS`` characters counts (free text rarely shouts "ERROR").
+        """
+        head = _HEADER_LEVEL.search(message, 0, SNIFF_CHARS) if sniff else _MESSAGE_LEVEL.match(message)
+        if head is not None:
+            word = (
+                head.group("level") or head.group("level_b") or head.group("level_c") or head.group("level_a")
+            )
+            level = level_of_word(word or "")
+            if level is not None:
+                return ParsedLine(name, timestamp, level, "line", message, fields)
+        implied = self.implied.classify(message)
+        if implied is not None:
+            return ParsedLine(name, timestamp, implied, "inferred", message, fields)
+        return ParsedLine(name, timestamp, None, "default", message, fields)
+
+    def _logfmt(self, text: str, now: datetime) -> ParsedLine:
+        pairs = {key: _unquote(value) for key, value in _LOGFMT_PAIR.findall(text)}
+        return _from_mapping(pairs, text, "logfmt", now, self.implied)
+
+
+def _has_time(groups: Mapping[str, str | None]) -> bool:
+    return bool(groups.get("d") or groups.get("epoch"))
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        return value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return value
+
+
+def _first(mapping: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
+    for key in keys:
+        value = mapping.get(key)
+        if value is not None and value != "":
+            return key, value
+    return None, None
+
+
+def _json_time(key: str | None, value: Any, now: datetime) -> datetime | None:
+    if value is None:
+        return None
+    if key == "__REALTIME_TIMESTAMP":  # journald: microseconds since the epoch, as a string
+        try:
+            return datetime.fromtimestamp(int(value) / 1e6, tz=UTC)
+        except (ValueError, OverflowError, OSError):
+            return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _epoch(str(value / 1000 if value > 1e14 else value))  # µs (rare) -> ms
+    if isinstance(value, str):
+        return parse_time_text(value, now)
+    return None
+
+
+def _json_level(key: str | None, value: Any) -> Level | None:
+    if value is None:
+        return None
+    if key == "PRIORITY" or (isinstance(value, str) and value.isdigit() and len(value) == 1):
+        return _SYSLOG_SEVERITY[int(value) % 8]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = int(value)  # pino/bunyan: 10 trace .. 60 fatal
+        if number >= 60:
+            return Level.FATAL
+        return {10: Level.TRACE, 20: Level.DEBUG, 30: Level.INFO, 40: Level.WARN, 50: Level.ERROR}.get(
+            number - number % 10, Level.INFO
+        )
+    return level_of_word(str(value)) if isinstance(value, str) else None
+
+
+def _from_mapping(
+    data: Mapping[str, Any], fallback: str, name: str, now: datetime, implied: ImpliedSeverity
+) -> ParsedLine:
+    time_key, time_value = _first(data, _JSON_TIME_KEYS)
+    level_key, level_value = _first(data, _JSON_LEVEL_KEYS)
+    message_key, message = _first(data, _JSON_MESSAGE_KEYS)
+    used = {time_key, level_key, message_key}
+    fields = {key: value for key, value in data.items() if key not in used}
+    text = message if isinstance(message, str) else fallback
+    timestamp = _json_time(time_key, time_value, now)
+    level = _json_level(level_key, level_value)
+    if level is not None:
+        return ParsedLine(name, timestamp, level, "line", text, fields)
+    inferred = implied.classify(text)
+    if inferred is not None:
+        return ParsedLine(name, timestamp, inferred, "inferred", text, fields)
+    return ParsedLine(name, timestamp, None, "default", text, fields)
+
+
+def _parse_json(text: str, now: datetime, implied: ImpliedSeverity) -> ParsedLine | None:
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    name = "journald" if "__REALTIME_TIMESTAMP" in data or "_SYSTEMD_UNIT" in data else "json"
+    return _from_mapping(data, text, name, now, implied)
+
+
+DEFAULT_NORMALISER: Final = LineNormaliser()
+
+
+def parse_line(line: str, arrival: datetime | None = None) -> ParsedLine:
+    """``DEFAULT_NORMALISER.parse``: the default configuration's view of one line."""
+    return DEFAULT_NORMALISER.parse(line, arrival)
