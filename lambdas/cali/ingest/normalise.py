@@ -49,6 +49,7 @@ from cali.levels import Level
 # FAILURE, Windows' Information/Verbose.
 _EXTRA_LEVELS: Final[dict[str, Level]] = {
     "LOG": Level.INFO,
+    "NORMAL": Level.INFO,  # Kubernetes event type
     "STATEMENT": Level.INFO,
     "DETAIL": Level.INFO,
     "HINT": Level.INFO,
@@ -88,6 +89,7 @@ _LETTERS: Final[dict[str, Level]] = {
     "A": Level.FATAL,  # Android's ASSERT / Ruby's ANY
     "C": Level.FATAL,
 }
+_MARKS: Final = {".": Level.DEBUG, "-": Level.DEBUG, "*": Level.INFO, "#": Level.WARN}
 _SYSLOG_SEVERITY: Final = (
     Level.FATAL,
     Level.FATAL,
@@ -213,6 +215,7 @@ class LevelRule(Enum):
     LETTER = "letter"  # a single letter (group ``letter``)
     PRI = "pri"  # syslog <PRI> (group ``pri``)
     STATUS = "status"  # HTTP status (group ``status``)
+    MARK = "mark"  # Redis' one-character level (group ``mark``)
     NONE = "none"  # the format has no level: sniff the message, then infer
 
 
@@ -266,7 +269,8 @@ TS_EPOCH: Final = r"(?P<epoch>1\d{9}(?:\.\d{1,9})?|1\d{12})"
 _LV = rf"(?P<level>(?i:{LEVEL_WORDS}))"
 _LV_UPPER = rf"(?P<level>{LEVEL_WORDS})"
 _LV_ANY = (
-    rf"(?:\[\s*(?P<level_b>(?i:{LEVEL_WORDS}))\s*\]|<(?P<level_a>(?i:{LEVEL_WORDS}))>|{_LV_UPPER}(?![\w.-]))"
+    rf"(?:\[\s*(?P<level_b>(?i:{LEVEL_WORDS}))\s*\]|<(?P<level_a>(?i:{LEVEL_WORDS}))>|{_LV_UPPER}(?![\w.-])"
+    rf"|(?P<level_c>(?i:{LEVEL_WORDS}))(?=:\s))"
 )
 _SYSLOG_TAG = r"(?P<app>[^\s\[:]+(?:\([^)\s]*\))?(?: \d[\w.]*(?=:))?|[^\[:]{1,48}?(?=\[\d+\]:))(?:\[(?P<pid>\d+)\])?(?: \([^)]*\))?"
 _THREAD = r"\[(?P<thread>[^\]]*)\]"
@@ -353,6 +357,14 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         "[",
         "[2026-11-23T10:00:01,123][WARN ][o.e.c.r.a.DiskThresholdMonitor] [node-1] high disk watermark",
     ),
+    # Flask default: [2026-11-23 10:00:01,456] ERROR in app: msg
+    _fmt(
+        "flask",
+        rf"\[{TS_ISO}\] {_LV} in (?P<logger>[^\s:]+): (?P<msg>.*)",
+        W,
+        "[",
+        "[2026-11-23 10:00:01,456] ERROR in app: Exception on /checkout [POST]",
+    ),
     # Kafka / ZooKeeper 3.5+ style log4j: [2026-11-23 10:00:01,123] ERROR msg (kafka.server.ReplicaManager)
     _fmt(
         "kafka",
@@ -368,14 +380,6 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         W,
         "[",
         "[2026-11-23 10:00:01 +0000] [12345] [ERROR] Exception in worker process",
-    ),
-    # Flask default: [2026-11-23 10:00:01,456] ERROR in app: msg
-    _fmt(
-        "flask",
-        rf"\[{TS_ISO}\] {_LV} in (?P<logger>[^\s:]+): (?P<msg>.*)",
-        W,
-        "[",
-        "[2026-11-23 10:00:01,456] ERROR in app: Exception on /checkout [POST]",
     ),
     # Serilog / .NET short console: [10:00:01 ERR] msg, or with a date
     _fmt(
@@ -618,7 +622,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
     _fmt(
         "redis",
         rf"(?P<pid>\d+):(?P<role>[XCSM]) {TS_DAY_MON} (?P<mark>[.\-*#]) (?P<msg>.*)",
-        N,
+        LevelRule.MARK,
         DIGITS,
         "1:M 23 Nov 2026 10:00:01.123 # Can't save in background: fork: Cannot allocate memory",
     ),
@@ -907,7 +911,9 @@ class HttpLevels:
         return Level.INFO
 
 
-_FIELD_SKIP: Final = frozenset(("msg", "level", "level_b", "level_a", "letter", "pri", "sd", *_TIME_KEYS))
+_FIELD_SKIP: Final = frozenset(
+    ("msg", "level", "level_b", "level_a", "level_c", "letter", "pri", "mark", "sd", *_TIME_KEYS)
+)
 # Level word at the start of a message whose header had none: "ERROR: ...", "[warn] ...".
 _MESSAGE_LEVEL: Final = re.compile(
     rf"(?:\[\s*(?P<level_b>(?i:{LEVEL_WORDS}))\s*\]|(?P<level>{LEVEL_WORDS})(?=[\s:\]|,])"
@@ -1025,11 +1031,39 @@ class LineNormaliser:
             return self._logfmt(message, now)
         if level is not None:
             return ParsedLine(fmt.name, timestamp, level, "line", message, fields)
+        inner = self._inner(message) if fmt.level is LevelRule.NONE else None
+        if inner is not None:
+            return ParsedLine(
+                f"{fmt.name}+{inner.format}",
+                timestamp,
+                inner.level,
+                "line",
+                inner.message,
+                fields | inner.fields,
+            )
         return self._unknown(message, fmt.name, timestamp, fields)
+
+    def _inner(self, message: str) -> ParsedLine | None:
+        """A level-less envelope (syslog, journald text) around a line with its own header
+        (kubelet's klog, a Java logger writing to syslog): the inner line's level counts."""
+        for fmt in self._by_first.get(message[:1], ()):
+            if fmt.level is LevelRule.NONE or fmt.nested:
+                continue
+            match = fmt.pattern.match(message)
+            if match is not None:
+                groups = match.groupdict()
+                level = self._line_level(fmt.level, groups)
+                if level is None:
+                    return None
+                fields = {k: v for k, v in groups.items() if k not in _FIELD_SKIP and v is not None}
+                return ParsedLine(fmt.name, None, level, "line", (groups.get("msg") or "").rstrip(), fields)
+        return None
 
     def _line_level(self, rule: LevelRule, groups: Mapping[str, str | None]) -> Level | None:
         if rule is LevelRule.WORD:
-            word = groups.get("level") or groups.get("level_b") or groups.get("level_a")
+            word = (
+                groups.get("level") or groups.get("level_b") or groups.get("level_a") or groups.get("level_c")
+            )
             return level_of_word(word) if word else None
         if rule is LevelRule.LETTER:
             return _LETTERS.get(groups.get("letter") or "")
@@ -1037,6 +1071,8 @@ class LineNormaliser:
             return _SYSLOG_SEVERITY[int(groups.get("pri") or 13) % 8]
         if rule is LevelRule.STATUS:
             return self.http.level(int(groups.get("status") or 0))
+        if rule is LevelRule.MARK:
+            return _MARKS.get(groups.get("mark") or "")
         return None
 
     def _unknown(
