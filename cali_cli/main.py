@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "demo",
     "loggen",
     "fingerprint",
+    "parse",
     "redact",
     "dlq",
     "knowledge",
@@ -29,7 +30,7 @@ COMMANDS: tuple[str, ...] = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cali",
-        description="CALI operator tool: run the local pipeline, generate logs, inspect "
+        description="CALI operator tool: run the local pipeline, generate logs, parse raw lines, inspect "
         "fingerprints and redaction, manage the DLQ, the knowledge base and dashboards.",
         epilog="Run `cali <command> --help` for the options of each command.",
     )
