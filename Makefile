@@ -8,7 +8,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test check lint typecheck unit functional infra integration e2e synth nag bench \
-        bench-fingerprint bench-consumer bench-retrieval dashboards install clean
+        bench-fingerprint bench-consumer bench-retrieval bench-formats dashboards install clean
 
 ## install: create .venv and node_modules (idempotent; reruns only when pins change)
 install: $(VENV)/.installed node_modules/.installed
@@ -62,13 +62,16 @@ synth: install
 	$(BIN)/cfn-lint --non-zero-exit-code error cdk.out/assembly-*/*.template.json
 
 ## bench: every benchmark; the README quotes their output
-bench: bench-fingerprint bench-consumer bench-retrieval
+bench: bench-fingerprint bench-consumer bench-retrieval bench-formats
 bench-fingerprint: install
 	$(BIN)/python -m bench.fingerprint
 bench-consumer: install
 	$(BIN)/python -m bench.consumer
 bench-retrieval: install
 	$(BIN)/python -m bench.retrieval
+## bench-formats: the line normaliser on Loghub-2k (message, level, timestamp, BGL anomaly recall)
+bench-formats: install
+	$(BIN)/python -m bench.formats
 
 ## dashboards: regenerate grafana/dashboards/*.json from grafana/build.py
 dashboards: install
