@@ -1,0 +1,134 @@
+"""Decoded events whose text still carries its header -> events with their own time and level.
+
+The consumer, the log indexer and ``cali demo`` call ``prepare_event`` between decoding and
+validation (``build_record``), so the three read a raw line the same way:
+
+- an event is *raw* when its text is Fluent Bit's unparsed ``log`` key, or a ``message``
+  with neither a level nor a time key (CloudWatch Logs text lines arrive as ``log`` too,
+  see ``cali.ingest.decoding``); a JSON object that names its own level is left as it is;
+- the header's time, level, logger, thread, host and pid become the event's keys (the
+  event's own keys win: Kubernetes metadata says more about the service than a syslog tag);
+- the level's origin is kept as ``level_source`` (``line``, ``inferred`` or ``default``)
+  and the recognised header as ``log_format``;
+- the time the record will carry passes the skew rule (``EventTimeRule``).
+
+The skew rule: a record's time is the line's own time when it lies within
+``[arrival - max_age, arrival + max_ahead]`` (defaults 14 days and 2 hours, the window in
+which CloudWatch Logs itself accepts events). Outside it, the clock that wrote the line is
+wrong or the line is a replay of old logs: the record takes the arrival time and keeps the
+line's time in ``fields.line_time`` with ``fields.time_skew`` = ``ahead`` or ``old``. A
+replay that *means* old times (``cali demo --input``) turns the rule off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from cali.ingest.normalise import DEFAULT_NORMALISER, LineNormaliser, ParsedLine
+from cali.records import parse_timestamp
+
+_LEVEL_KEYS: Final = frozenset(
+    ("level", "severity", "lvl", "levelname", "log_level", "loglevel", "severity_text")
+)
+_TIME_KEYS: Final = ("@timestamp", "timestamp", "time", "ts", "datetime", "date", "eventTime")
+# Header fields the record has a slot for; every other header field keeps its own name.
+_SLOTS: Final = {"logger": "logger", "thread": "thread", "host": "host", "request_id": "request_id"}
+_HEADER_PREFIX: Final = "header_"
+
+
+@dataclass(frozen=True, slots=True)
+class EventTimeRule:
+    """How far a line's own time may be from its arrival before the arrival wins."""
+
+    max_ahead: timedelta = timedelta(hours=2)
+    max_age: timedelta = timedelta(days=14)
+    enabled: bool = True
+
+    def choose(self, line_time: datetime, arrival: datetime | None) -> tuple[datetime, str | None]:
+        """(the record's time, None or "ahead"/"old" when the line's time was refused)."""
+        if not self.enabled or arrival is None:
+            return line_time, None
+        if line_time > arrival + self.max_ahead:
+            return arrival, "ahead"
+        if line_time < arrival - self.max_age:
+            return arrival, "old"
+        return line_time, None
+
+
+DEFAULT_TIME_RULE: Final = EventTimeRule()
+REPLAY_TIME_RULE: Final = EventTimeRule(enabled=False)
+
+
+def raw_text(event: dict[str, Any]) -> tuple[str, str] | None:
+    """(key, text) when ``event`` is a raw line still carrying its header, else None."""
+    if _LEVEL_KEYS.intersection(event):
+        return None
+    log = event.get("log")
+    if isinstance(log, str):
+        return "log", log
+    message = event.get("message")
+    if isinstance(message, str) and not any(key in event for key in _TIME_KEYS):
+        return "message", message
+    return None
+
+
+def prepare_event(
+    event: object,
+    arrival: datetime | None,
+    normaliser: LineNormaliser = DEFAULT_NORMALISER,
+    time_rule: EventTimeRule = DEFAULT_TIME_RULE,
+) -> object:
+    """The event ``build_record`` should validate (a new dict; ``event`` is not changed)."""
+    if not isinstance(event, dict):
+        return event
+    raw = raw_text(event)
+    if raw is None:
+        return _bounded_time(event, arrival, time_rule)
+    key, text = raw
+    head, newline, tail = text.partition("\n")
+    parsed = normaliser.parse(head, arrival)
+    prepared = {name: value for name, value in event.items() if name != key}
+    prepared["message"] = parsed.message + newline + tail if newline else parsed.message
+    _merge_header(prepared, parsed)
+    if parsed.timestamp is not None:
+        for name in _TIME_KEYS:
+            if name in prepared:  # when Fluent Bit read it / CloudWatch received it: kept for audit
+                prepared.setdefault("received_time", prepared.pop(name))
+        prepared["timestamp"] = parsed.timestamp
+    return _bounded_time(prepared, arrival, time_rule)
+
+
+def _merge_header(prepared: dict[str, Any], parsed: ParsedLine) -> None:
+    # No level in the line means INFO, said here so that nothing later re-reads the message.
+    prepared["level"] = parsed.level.name if parsed.level is not None else "INFO"
+    prepared["level_source"] = parsed.level_source
+    prepared["log_format"] = parsed.format
+    for name, value in parsed.fields.items():
+        slot = _SLOTS.get(name, name)
+        if slot in prepared or name in ("level_source", "log_format", "message", "timestamp"):
+            slot = f"{_HEADER_PREFIX}{name}"
+        prepared.setdefault(slot, value)
+
+
+def _bounded_time(event: dict[str, Any], arrival: datetime | None, rule: EventTimeRule) -> dict[str, Any]:
+    if arrival is None or not rule.enabled:
+        return event
+    for key in _TIME_KEYS:
+        value = event.get(key)
+        if value is None or value == "":
+            continue
+        try:
+            line_time = value if isinstance(value, datetime) else parse_timestamp(value)
+        except ValueError:
+            return event  # build_record reports the bad timestamp with its DLQ reason
+        chosen, skew = rule.choose(line_time, arrival)
+        if skew is None:
+            return event
+        bounded = dict(event)
+        bounded[key] = chosen
+        bounded["line_time"] = line_time.isoformat()
+        bounded["time_skew"] = skew
+        return bounded
+    return event
