@@ -24,9 +24,9 @@ def test_newline_joined_events_keep_their_own_bytes() -> None:
 
 
 def test_one_bad_line_does_not_spoil_its_neighbours() -> None:
-    decoded = decode_payload(line(event(message="a")) + b"\nnot json\n" + line(event(message="c")))
+    decoded = decode_payload(line(event(message="a")) + b"\n{not json\n" + line(event(message="c")))
     assert [e["message"] for e in decoded.events] == ["a", "c"]
-    assert [(e.index, e.reason, e.raw) for e in decoded.errors] == [(1, "not_json", b"not json")]
+    assert [(e.index, e.reason, e.raw) for e in decoded.errors] == [(1, "not_json", b"{not json")]
     assert decoded.positions == [0, 2]  # DLQ ids use the line's own position
     assert decoded.total == 3
 
@@ -69,7 +69,7 @@ def test_cloudwatch_control_message_is_skipped_and_counted() -> None:
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
-        pytest.param(b"plain text log line", "not_json", id="plain-text"),
+        pytest.param(b'{"level": "error", "msg": "cut', "not_json", id="truncated-json"),
         pytest.param(b"\xff\xfe\x00garbage", "invalid_utf8", id="not-utf8"),
         pytest.param(b"\x1f\x8b\x08\x00broken", "invalid_gzip", id="gzip-magic-then-junk"),
         pytest.param(gzip.compress(b"x" * 200, mtime=0)[:-6], "invalid_gzip", id="gzip-truncated"),
@@ -110,3 +110,27 @@ def test_bytes_after_the_gzip_stream_are_bad_data_not_ignored() -> None:
 def test_gunzip_bounded_counts_every_member_against_the_limit() -> None:
     with pytest.raises(OverflowError):
         gunzip_bounded(gzip.compress(b"0" * 80) + gzip.compress(b"0" * 80), 100)
+
+
+def test_readable_text_is_a_raw_line_never_bad_data() -> None:
+    decoded = decode_payload(b"Dec  1 11:58:00 h sshd[7]: Failed password for root")
+    assert decoded.events == [{"log": "Dec  1 11:58:00 h sshd[7]: Failed password for root"}]
+    assert decoded.errors == []
+    many = decode_payload(line(event(message="a")) + b"\nuser_id=42\n\xff\xfe\n")
+    assert many.events[1] == {"log": "user_id=42"}
+    assert [e.reason for e in many.errors] == ["invalid_utf8"]
+    record = build_record({"log": "user_id=42", "timestamp": 1795428000000})
+    assert record.message == "user_id=42"
+
+
+def test_json_with_some_envelope_keys_is_the_applications_own_event() -> None:
+    app = {"level": "error", "msg": "batch failed", "messageType": "batch", "logEvents": [{"n": 1}]}
+    decoded = decode_payload(line(app))
+    assert decoded.events == [app]
+    assert decoded.control_messages == 0
+
+
+def test_cloudwatch_text_lines_are_raw_lines_for_the_normaliser() -> None:
+    decoded = decode_payload(cloudwatch(["2026-11-23T10:00:01.000Z ERROR boom"]))
+    assert decoded.events[0]["log"] == "2026-11-23T10:00:01.000Z ERROR boom"
+    assert decoded.events[0]["timestamp"] == 1795428000000

@@ -28,6 +28,7 @@ from cali.contracts.incident import IncidentMessage
 from cali.contracts.levels import Level
 from cali.contracts.records import LogRecord, RecordError, build_record
 from cali.fingerprint import Fingerprint
+from cali.ingest.events import EventPreparer
 from cali.incidents.aggregation import IncidentAggregate, aggregate, incident_message
 from cali.incidents.alert_queue import IdempotentAlertSender, alert_key
 from cali.incidents.throttle import (
@@ -108,8 +109,11 @@ class BatchConsumer:
         sender: IdempotentAlertSender,
         dlq: DlqWriter,
         fail_open: FailOpenLimiter,
+        prepare: EventPreparer | None = None,
     ) -> None:
         self.config = config
+        # Raw lines (Fluent Bit's ``log``, CloudWatch text) get their own time and level here.
+        self.prepare = prepare if prepare is not None else EventPreparer()
         self.level_filter = level_filter
         self.fingerprint = fingerprint
         self.throttle = throttle
@@ -152,9 +156,10 @@ class BatchConsumer:
             return
         padded = pad_sequence(record.sequence_number)
         keep = self.level_filter.keep
+        prepare = self.prepare
         for index, event in enumerate(decoded.events):
             try:
-                log = build_record(event, record.arrival_time)
+                log = build_record(prepare(event, record.arrival_time), record.arrival_time)
                 kept = keep(log.level, log.service)
                 fp = self.fingerprint(log.message, log.stack_trace) if kept else None
             except Exception as exc:
@@ -238,7 +243,8 @@ class BatchConsumer:
         groups = aggregate(self._kept)
         store_down = False
         for fp_id, group in groups.items():
-            obs = Observation(fp_id, self._shard, group.sequence_numbers)
+            # Windows follow the events' own time (bounded by the skew rule), not the batch's.
+            obs = Observation(fp_id, self._shard, group.sequence_numbers, _epoch_ms(group.last_seen))
             if not store_down:
                 try:
                     outcome = self.throttle.observe(obs, functools.partial(self._render, group))
@@ -329,7 +335,7 @@ class BatchConsumer:
             self.counts.alerts_suppressed += 1
             return
         window_ms = self.throttle.policy.window_seconds * 1000
-        now_ms = int(self.throttle.clock().timestamp() * 1000)
+        now_ms = _epoch_ms(group.last_seen)
         self.counts.alerts_fail_open += 1
         self.counts.incidents_opened += 1
         to_send.append(
@@ -343,6 +349,10 @@ class BatchConsumer:
                 max_samples=self.config.max_samples,
             )
         )
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp()) * 1000
 
 
 def _unique(messages: list[IncidentMessage]) -> list[IncidentMessage]:

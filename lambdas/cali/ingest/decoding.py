@@ -8,10 +8,19 @@ What users put into the stream, all accepted:
   lines (``CONTROL_MESSAGE`` envelopes are the service checking the destination: skipped
   and counted, never an error).
 
-A payload that is not JSON is bad data (DLQ reason ``not_json``): Fluent Bit always sends
-JSON, so raw text means a misconfigured output, and guessing a format would hide that.
-CloudWatch Logs lines are the exception: their envelope is JSON and plain-text lines are
-the norm there (Lambda's default format), so they become ``{"message": line}`` events.
+- plain text lines (an agent with a raw-text output, ``aws kinesis put-record`` by hand).
+
+A readable line is never bad data: a line that is not JSON becomes a raw event
+``{"log": line}``, exactly like Fluent Bit's unparsed ``log`` and like CloudWatch Logs
+text lines (Lambda's default format), and ``cali.ingest.events.prepare_event`` reads its
+header. What remains bad data (DLQ with a reason): bytes that are not UTF-8, JSON that is
+broken (a line that opens with ``{`` or ``[`` but does not parse: a truncated record),
+broken gzip, oversized records.
+
+A JSON object is a CloudWatch Logs envelope only when it carries the envelope's own
+fields (``messageType``, ``owner``, ``logGroup``, ``logStream``, ``subscriptionFilters``):
+an application's JSON line that happens to have ``messageType`` and ``logEvents`` keys is
+that application's event.
 
 Errors are reported per event so one bad line never takes its neighbours to the DLQ; each
 carries the smallest bytes that can be replayed on their own (the line, or a one-event
@@ -105,9 +114,9 @@ def decode_payload(data: bytes, max_bytes: int = 1_048_576) -> DecodedPayload:
         if b"\n" in data.strip():
             _decode_lines(data, result)
         else:
-            result.errors.append(_json_error(0, data, exc, None))
+            _decode_text(0, data, exc, None, result)
         return result
-    if isinstance(value, dict) and "logEvents" in value and "messageType" in value:
+    if is_cloudwatch_envelope(value):
         _decode_cloudwatch(value, result)
     else:
         result.events.append(value)
@@ -116,12 +125,28 @@ def decode_payload(data: bytes, max_bytes: int = 1_048_576) -> DecodedPayload:
     return result
 
 
-def _json_error(index: int, data: bytes, exc: Exception, raw: bytes | None) -> EventError:
+ENVELOPE_KEYS: Final = frozenset(("messageType", "owner", "logGroup", "logStream", "subscriptionFilters"))
+
+
+def is_cloudwatch_envelope(value: object) -> bool:
+    """A CloudWatch Logs subscription envelope: every one of the envelope's own fields."""
+    return isinstance(value, dict) and ENVELOPE_KEYS.issubset(value)
+
+
+def _decode_text(index: int, data: bytes, exc: Exception, raw: bytes | None, result: DecodedPayload) -> None:
+    """A line that is not JSON: a raw event when it is readable text, else bad data."""
     try:
-        data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as utf8:
-        return EventError(index, "invalid_utf8", str(utf8), raw)
-    return EventError(index, "not_json", str(exc), raw)
+        result.errors.append(EventError(index, "invalid_utf8", str(utf8), raw))
+        return
+    stripped = text.strip()
+    if stripped[:1] in ("{", "["):  # claims to be JSON: a truncated or corrupt record
+        result.errors.append(EventError(index, "not_json", str(exc), raw))
+        return
+    result.events.append({"log": stripped})
+    result.positions.append(index)
+    result.raws.append(raw)
 
 
 def _decode_lines(data: bytes, result: DecodedPayload) -> None:
@@ -134,7 +159,7 @@ def _decode_lines(data: bytes, result: DecodedPayload) -> None:
             result.positions.append(index)
             result.raws.append(line)
         except orjson.JSONDecodeError as exc:
-            result.errors.append(_json_error(index, line, exc, line))
+            _decode_text(index, line, exc, line, result)
         index += 1
 
 
@@ -163,7 +188,7 @@ def _decode_cloudwatch(envelope: dict[str, Any], result: DecodedPayload) -> None
             except orjson.JSONDecodeError:
                 event = None
         if not isinstance(event, dict):
-            event = {"message": text}  # the record layer reads a level from the line's header
+            event = {"log": text}  # a raw line: prepare_event reads its header
         event.setdefault("timestamp", log_event.get("timestamp"))
         if service:
             event.setdefault("service", service)

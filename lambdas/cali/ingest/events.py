@@ -22,12 +22,14 @@ replay that *means* old times (``cali demo --input``) turns the rule off.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from cali.ingest.normalise import DEFAULT_NORMALISER, LineNormaliser, ParsedLine
+from cali.ingest.normalise import DEFAULT_NORMALISER, HttpLevels, ImpliedSeverity, LineNormaliser, ParsedLine
 from cali.records import parse_timestamp
+from cali.settings import IngestSettings
 
 _LEVEL_KEYS: Final = frozenset(
     ("level", "severity", "lvl", "levelname", "log_level", "loglevel", "severity_text")
@@ -59,6 +61,44 @@ class EventTimeRule:
 
 DEFAULT_TIME_RULE: Final = EventTimeRule()
 REPLAY_TIME_RULE: Final = EventTimeRule(enabled=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EventPreparer:
+    """``prepare_event`` with one configuration (per environment, from ``IngestSettings``).
+
+    ``infer_by_service`` turns implied levels off (or on) for single services: a service
+    whose level-less lines are noisy by nature keeps its lines at INFO.
+    """
+
+    normaliser: LineNormaliser = DEFAULT_NORMALISER
+    time_rule: EventTimeRule = DEFAULT_TIME_RULE
+    infer_by_service: Mapping[str, bool] = field(default_factory=dict)
+
+    def __call__(self, event: object, arrival: datetime | None) -> object:
+        prepared = prepare_event(event, arrival, self.normaliser, self.time_rule)
+        if not self.infer_by_service or not isinstance(prepared, dict):
+            return prepared
+        if prepared.get("level_source") == "inferred":
+            service = prepared.get("service") or prepared.get("app")
+            if self.infer_by_service.get(str(service), True) is False:
+                prepared["level"] = "INFO"
+                prepared["level_source"] = "default"
+        return prepared
+
+    @classmethod
+    def from_settings(cls, settings: IngestSettings) -> EventPreparer:
+        implied = ImpliedSeverity(
+            enabled=settings.infer_levels,
+            extra_error=tuple(settings.infer_extra_error),
+            extra_warn=tuple(settings.infer_extra_warn),
+        )
+        normaliser = LineNormaliser(implied, HttpLevels(settings.http_error_from, settings.http_warn_from))
+        rule = EventTimeRule(
+            max_ahead=timedelta(seconds=settings.max_event_ahead_seconds),
+            max_age=timedelta(seconds=settings.max_event_age_seconds),
+        )
+        return cls(normaliser, rule, dict(settings.infer_levels_services))
 
 
 def raw_text(event: dict[str, Any]) -> tuple[str, str] | None:
