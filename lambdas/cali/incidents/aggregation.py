@@ -93,9 +93,15 @@ class IncidentAggregate:
                 host=r.host,
                 stack_trace=truncate(r.stack_trace, SAMPLE_STACK_TRACE_CHARS) if r.stack_trace else None,
                 trace_id=r.trace_id,
+                level_source=_level_source(r),
             )
             for r in chosen
         ]
+
+
+def _level_source(record: LogRecord) -> str | None:
+    source = record.fields.get("level_source")
+    return source if isinstance(source, str) else None
 
 
 def aggregate(items: list[tuple[LogRecord, Fingerprint, str]]) -> dict[str, IncidentAggregate]:
