@@ -8,6 +8,7 @@ import pytest
 from cali.contracts.levels import Level
 from cali.contracts.records import build_record
 from cali.ingest.decoding import decode_payload, gunzip_bounded
+from cali.ingest.events import prepare_event
 from tests.support.consumer_support import cloudwatch, event, line
 
 
@@ -46,8 +47,10 @@ def test_cloudwatch_subscription_envelope() -> None:
         ]
     )
     decoded = decode_payload(payload)
-    assert [e.get("level") for e in decoded.events] == ["error", None, None]
-    assert [build_record(e).level for e in decoded.events] == [Level.ERROR, Level.ERROR, Level.INFO]
+    assert decoded.events[0]["log"] == '{"level": "error", "msg": "json line"}'
+    records = [build_record(prepare_event(e, None)) for e in decoded.events]
+    assert [r.level for r in records] == [Level.ERROR, Level.ERROR, Level.INFO]
+    assert records[0].message == "json line"
     assert all(
         e["service"] == "orders-api" and e["log_group"] == "/aws/lambda/orders-api" for e in decoded.events
     )

@@ -179,16 +179,9 @@ def _decode_cloudwatch(envelope: dict[str, Any], result: DecodedPayload) -> None
             raw = _single_event_envelope(envelope, log_event)
             result.errors.append(EventError(index, "invalid_field:logEvents", "logEvent has no message", raw))
             continue
-        text: str = log_event["message"]
-        event: Any = None
-        stripped = text.strip()
-        if stripped.startswith("{"):
-            try:
-                event = orjson.loads(stripped)
-            except orjson.JSONDecodeError:
-                event = None
-        if not isinstance(event, dict):
-            event = {"log": text}  # a raw line: prepare_event reads its header
+        # Every line travels raw, JSON or not: ``prepare_event`` reads it exactly as it reads
+        # Fluent Bit's ``log`` (one reading for both paths; the line's own time wins).
+        event: dict[str, Any] = {"log": log_event["message"]}
         event.setdefault("timestamp", log_event.get("timestamp"))
         if service:
             event.setdefault("service", service)

@@ -38,6 +38,7 @@ _TIME_KEYS: Final = ("@timestamp", "timestamp", "time", "ts", "datetime", "date"
 # Header fields the record has a slot for; every other header field keeps its own name.
 _SLOTS: Final = {"logger": "logger", "thread": "thread", "host": "host", "request_id": "request_id"}
 _HEADER_PREFIX: Final = "header_"
+_RESERVED: Final = frozenset(("level", "level_source", "log_format", "message", "timestamp", "received_time"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,7 @@ def prepare_event(
     if raw is None:
         return _bounded_time(event, arrival, time_rule)
     key, text = raw
-    head, newline, tail = text.partition("\n")
+    head, newline, tail = text.rstrip("\r\n").partition("\n")  # Fluent Bit keeps the line's newline
     parsed = normaliser.parse(head, arrival)
     prepared = {name: value for name, value in event.items() if name != key}
     prepared["message"] = parsed.message + newline + tail if newline else parsed.message
@@ -147,9 +148,15 @@ def _merge_header(prepared: dict[str, Any], parsed: ParsedLine) -> None:
     prepared["log_format"] = parsed.format
     for name, value in parsed.fields.items():
         slot = _SLOTS.get(name, name)
-        if slot in prepared or name in ("level_source", "log_format", "message", "timestamp"):
-            slot = f"{_HEADER_PREFIX}{name}"
-        prepared.setdefault(slot, value)
+        if slot in _RESERVED:
+            prepared.setdefault(f"{_HEADER_PREFIX}{name}", value)
+            continue
+        # What the line says about itself wins over what the agent added (Fluent Bit's
+        # service from the file path, its host); the agent's value is kept beside it.
+        displaced = prepared.get(slot)
+        if displaced is not None and displaced != value:
+            prepared.setdefault(f"agent_{slot}", displaced)
+        prepared[slot] = value
 
 
 def _bounded_time(event: dict[str, Any], arrival: datetime | None, rule: EventTimeRule) -> dict[str, Any]:

@@ -57,6 +57,7 @@ _EXTRA_LEVELS: Final[dict[str, Level]] = {
     "INFORMATIONAL": Level.INFO,
     "NOTE": Level.INFO,
     "FAILURE": Level.ERROR,
+    "FATAL ERROR": Level.FATAL,  # the Go runtime
     "FAIL": Level.ERROR,
     "ERRO": Level.ERROR,
     "EROR": Level.ERROR,
@@ -264,6 +265,7 @@ TS_US: Final = (
     r"(?: (?P<ampm>[AaPp][Mm]))?"
 )
 TS_EPOCH: Final = r"(?P<epoch>1\d{9}(?:\.\d{1,9})?|1\d{12})"
+TS_EPOCH_SCI: Final = r"(?P<epoch>\d\.\d+e\+09)"  # zap's default float seconds: 1.7954598014567e+09
 
 # Level in a known header position: upper-case bare word, or any case when bracketed.
 _LV = rf"(?P<level>(?i:{LEVEL_WORDS}))"
@@ -420,7 +422,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         "spring-boot",
         rf"{TS_ISO}\s+{_LV_UPPER}\s+(?:\[(?P<service>[^,\]\s]*),(?P<trace_id>[0-9a-f]*),(?P<span_id>[0-9a-f]*)"
         r"(?:,[^\]]*)?\]\s+)?(?P<pid>\d+) --- (?:\[(?P<app>[^\]]*)\] )?\[\s*(?P<thread>[^\]]*)\] "
-        r"(?:\[(?:(?P<trace>[0-9a-f]{32})-(?P<span>[0-9a-f]{16}))?\s*\] )?(?P<logger>\S+)\s+: (?P<msg>.*)",
+        r"(?:\[(?:(?P<otel_trace_id>[0-9a-f]{32})-(?P<otel_span_id>[0-9a-f]{16}))?\s*\] )?(?P<logger>\S+)\s+: (?P<msg>.*)",
         W,
         DIGITS,
         "2026-11-23T18:48:39.123Z ERROR 1 --- [payments] [nio-8080-exec-4] c.a.p.PaymentService : charge failed",
@@ -471,10 +473,26 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
     # zap development / tab-separated console: ts<TAB>LEVEL<TAB>caller<TAB>msg
     _fmt(
         "tsv",
-        rf"{TS_ISO}\t{_LV}\t(?:(?P<caller>[\w./-]+:\d+)\t)?(?P<msg>.*)",
+        rf"(?:{TS_ISO}|{TS_EPOCH_SCI})\t{_LV}\t(?:(?:(?P<logger>[\w.-]+)\t)?(?P<caller>[\w./-]+:\d+)\t)?(?P<msg>.*)",
         W,
         DIGITS,
         "2026-11-23T10:00:01.123Z\tERROR\tcharge/charge.go:42\tcharge failed",
+    ),
+    # log4j2 "%d{ISO8601} %-5p [%t] %c %X - %m" (%X: the MDC map, {requestId=.., traceId=..})
+    _fmt(
+        "log4j2-mdc",
+        rf"{TS_ISO}\s+{_LV_UPPER}\s+{_THREAD} {_LOGGER} \{{(?P<kv>[^}}]*)\}} - (?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23T18:48:39,123 ERROR [pool-2-thread-7] com.acme.Ledger {requestId=r-1, traceId=4bf9} - write failed",
+    ),
+    # Python logging with the OpenTelemetry instrumentation's default format
+    _fmt(
+        "python-otel",
+        rf"{TS_ISO} {_LV_UPPER} \[(?P<logger>[^\]]*)\] \[(?P<source>[^\]]*)\] \[(?P<kv>[^\]]*)\] - (?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23 18:48:39,123 ERROR [inventory.db] [pool.py:88] [trace_id=0 span_id=0 resource.service.name=inventory trace_sampled=False] - lost",
     ),
     # ZooKeeper 3.4 / log4j "%d - %-5p [%t:%C{1}@%L] - %m"
     _fmt(
@@ -554,6 +572,14 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         W,
         DIGITS,
         "2026-11-23T10:00:01.123Z fail: Microsoft.AspNetCore.Server.Kestrel[13] Unhandled exception",
+    ),
+    # winston printf "${timestamp} ${level} [${service}]: ${message}" (and without the service)
+    _fmt(
+        "node-text",
+        rf"{TS_ISO} (?P<level>(?i:{LEVEL_WORDS}))(?: \[(?P<service>[^\]]+)\])?: (?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23T18:48:39.123Z error [notifications]: template failed",
     ),
     # Generic: any timestamp, then an optional level word, then the message.
     *(
@@ -667,6 +693,23 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
     ),
     # rsyslog high-precision: 2026-11-23T10:00:01.123456+00:00 host tag[pid]: msg
     # --- letter-first and level-first shapes ---------------------------------------------
+    # A Go runtime crash written straight to stderr
+    _fmt(
+        "go-panic",
+        r"(?P<msg>(?P<level>panic|fatal error): .*)",
+        W,
+        "pf",
+        "panic: runtime error: invalid memory address or nil pointer dereference",
+    ),
+    # logback BasicConfigurator / log4j2 DefaultConfiguration: time of day only (no date,
+    # so no timestamp: the arrival is closer to the truth than a guessed day)
+    _fmt(
+        "time-of-day-logback",
+        rf"\d{{2}}:\d{{2}}:\d{{2}}[.,]\d{{3}}\s+{_THREAD}\s+{_LV_UPPER}\s+{_LOGGER}\s+--? (?P<msg>.*)",
+        W,
+        DIGITS,
+        "10:00:01.456 [http-1] ERROR com.acme.OrderService - order failed",
+    ),
     # klog/glog: E1123 10:00:01.123456    1234 file.go:123] msg
     _fmt(
         "klog",
@@ -916,14 +959,19 @@ _FIELD_SKIP: Final = frozenset(
 )
 # Level word at the start of a message whose header had none: "ERROR: ...", "[warn] ...".
 _MESSAGE_LEVEL: Final = re.compile(
+    r"(?:(?:\[[^\]\s]{1,40}\]|\([^)\s]{1,40}\))\s+){0,3}"  # "[worker-3] (job=77) level=error ..."
     rf"(?:\[\s*(?P<level_b>(?i:{LEVEL_WORDS}))\s*\]|(?P<level>{LEVEL_WORDS})(?=[\s:\]|,])"
-    rf"|(?P<level_c>(?i:{LEVEL_WORDS})):\s|(?i:level)=\"?(?P<level_a>\w+))"
+    rf"|(?P<level_c>(?i:{LEVEL_WORDS})):\s|(?i:level|lvl|severity)=[\"']?(?P<level_a>\w+))"
 )
+# An unknown shape: a level word after at most five header-like tokens (ones with a digit,
+# bracketed or parenthesised ones, month and day names, separators), so a level word
+# inside the sentence ("Found 3 ERROR entries") is not the line's level.
 _HEADER_LEVEL: Final = re.compile(
-    rf"(?<![\w.-])(?P<level>{LEVEL_WORDS})(?![\w.-])|\[(?P<level_b>(?i:{LEVEL_WORDS}))\]"
-    rf"|(?P<level_c>(?i:{LEVEL_WORDS})):\s|(?i:level)=\"?(?P<level_a>\w+)"
+    r"(?:(?:\[[^\]\n]{0,32}\]|\([^)\n]{0,32}\)|[^\s\d]{0,12}\d\S{0,40}|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun"
+    r"|Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]{0,6},?|[-|:])[ \t]+){0,5}"
+    rf"(?:(?P<level>{LEVEL_WORDS})(?![\w.-])|\[(?P<level_b>(?i:{LEVEL_WORDS}))\]|<(?P<level_a>(?i:{LEVEL_WORDS}))>"
+    rf"|(?P<level_c>(?i:{LEVEL_WORDS})):\s|(?i:level|lvl|severity)=[\"']?(?P<level_d>\w+))"
 )
-SNIFF_CHARS: Final = 160
 _SOURCE_PREFIX: Final = re.compile(
     r"(?:\[(?P<bracketed>[^\]\s]{1,120})\]|(?P<plain>[^\s|]{1,120})(?: +\|)?) +"
 )
@@ -1024,7 +1072,7 @@ class LineNormaliser:
     def _build(self, fmt: LineFormat, match: re.Match[str], now: datetime) -> ParsedLine:
         groups = match.groupdict()
         timestamp = time_from_groups(groups, now) if _has_time(groups) else None
-        fields = {key: value for key, value in groups.items() if key not in _FIELD_SKIP and value is not None}
+        fields = _header_fields(groups)
         message = (groups.get("msg") or "").rstrip()
         level = self._line_level(fmt.level, groups)
         if fmt.name == "logfmt":
@@ -1055,8 +1103,8 @@ class LineNormaliser:
                 level = self._line_level(fmt.level, groups)
                 if level is None:
                     return None
-                fields = {k: v for k, v in groups.items() if k not in _FIELD_SKIP and v is not None}
-                return ParsedLine(fmt.name, None, level, "line", (groups.get("msg") or "").rstrip(), fields)
+                msg = (groups.get("msg") or "").rstrip()
+                return ParsedLine(fmt.name, None, level, "line", msg, _header_fields(groups))
         return None
 
     def _line_level(self, rule: LevelRule, groups: Mapping[str, str | None]) -> Level | None:
@@ -1086,13 +1134,18 @@ class LineNormaliser:
     ) -> ParsedLine:
         """No level in the header: a level word leading the message, else infer, else none.
 
-        ``sniff``: the line's shape is unknown, so an upper-case level word anywhere in its
-        first ``SNIFF_CHARS`` characters counts (free text rarely shouts "ERROR").
+        ``sniff``: the line's shape is unknown, so a level word after a few header-like
+        tokens counts too (``_HEADER_LEVEL``).
         """
-        head = _HEADER_LEVEL.search(message, 0, SNIFF_CHARS) if sniff else _MESSAGE_LEVEL.match(message)
+        head = (_HEADER_LEVEL if sniff else _MESSAGE_LEVEL).match(message)
         if head is not None:
+            groups = head.groupdict()
             word = (
-                head.group("level") or head.group("level_b") or head.group("level_c") or head.group("level_a")
+                groups["level"]
+                or groups["level_b"]
+                or groups["level_c"]
+                or groups["level_a"]
+                or groups.get("level_d")
             )
             level = level_of_word(word or "")
             if level is not None:
@@ -1104,6 +1157,11 @@ class LineNormaliser:
 
     def _logfmt(self, text: str, now: datetime) -> ParsedLine:
         pairs = {key: _unquote(value) for key, value in _LOGFMT_PAIR.findall(text)}
+        if not any(key in pairs for key in _JSON_MESSAGE_KEYS):
+            # No message key (a Heroku router line): the text is the message and its pairs
+            # stay in it, so "service=12ms" does not rename the service.
+            keep = {key: pairs[key] for key in (*_JSON_TIME_KEYS, *_JSON_LEVEL_KEYS) if key in pairs}
+            return _from_mapping(keep, text, "logfmt", now, self.implied)
         return _from_mapping(pairs, text, "logfmt", now, self.implied)
 
 
@@ -1111,10 +1169,44 @@ def _has_time(groups: Mapping[str, str | None]) -> bool:
     return bool(groups.get("d") or groups.get("epoch"))
 
 
+_ESCAPES: Final = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+_ESCAPE: Final = re.compile(r"\\(.)")
+
+
 def _unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
-        return value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        return _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(0)), value[1:-1])
     return value
+
+
+# Key=value groups (``kv``: a log4j MDC map, OpenTelemetry's logging fields): the keys that
+# name something the record has a slot for; "0" is OpenTelemetry's "no trace".
+_KV_PAIR: Final = re.compile(r"([\w.]+)=([^,\s}\]]*)")
+_KV_NAMES: Final = {
+    "requestId": "request_id",
+    "request_id": "request_id",
+    "traceId": "trace_id",
+    "trace_id": "trace_id",
+    "spanId": "span_id",
+    "span_id": "span_id",
+    "service": "service",
+    "resource.service.name": "service",
+}
+_FIELD_NAMES: Final = {"otel_trace_id": "trace_id", "otel_span_id": "span_id"}
+
+
+def _header_fields(groups: Mapping[str, str | None]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for key, value in groups.items():
+        if value is None or key in _FIELD_SKIP:
+            continue
+        if key == "kv":
+            for name, item in _KV_PAIR.findall(value):
+                if item and item != "0" and name in _KV_NAMES:
+                    fields.setdefault(_KV_NAMES[name], item)
+            continue
+        fields[_FIELD_NAMES.get(key, key)] = value
+    return fields
 
 
 def _first(mapping: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
