@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cali.contracts.levels import Level
 from cali.ingest.normalise import DEFAULT_NORMALISER, level_of_word
-from cali.levels import Level
 
 
 def _default_data() -> Path:

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
+from cali.contracts.levels import Level
+from cali.contracts.records import LogRecord, build_record
 from cali.ingest.events import REPLAY_TIME_RULE, prepare_event
-from cali.levels import Level
-from cali.records import LogRecord, build_record
 from cali_local.fluentbit_emulation import (
     FILES_CONFIG,
     FLUENT_BIT_DIR,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from cali.contracts.levels import Level
+from cali.contracts.records import build_record
 from cali.ingest.events import REPLAY_TIME_RULE, EventTimeRule, prepare_event, raw_text
-from cali.levels import Level
-from cali.records import build_record
 
 ARRIVAL = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

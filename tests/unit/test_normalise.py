@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from cali.contracts.levels import Level
 from cali.ingest.normalise import (
     FORMATS,
     HttpLevels,
@@ -15,7 +16,6 @@ from cali.ingest.normalise import (
     parse_line,
     parse_time_text,
 )
-from cali.levels import Level
 
 JAN = datetime(2027, 1, 2, 12, 0, tzinfo=UTC)
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from cali.decoding import decode_payload
+from cali.contracts.records import LogRecord, build_record
+from cali.ingest.decoding import decode_payload
 from cali.ingest.events import REPLAY_TIME_RULE, prepare_event
-from cali.records import LogRecord, build_record
 from cali_local.fluentbit_emulation import FILES_CONFIG, FluentBitPipeline, LogSource
 
 CORPUS = Path(__file__).parent / "data" / "formats_corpus.yaml"

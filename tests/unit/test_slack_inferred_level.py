@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from cali.incident import SampleLine
-from cali.levels import Level
-from cali.slack_message import IncidentLinks, build_incident_message, level_inferred
+from cali.contracts.incident import SampleLine
+from cali.contracts.levels import Level
+from cali.notify.slack.links import IncidentLinks
+from cali.notify.slack.message import build_incident_message, level_inferred
 from tests.unit.slack_samples import NOW, make_incident, make_result
 
 

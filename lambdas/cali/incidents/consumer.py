@@ -28,7 +28,6 @@ from cali.contracts.incident import IncidentMessage
 from cali.contracts.levels import Level
 from cali.contracts.records import LogRecord, RecordError, build_record
 from cali.fingerprint import Fingerprint
-from cali.ingest.events import EventPreparer
 from cali.incidents.aggregation import IncidentAggregate, aggregate, incident_message
 from cali.incidents.alert_queue import IdempotentAlertSender, alert_key
 from cali.incidents.throttle import (
@@ -42,6 +41,7 @@ from cali.incidents.throttle import (
 )
 from cali.ingest.decoding import decode_payload
 from cali.ingest.dlq import DlqEntry, DlqWriter
+from cali.ingest.events import EventPreparer
 from cali.ingest.level_filter import LevelFilter
 
 logger = logging.getLogger(__name__)

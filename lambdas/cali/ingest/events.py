@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from cali.contracts.records import parse_timestamp
+from cali.contracts.settings import IngestSettings
 from cali.ingest.normalise import DEFAULT_NORMALISER, HttpLevels, ImpliedSeverity, LineNormaliser, ParsedLine
-from cali.records import parse_timestamp
-from cali.settings import IngestSettings
 
 _LEVEL_KEYS: Final = frozenset(
     ("level", "severity", "lvl", "levelname", "log_level", "loglevel", "severity_text")

@@ -40,7 +40,7 @@ from typing import Any, Final
 
 import orjson
 
-from cali.levels import Level
+from cali.contracts.levels import Level
 
 # ----------------------------------------------------------------------------- level words
 
