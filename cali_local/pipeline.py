@@ -85,6 +85,11 @@ class PipelineReport(BaseModel):
     seconds_to_first_alert: float | None = None
     total_seconds: float = 0.0
     notes: list[str] = Field(default_factory=list)
+    # `cali demo --input`: what the consumer read from the files (format -> events, level
+    # source -> events, inferred level -> events)
+    input_formats: dict[str, int] = Field(default_factory=dict)
+    input_level_sources: dict[str, int] = Field(default_factory=dict)
+    input_inferred_levels: dict[str, int] = Field(default_factory=dict)
 
 
 @dataclass

@@ -230,6 +230,29 @@ class LineFormat:
     starts: str  # characters a matching line can start with; "" = any
     example: str
     nested: bool = False  # ``msg`` is itself a line to normalise (CFDR prefix)
+    # Speed: a row that starts with one of the shared time shapes is matched in two steps,
+    # the shape once per line (``lead``, shared by every such row) and the rest (``tail``).
+    lead: re.Pattern[str] | None = None
+    tail: re.Pattern[str] | None = None
+    needle: str = ""  # a substring every matching line holds (checked before the pattern)
+
+    def groups(self, text: str, leads: dict[re.Pattern[str], re.Match[str] | None]) -> dict[str, Any] | None:
+        """The named groups of ``text`` matched by this row, or None."""
+        if self.needle and self.needle not in text:
+            return None
+        if self.lead is None or self.tail is None:
+            match = self.pattern.match(text)
+            return None if match is None else match.groupdict()
+        if self.lead in leads:
+            head = leads[self.lead]
+        else:
+            head = leads[self.lead] = self.lead.match(text)
+        if head is None:
+            return None
+        rest = self.tail.match(text, head.end())
+        if rest is None:
+            return None
+        return head.groupdict() | rest.groupdict()
 
 
 DIGITS: Final = "0123456789"
@@ -267,6 +290,15 @@ TS_US: Final = (
 TS_EPOCH: Final = r"(?P<epoch>1\d{9}(?:\.\d{1,9})?|1\d{12})"
 TS_EPOCH_SCI: Final = r"(?P<epoch>\d\.\d+e\+09)"  # zap's default float seconds: 1.7954598014567e+09
 
+# The time shapes rows may start with, longest first (``_fmt`` splits such rows in two).
+_TIME_SHAPES: Final = tuple(
+    sorted(
+        (TS_ISO, TS_SLASH, TS_DOTTED, TS_DASHED, TS_YY_SLASH, TS_YYMMDD, TS_COMPACT, TS_MONTH_DAY),
+        key=len,
+        reverse=True,
+    )
+)
+
 # Level in a known header position: upper-case bare word, or any case when bracketed.
 _LV = rf"(?P<level>(?i:{LEVEL_WORDS}))"
 _LV_UPPER = rf"(?P<level>{LEVEL_WORDS})"
@@ -276,13 +308,31 @@ _LV_ANY = (
 )
 _SYSLOG_TAG = r"(?P<app>[^\s\[:]+(?:\([^)\s]*\))?(?: \d[\w.]*(?=:))?|[^\[:]{1,48}?(?=\[\d+\]:))(?:\[(?P<pid>\d+)\])?(?: \([^)]*\))?"
 _THREAD = r"\[(?P<thread>[^\]]*)\]"
+# zap's console encoder: TAB-separated level, logger (optional), caller, message
+_TSV = rf"\t{_LV}\t(?:(?:(?P<logger>[\w.-]+)\t)?(?P<caller>[\w./-]+:\d+)\t)?(?P<msg>.*)"
 _LOGGER = r"(?P<logger>[A-Za-z_$][\w$.\-]*(?:\$[\w$]+)?)"
 
 
+_LEADS: dict[str, re.Pattern[str]] = {}
+
+
 def _fmt(
-    name: str, pattern: str, level: LevelRule, starts: str, example: str, *, nested: bool = False
+    name: str,
+    pattern: str,
+    level: LevelRule,
+    starts: str,
+    example: str,
+    *,
+    nested: bool = False,
+    needle: str = "",
 ) -> LineFormat:
-    return LineFormat(name, re.compile(pattern, re.DOTALL), level, starts, example, nested)
+    compiled = re.compile(pattern, re.DOTALL)
+    for shape in _TIME_SHAPES:
+        if pattern.startswith(shape):
+            lead = _LEADS.setdefault(shape, re.compile(shape, re.DOTALL))
+            tail = re.compile(pattern[len(shape) :], re.DOTALL)
+            return LineFormat(name, compiled, level, starts, example, nested, lead, tail, needle)
+    return LineFormat(name, compiled, level, starts, example, nested, needle=needle)
 
 
 W, L, P, S, N = LevelRule.WORD, LevelRule.LETTER, LevelRule.PRI, LevelRule.STATUS, LevelRule.NONE
@@ -319,7 +369,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         "cfdr",
         rf"(?P<label>[^\s\d]\S*) {TS_EPOCH} \d{{4}}\.\d{{2}}\.\d{{2}} (?P<node>\S+) (?P<msg>.*)",
         N,
-        "",
+        "-" + UPPER,  # "-" (no label) or an upper-case alert category
         "- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL INFO cache",
         nested=True,
     ),
@@ -340,6 +390,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         S,
         "",
         '10.0.0.1 - - [23/Nov/2026:10:00:01 +0000] "GET /api HTTP/1.1" 502 157 "-" "curl/8.5"',
+        needle='] "',
     ),
     # Django's runserver / django.server: [23/Nov/2026 10:00:01] "GET / HTTP/1.1" 500 145
     _fmt(
@@ -473,10 +524,17 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
     # zap development / tab-separated console: ts<TAB>LEVEL<TAB>caller<TAB>msg
     _fmt(
         "tsv",
-        rf"(?:{TS_ISO}|{TS_EPOCH_SCI})\t{_LV}\t(?:(?:(?P<logger>[\w.-]+)\t)?(?P<caller>[\w./-]+:\d+)\t)?(?P<msg>.*)",
+        rf"{TS_ISO}{_TSV}",
         W,
         DIGITS,
         "2026-11-23T10:00:01.123Z\tERROR\tcharge/charge.go:42\tcharge failed",
+    ),
+    _fmt(
+        "tsv-epoch",
+        rf"{TS_EPOCH_SCI}{_TSV}",
+        W,
+        DIGITS,
+        "1.7954598014567e+09\terror\tledger\tledger/main.go:30\tstarted",
     ),
     # log4j2 "%d{ISO8601} %-5p [%t] %c %X - %m" (%X: the MDC map, {requestId=.., traceId=..})
     _fmt(
@@ -904,6 +962,12 @@ class ImpliedSeverity:
         if not self.enabled:
             return None
         head = message[:INFER_CHARS]
+        if not self.extra_error and not self.extra_warn:
+            # Most lines say none of the rule words: a few substring tests are much cheaper
+            # than the rule alternations (every rule contains one of these stems).
+            lowered = head.lower()
+            if not any(stem in lowered for stem in _RULE_STEMS):
+                return None
         if self._error.search(head):
             return Level.ERROR
         if self._warn.search(head) and not self._benign.search(head):
@@ -911,7 +975,13 @@ class ImpliedSeverity:
         return None
 
 
-INFER_CHARS: Final = 512  # the first line's head says what happened; a trace's tail does not
+INFER_CHARS: Final = 512
+_RULE_STEMS: Final = (
+    *("panic", "segfault", "segmentation", "core dump", "memory", "oom", "killed", "fatal", "unhandled"),
+    *("uncaught", "traceback", "exception", "timed out", "error", "password", "break-in", "invalid user"),
+    *("illegal user", "denied", "unauthori", "fail", "refused", "unavailable", "unreachable", "cannot"),
+    *("can't", "could not", "couldn't", "unable to", "abort", "corrupt", "authentication"),
+)  # the first line's head says what happened; a trace's tail does not
 
 # ----------------------------------------------------------------------------- result
 
@@ -1026,13 +1096,14 @@ class LineNormaliser:
 
     def _parse_text(self, text: str, now: datetime, depth: int) -> ParsedLine:
         candidates = self._by_first.get(text[:1], self._by_first[""])
+        leads: dict[re.Pattern[str], re.Match[str] | None] = {}
         for fmt in candidates:
-            match = fmt.pattern.match(text)
-            if match is None:
+            groups = fmt.groups(text, leads)
+            if groups is None:
                 continue
             if fmt.nested and depth == 0:
-                return self._nested(fmt, match, now)
-            return self._build(fmt, match, now)
+                return self._nested(fmt, groups, now)
+            return self._build(fmt, groups, now)
         if depth == 0:
             prefixed = self._prefixed(text, now)
             if prefixed is not None:
@@ -1058,9 +1129,8 @@ class LineNormaliser:
             fields,
         )
 
-    def _nested(self, fmt: LineFormat, match: re.Match[str], now: datetime) -> ParsedLine:
-        inner = self._parse_text(match.group("msg"), now, depth=1)
-        groups = match.groupdict()
+    def _nested(self, fmt: LineFormat, groups: dict[str, Any], now: datetime) -> ParsedLine:
+        inner = self._parse_text(groups["msg"], now, depth=1)
         fields = {key: value for key, value in groups.items() if key not in _FIELD_SKIP and value}
         fields.update(inner.fields)
         name = fmt.name if inner.format == "unknown" else f"{fmt.name}+{inner.format}"
@@ -1069,8 +1139,7 @@ class LineNormaliser:
             name, time_from_groups(groups, now), inner.level, inner.level_source, inner.message, fields
         )
 
-    def _build(self, fmt: LineFormat, match: re.Match[str], now: datetime) -> ParsedLine:
-        groups = match.groupdict()
+    def _build(self, fmt: LineFormat, groups: dict[str, Any], now: datetime) -> ParsedLine:
         timestamp = time_from_groups(groups, now) if _has_time(groups) else None
         fields = _header_fields(groups)
         message = (groups.get("msg") or "").rstrip()
@@ -1094,12 +1163,12 @@ class LineNormaliser:
     def _inner(self, message: str) -> ParsedLine | None:
         """A level-less envelope (syslog, journald text) around a line with its own header
         (kubelet's klog, a Java logger writing to syslog): the inner line's level counts."""
+        leads: dict[re.Pattern[str], re.Match[str] | None] = {}
         for fmt in self._by_first.get(message[:1], ()):
             if fmt.level is LevelRule.NONE or fmt.nested:
                 continue
-            match = fmt.pattern.match(message)
-            if match is not None:
-                groups = match.groupdict()
+            groups = fmt.groups(message, leads)
+            if groups is not None:
                 level = self._line_level(fmt.level, groups)
                 if level is None:
                     return None
