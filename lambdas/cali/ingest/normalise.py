@@ -477,6 +477,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         W,
         DIGITS,
         "2026-11-23T18:48:39.123Z ERROR 1 --- [payments] [nio-8080-exec-4] c.a.p.PaymentService : charge failed",
+        needle=" --- ",
     ),
     # MySQL 8 error log: 2026-11-23T10:00:01.123456Z 0 [ERROR] [MY-010000] [Server] msg
     _fmt(
@@ -486,6 +487,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         W,
         DIGITS,
         "2026-11-23T10:00:01.123456Z 0 [ERROR] [MY-010119] [Server] Aborting",
+        needle="[",
     ),
     # PostgreSQL default: 2026-11-23 10:00:01.123 UTC [1234] ERROR:  msg
     _fmt(
@@ -496,6 +498,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         W,
         DIGITS,
         '2026-11-23 10:00:01.123 UTC [1234] ERROR:  relation "orders" does not exist',
+        needle="]",
     ),
     # nginx error log: 2026/11/23 10:00:01 [error] 1234#0: *5 msg
     _fmt(
@@ -512,6 +515,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         W,
         DIGITS,
         "2016-09-28 04:30:31, Error                 CBS    Failed to load the package",
+        needle=", ",
     ),
     # AWS Lambda runtimes: ts<TAB>request-id<TAB>LEVEL<TAB>msg (Node) / ts<TAB>id<TAB>msg
     _fmt(
@@ -520,6 +524,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         W,
         DIGITS,
         "2026-11-23T10:00:01.123Z\t5c3b3a1e-0b5e-4f4e-9f0e-2b2c3d4e5f60\tERROR\tInvoke Error",
+        needle="\t",
     ),
     # zap development / tab-separated console: ts<TAB>LEVEL<TAB>caller<TAB>msg
     _fmt(
@@ -528,6 +533,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         W,
         DIGITS,
         "2026-11-23T10:00:01.123Z\tERROR\tcharge/charge.go:42\tcharge failed",
+        needle="\t",
     ),
     _fmt(
         "tsv-epoch",
@@ -535,6 +541,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         W,
         DIGITS,
         "1.7954598014567e+09\terror\tledger\tledger/main.go:30\tstarted",
+        needle="\t",
     ),
     # log4j2 "%d{ISO8601} %-5p [%t] %c %X - %m" (%X: the MDC map, {requestId=.., traceId=..})
     _fmt(
@@ -543,6 +550,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         W,
         DIGITS,
         "2026-11-23T18:48:39,123 ERROR [pool-2-thread-7] com.acme.Ledger {requestId=r-1, traceId=4bf9} - write failed",
+        needle="} - ",
     ),
     # Python logging with the OpenTelemetry instrumentation's default format
     _fmt(
@@ -551,6 +559,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         W,
         DIGITS,
         "2026-11-23 18:48:39,123 ERROR [inventory.db] [pool.py:88] [trace_id=0 span_id=0 resource.service.name=inventory trace_sampled=False] - lost",
+        needle="] - ",
     ),
     # ZooKeeper 3.4 / log4j "%d - %-5p [%t:%C{1}@%L] - %m"
     _fmt(
@@ -559,6 +568,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         W,
         DIGITS,
         "2015-07-29 19:04:29,071 - WARN  [SendWorker:188978561024:QuorumCnxManager$SendWorker@688] - Send worker leaving",
+        needle=" - ",
     ),
     # logback/log4j2 "%d [%thread] %-5level %logger - %msg" (logback 1.3+: " -- ")
     _fmt(
@@ -575,6 +585,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         W,
         DIGITS,
         "2026-11-23 10:00:01,456 - app.worker - ERROR - job failed",
+        needle=" - ",
     ),
     # Go/klog-ish and Java "ts LEVEL [thread] logger: msg" / "ts LEVEL logger - msg" /
     # Spark/Hadoop/HDFS "ts [pid] LEVEL component: msg" with any of the date shapes.
@@ -614,6 +625,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         W,
         DIGITS,
         "2026-11-23 10:00:01.008 25746 ERROR nova.compute.manager [req-1 - - - - -] Instance failed",
+        needle="[",
     ),
     # Python "%(asctime)s %(levelname)s %(name)s %(message)s": a dotted/``root`` logger name
     _fmt(
@@ -630,6 +642,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         W,
         DIGITS,
         "2026-11-23T10:00:01.123Z fail: Microsoft.AspNetCore.Server.Kestrel[13] Unhandled exception",
+        needle="]",
     ),
     # winston printf "${timestamp} ${level} [${service}]: ${message}" (and without the service)
     _fmt(
