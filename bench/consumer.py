@@ -93,31 +93,23 @@ def _fill(template: str, rng: random.Random) -> str:
 
 def _raw_line(rng: random.Random, when: datetime, level: str, message: str, service: str) -> str:
     """The same event as one of the text forms applications write."""
-    iso = when.strftime("%Y-%m-%d %H:%M:%S")
+    iso = f"{when:%Y-%m-%d %H:%M:%S}"
     ms = f"{when.microsecond // 1000:03d}"
     thread = f"http-nio-8080-exec-{rng.randint(1, 200)}"
-    form = rng.randrange(7)
-    if form == 0:  # logback
-        return f"{iso}.{ms} [{thread}] {level:<5} com.shop.{service}.Handler - {message}"
-    if form == 1:  # log4j / Hadoop
-        return f"{iso},{ms} {level} [{thread}] com.shop.{service}.Handler: {message}"
-    if form == 2:  # Python logging
-        return f"{iso},{ms} {'WARNING' if level == 'WARN' else level} app.{service} {message}"
-    if form == 3:  # syslog, no level word
-        host, pid = f"node-{rng.randint(1, 9)}", rng.randint(100, 9999)
-        return f"{when.strftime('%b %d %H:%M:%S')} {host} {service}[{pid}]: {message}"
-    if form == 4:  # nginx access
-        status = {"ERROR": 502, "WARN": 404}.get(level, 200)
-        day = when.strftime("%d/%b/%Y:%H:%M:%S")
-        request = f"GET /api/{service}/{rng.randint(1, 999)} HTTP/1.1"
-        return f'10.0.{rng.randint(0, 255)}.7 - - [{day} +0000] "{request}" {status} {rng.randint(0, 9000)} "-" "curl"'
-    if form == 5:  # klog
-        letter = level[0] if level in ("ERROR", "WARN", "INFO") else "I"
-        stamp = f"{when.strftime('%m%d %H:%M:%S')}.{when.microsecond:06d}"
-        return f"{letter}{stamp}    {rng.randint(1, 99)} {service}.go:{rng.randint(1, 999)}] {message}"
-    return orjson.dumps(
-        {"level": level.lower(), "ts": when.timestamp(), "caller": f"{service}/main.go:42", "msg": message}
-    ).decode()
+    status = {"ERROR": 502, "WARN": 404}.get(level, 200)
+    request = f"GET /api/{service}/{rng.randint(1, 999)} HTTP/1.1"
+    letter = level[0] if level in ("ERROR", "WARN", "INFO") else "I"
+    zap = {"level": level.lower(), "ts": when.timestamp(), "caller": f"{service}/main.go:42", "msg": message}
+    forms = (
+        f"{iso}.{ms} [{thread}] {level:<5} com.shop.{service}.Handler - {message}",  # logback
+        f"{iso},{ms} {level} [{thread}] com.shop.{service}.Handler: {message}",  # log4j / Hadoop
+        f"{iso},{ms} {'WARNING' if level == 'WARN' else level} app.{service} {message}",  # Python
+        f"{when:%b %d %H:%M:%S} node-{rng.randint(1, 9)} {service}[{rng.randint(100, 9999)}]: {message}",
+        f'10.0.{rng.randint(0, 255)}.7 - - [{when:%d/%b/%Y:%H:%M:%S} +0000] "{request}" {status} 512 "-" "curl"',
+        f"{letter}{when:%m%d %H:%M:%S}.{when.microsecond:06d}    {rng.randint(1, 99)} {service}.go:42] {message}",
+        orjson.dumps(zap).decode(),  # zap JSON
+    )
+    return forms[rng.randrange(len(forms))]
 
 
 def fluent_bit_record(rng: random.Random, when: datetime, raw_share: float = 0.0) -> bytes:

@@ -8,7 +8,7 @@ from cali.contracts.incident import SampleLine
 from cali.contracts.levels import Level
 from cali.notify.slack.links import IncidentLinks
 from cali.notify.slack.message import build_incident_message, level_inferred
-from tests.unit.slack_samples import NOW, make_incident, make_result
+from tests.support.slack_samples import NOW, make_incident, make_result
 
 
 def _sample(level: Level, source: str | None) -> SampleLine:
