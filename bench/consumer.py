@@ -99,14 +99,15 @@ def _raw_line(rng: random.Random, when: datetime, level: str, message: str, serv
     status = {"ERROR": 502, "WARN": 404}.get(level, 200)
     request = f"GET /api/{service}/{rng.randint(1, 999)} HTTP/1.1"
     letter = level[0] if level in ("ERROR", "WARN", "INFO") else "I"
+    clf, klog = f"{when:%d/%b/%Y:%H:%M:%S} +0000", f"{when:%m%d %H:%M:%S}.{when.microsecond:06d}"
     zap = {"level": level.lower(), "ts": when.timestamp(), "caller": f"{service}/main.go:42", "msg": message}
     forms = (
         f"{iso}.{ms} [{thread}] {level:<5} com.shop.{service}.Handler - {message}",  # logback
         f"{iso},{ms} {level} [{thread}] com.shop.{service}.Handler: {message}",  # log4j / Hadoop
         f"{iso},{ms} {'WARNING' if level == 'WARN' else level} app.{service} {message}",  # Python
         f"{when:%b %d %H:%M:%S} node-{rng.randint(1, 9)} {service}[{rng.randint(100, 9999)}]: {message}",
-        f'10.0.{rng.randint(0, 255)}.7 - - [{when:%d/%b/%Y:%H:%M:%S} +0000] "{request}" {status} 512 "-" "curl"',
-        f"{letter}{when:%m%d %H:%M:%S}.{when.microsecond:06d}    {rng.randint(1, 99)} {service}.go:42] {message}",
+        f'10.0.{rng.randint(0, 255)}.7 - - [{clf}] "{request}" {status} 512 "-" "curl"',  # nginx
+        f"{letter}{klog}    {rng.randint(1, 99)} {service}.go:42] {message}",  # klog
         orjson.dumps(zap).decode(),  # zap JSON
     )
     return forms[rng.randrange(len(forms))]
