@@ -913,7 +913,7 @@ class _SameTime:
             assert row.tail is not None
             names = _GROUP_NAME.findall(row.tail.pattern)
             self.names.append([(name, f"r{index}_{name}") for name in names])
-            renamed = _GROUP_NAME.sub(lambda m, i=index: f"(?P<r{i}_{m.group(1)}>", row.tail.pattern)
+            renamed = _GROUP_NAME.sub(rf"(?P<r{index}_\1>", row.tail.pattern)
             parts.append(f"(?P<row{index}>){renamed}")
         self.tails = re.compile("|".join(parts), re.DOTALL)
 
