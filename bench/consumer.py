@@ -113,8 +113,9 @@ def _raw_line(rng: random.Random, when: datetime, level: str, message: str, serv
     return forms[rng.randrange(len(forms))]
 
 
-def fluent_bit_record(rng: random.Random, when: datetime, raw_share: float = 0.0) -> bytes:
-    """One record as Fluent Bit's kinesis_streams output sends it (JSON, kubernetes metadata)."""
+def fluent_bit_record(rng: random.Random, when: datetime, raw_share: float = 0.0) -> tuple[bytes, bytes]:
+    """One record as Fluent Bit's kinesis_streams output sends it (JSON, kubernetes metadata):
+    (as sent: a raw ``log`` line for ``raw_share`` of them, the same event parsed upstream)."""
     roll = rng.random()
     service = rng.choice(SERVICES)
     stack = None
@@ -129,9 +130,10 @@ def fluent_bit_record(rng: random.Random, when: datetime, raw_share: float = 0.0
         level, message = "INFO", rng.choice(INFO)
     pod = f"{service}-{rng.randint(1000, 9999):x}-{rng.choice('abcdefgh')}{rng.randint(10, 99)}"
     text = _fill(message, rng)
+    raw: dict[str, Any]
     if rng.random() < raw_share:
         line = _raw_line(rng, when, level, text, service) + (("\n" + stack) if stack else "")
-        raw: dict[str, Any] = {
+        raw = {
             "log": line + "\n",
             "service": service,
             "environment": "prod",
@@ -139,7 +141,8 @@ def fluent_bit_record(rng: random.Random, when: datetime, raw_share: float = 0.0
             "kubernetes": {"pod_name": pod, "namespace_name": "shop", "container_name": service},
             "time": when.isoformat().replace("+00:00", "Z"),
         }
-        return orjson.dumps(raw) + b"\n"
+    else:
+        raw = {}
     record: dict[str, Any] = {
         "time": when.isoformat().replace("+00:00", "Z"),
         "level": level,
@@ -158,36 +161,42 @@ def fluent_bit_record(rng: random.Random, when: datetime, raw_share: float = 0.0
             "labels": {"app": service, "pod-template-hash": f"{rng.getrandbits(32):x}"},
         },
     }
-    return orjson.dumps(record) + b"\n"
+    parsed = orjson.dumps(record) + b"\n"
+    return (orjson.dumps(raw) + b"\n" if raw else parsed), parsed
 
 
 def kinesis_batch(
     rng: random.Random, size: int, first_sequence: int, start: datetime, raw_share: float = 0.0
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the batch as sent, the same batch with every header parsed upstream)."""
     shard = "shardId-000000000000"
-    records = []
+    sent: list[dict[str, Any]] = []
+    upstream: list[dict[str, Any]] = []
     for i in range(size):
         sequence = f"4959{first_sequence + i:052d}"
         when = start + timedelta(milliseconds=i)
-        records.append(
-            {
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": f"{rng.getrandbits(64):x}",
-                    "sequenceNumber": sequence,
-                    "data": base64.b64encode(fluent_bit_record(rng, when, raw_share)).decode(),
-                    "approximateArrivalTimestamp": when.timestamp(),
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": f"{shard}:{sequence}",
-                "eventName": "aws:kinesis:record",
-                "awsRegion": "eu-west-1",
-                "invokeIdentityArn": "arn:aws:iam::111111111111:role/bench",
-                "eventSourceARN": "arn:aws:kinesis:eu-west-1:111111111111:stream/cali-bench-logs",
-            }
-        )
-    return {"Records": records}
+        as_sent, parsed = fluent_bit_record(rng, when, raw_share)
+        key = f"{rng.getrandbits(64):x}"
+        for data, out in ((as_sent, sent), (parsed, upstream)):
+            out.append(
+                {
+                    "kinesis": {
+                        "kinesisSchemaVersion": "1.0",
+                        "partitionKey": key,
+                        "sequenceNumber": sequence,
+                        "data": base64.b64encode(data).decode(),
+                        "approximateArrivalTimestamp": when.timestamp(),
+                    },
+                    "eventSource": "aws:kinesis",
+                    "eventVersion": "1.0",
+                    "eventID": f"{shard}:{sequence}",
+                    "eventName": "aws:kinesis:record",
+                    "awsRegion": "eu-west-1",
+                    "invokeIdentityArn": "arn:aws:iam::111111111111:role/bench",
+                    "eventSourceARN": "arn:aws:kinesis:eu-west-1:111111111111:stream/cali-bench-logs",
+                }
+            )
+    return {"Records": sent}, {"Records": upstream}
 
 
 class _Context:
@@ -256,7 +265,7 @@ def main() -> int:
     from cali_testing.ingest import InMemoryDlq
 
     class PassThrough(EventPreparer):
-        """No normaliser: events go to validation as decoded (the comparison's baseline)."""
+        """No normaliser: events go to validation as decoded (the baseline, on pre-parsed events)."""
 
         def __call__(self, event: object, arrival: datetime | None) -> object:
             return event
@@ -285,10 +294,11 @@ def main() -> int:
 
     rng = random.Random(args.seed)
     start = datetime.now(UTC)
-    batches = [
+    pairs = [
         kinesis_batch(rng, args.records, i * args.records, start + timedelta(seconds=i), args.raw_share)
         for i in range(args.batches)
     ]
+    batches = [sent for sent, _ in pairs]
     payload_bytes = sum(len(r["kinesis"]["data"]) * 3 // 4 for r in batches[0]["Records"]) / args.records
 
     if args.profile:
@@ -301,16 +311,18 @@ def main() -> int:
             profiler.enable()
             invoke(batches[-1])
             profiler.disable()
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_SORT", "tottime")).print_stats(25)
         return 0
 
     cpu_rates, wall_rates, base_rates = [], [], []
     counts = None
-    for batch in batches:
+    for batch, upstream in pairs:
         sink = io.StringIO()  # Powertools Metrics prints the EMF blob; keep it off the report
         with contextlib.redirect_stdout(sink):
             cpu0 = time.process_time()
-            invoke(batch, baseline)  # the same batch without the normaliser, interleaved
+            # Interleaved baseline: the same events with their headers parsed upstream (what
+            # Fluent Bit's header parsers used to send), read without the normaliser.
+            invoke(upstream, baseline)
             base_cpu = time.process_time() - cpu0
             cpu0, wall0 = time.process_time(), time.perf_counter()
             response, counts = invoke(batch)
@@ -336,10 +348,15 @@ def main() -> int:
         f"  records/s per core (CPU time): best {max(cpu_rates):,.0f}  "
         f"median {statistics.median(cpu_rates):,.0f}   target >= 50,000"
     )
-    with_normaliser, without = statistics.median(cpu_rates), statistics.median(base_rates)
+    with_median, without_median = statistics.median(cpu_rates), statistics.median(base_rates)
+    with_best, without_best = max(cpu_rates), max(base_rates)
     print(
-        f"  same batches without the line normaliser (pass-through): median {without:,.0f} records/s "
-        f"per core -> the normaliser costs {1 - with_normaliser / without:.1%} of throughput   budget <= 15%"
+        f"  the same events parsed upstream, without the normaliser (baseline): best {without_best:,.0f}  "
+        f"median {without_median:,.0f} records/s per core"
+    )
+    print(
+        f"  -> the normaliser costs {1 - with_best / without_best:.1%} (best vs best; the least disturbed "
+        f"by other load) / {1 - with_median / without_median:.1%} (median) of throughput   budget <= 15%"
     )
     print(
         f"  records/s wall clock:          best {max(wall_rates):,.0f}  "

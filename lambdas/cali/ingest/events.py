@@ -162,18 +162,25 @@ def _merge_header(prepared: dict[str, Any], parsed: ParsedLine) -> None:
 def _bounded_time(event: dict[str, Any], arrival: datetime | None, rule: EventTimeRule) -> dict[str, Any]:
     if arrival is None or not rule.enabled:
         return event
+    original = event
     for key in _TIME_KEYS:
         value = event.get(key)
         if value is None or value == "":
             continue
-        try:
-            line_time = value if isinstance(value, datetime) else parse_timestamp(value)
-        except ValueError:
-            return event  # build_record reports the bad timestamp with its DLQ reason
+        if isinstance(value, datetime):
+            line_time = value
+        else:
+            try:
+                line_time = parse_timestamp(value)
+            except ValueError:
+                return event  # build_record reports the bad timestamp with its DLQ reason
+            if event is original:
+                event = dict(event)
+            event[key] = line_time  # parsed once: validation takes the datetime as it is
         chosen, skew = rule.choose(line_time, arrival)
         if skew is None:
             return event
-        bounded = dict(event)
+        bounded = event if event is not original else dict(event)
         bounded[key] = chosen
         bounded["line_time"] = line_time.isoformat()
         bounded["time_skew"] = skew

@@ -167,8 +167,26 @@ def _year(groups: Mapping[str, str | None]) -> int | None:
 _YEAR_SLACK: Final = timedelta(days=1)
 
 
+def _from_iso(text: str) -> datetime | None:
+    """The common ISO-8601 forms through ``datetime.fromisoformat`` (C); None: use the groups."""
+    if text.endswith((" UTC", " GMT")):
+        text = text[:-4] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text.replace(",", ".", 1))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
 def time_from_groups(groups: Mapping[str, str | None], arrival: datetime) -> datetime | None:
     """Build a UTC datetime from a match's time groups (see the module docstring)."""
+    iso = groups.get("_iso")
+    if iso:
+        fast = _from_iso(iso)
+        if fast is not None:
+            return fast
     epoch = groups.get("epoch")
     if epoch:
         return _epoch(epoch)
@@ -902,11 +920,12 @@ class _SameTime:
     the rows' tails are alternatives in table order (``re`` takes the first that matches, as
     the table does), so a line costs one C-level match instead of a Python call per row."""
 
-    __slots__ = ("lead", "names", "rows", "tails")
+    __slots__ = ("iso", "lead", "names", "rows", "tails")
 
     def __init__(self, lead: re.Pattern[str], rows: list[LineFormat]) -> None:
         self.lead = lead
         self.rows = rows
+        self.iso = lead.pattern == TS_ISO  # its text goes to datetime.fromisoformat (C) first
         self.names: list[list[tuple[str, str]]] = []
         parts = []
         for index, row in enumerate(rows):
@@ -930,6 +949,8 @@ class _SameTime:
         for index, row in enumerate(self.rows):
             if rest.group(f"row{index}") is not None:
                 groups = head.groupdict()
+                if self.iso:
+                    groups["_iso"] = head.group(0)
                 for name, renamed in self.names[index]:
                     groups[name] = rest.group(renamed)
                 return row, groups
@@ -1117,7 +1138,7 @@ class HttpLevels:
 
 
 _FIELD_SKIP: Final = frozenset(
-    ("msg", "level", "level_b", "level_a", "level_c", "letter", "pri", "mark", "sd", *_TIME_KEYS)
+    ("_iso", "msg", "level", "level_b", "level_a", "level_c", "letter", "pri", "mark", "sd", *_TIME_KEYS)
 )
 # Level word at the start of a message whose header had none: "ERROR: ...", "[warn] ...".
 _MESSAGE_LEVEL: Final = re.compile(
