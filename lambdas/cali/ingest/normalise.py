@@ -920,21 +920,28 @@ class _SameTime:
     the rows' tails are alternatives in table order (``re`` takes the first that matches, as
     the table does), so a line costs one C-level match instead of a Python call per row."""
 
-    __slots__ = ("iso", "lead", "names", "rows", "tails")
+    __slots__ = ("iso", "lead", "markers", "names", "rows", "slots", "tails")
 
     def __init__(self, lead: re.Pattern[str], rows: list[LineFormat]) -> None:
         self.lead = lead
         self.rows = rows
         self.iso = lead.pattern == TS_ISO  # its text goes to datetime.fromisoformat (C) first
-        self.names: list[list[tuple[str, str]]] = []
         parts = []
         for index, row in enumerate(rows):
             assert row.tail is not None
-            names = _GROUP_NAME.findall(row.tail.pattern)
-            self.names.append([(name, f"r{index}_{name}") for name in names])
             renamed = _GROUP_NAME.sub(rf"(?P<r{index}_\1>", row.tail.pattern)
             parts.append(f"(?P<row{index}>){renamed}")
         self.tails = re.compile("|".join(parts), re.DOTALL)
+        numbers = self.tails.groupindex
+        self.markers = tuple(numbers[f"row{index}"] for index in range(len(rows)))
+        # per row: its group names and their numbers in the combined pattern
+        self.names: list[tuple[str, ...]] = []
+        self.slots: list[tuple[int, ...]] = []
+        for index, row in enumerate(rows):
+            assert row.tail is not None
+            names = tuple(_GROUP_NAME.findall(row.tail.pattern))
+            self.names.append(names)
+            self.slots.append(tuple(numbers[f"r{index}_{name}"] for name in names))
 
     def match(self, text: str, leads: Leads) -> Match | None:
         if self.lead in leads:
@@ -946,14 +953,17 @@ class _SameTime:
         rest = self.tails.match(text, head.end())
         if rest is None:
             return None
-        for index, row in enumerate(self.rows):
-            if rest.group(f"row{index}") is not None:
+        spans = rest.regs
+        for index, marker in enumerate(self.markers):
+            if spans[marker][0] >= 0:
                 groups = head.groupdict()
                 if self.iso:
                     groups["_iso"] = head.group(0)
-                for name, renamed in self.names[index]:
-                    groups[name] = rest.group(renamed)
-                return row, groups
+                slots = self.slots[index]
+                if slots:
+                    values = rest.group(*slots) if len(slots) > 1 else (rest.group(slots[0]),)
+                    groups.update(zip(self.names[index], values, strict=True))
+                return self.rows[index], groups
         return None  # pragma: no cover (one alternative always matched)
 
 
