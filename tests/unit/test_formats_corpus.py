@@ -52,3 +52,9 @@ def test_every_table_row_matches_its_own_example(fmt: Any) -> None:
     # The example documents the row (docs/ingest.md prints it): it must be what the row reads.
     parsed = parse_line(fmt.example, ARRIVAL)
     assert parsed.format.split("+")[0] == fmt.name, parsed
+
+
+def test_the_ingest_doc_lists_every_table_row() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "ingest.md").read_text(encoding="utf-8")
+    missing = [fmt.name for fmt in FORMATS if f"`{fmt.name}`" not in doc]
+    assert missing == [], f"docs/ingest.md lacks {missing}: regenerate its format table"
