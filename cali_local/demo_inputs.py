@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cali_local.fluentbit_emulation import FILES_CONFIG, FluentBitPipeline, LogSource, iter_file_records
+from cali_local.fluentbit import FILES_CONFIG, FluentBitPipeline, LogSource, iter_file_records
 from cali_local.loggen import GeneratedEvent, generate
 
 Wave = list[bytes]

@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field
 
 from cali_local.event_source import KinesisEventSource, LambdaContext, SqsEventSource
 from cali_local.firehose import FirehoseStandIn
-from cali_local.fluentbit_emulation import KinesisStreamsOutput
+from cali_local.fluentbit import KinesisStreamsOutput
 from cali_local.lambda_runtime import EmfMetrics, lambda_logs_to, with_metrics_capture
 from cali_local.resources import LocalResources, ResourceNames, create_resources
 from cali_local.services import LocalServices, local_services

@@ -9,7 +9,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 if TYPE_CHECKING:
-    from cali_local.fluentbit_emulation import KinesisStreamsOutput
+    from cali_local.fluentbit import KinesisStreamsOutput
     from cali_local.loggen import GeneratedEvent
 
 _EPILOG = """\
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0911, PLR0912, PLR09
     from datetime import UTC, datetime
     from pathlib import Path
 
-    from cali_local.fluentbit_emulation import FILES_CONFIG, KUBERNETES_CONFIG
+    from cali_local.fluentbit import FILES_CONFIG, KUBERNETES_CONFIG
     from cali_local.loggen import SCENARIO_HELP, generate
 
     if args.list_scenarios:
@@ -235,7 +235,7 @@ class _Sink:
 
             import boto3
 
-            from cali_local.fluentbit_emulation import KinesisStreamsOutput, PutRecordsClient
+            from cali_local.fluentbit import KinesisStreamsOutput, PutRecordsClient
 
             # AWS_REGION is what Fluent Bit and Lambda use; boto3 itself reads AWS_DEFAULT_REGION.
             region = os.environ.get("AWS_REGION") or None

@@ -21,7 +21,7 @@ import yaml
 from cali.contracts.levels import Level
 from cali.contracts.records import LogRecord, build_record
 from cali.ingest.events import REPLAY_TIME_RULE, prepare_event
-from cali_local.fluentbit_emulation import (
+from cali_local.fluentbit import (
     FILES_CONFIG,
     FLUENT_BIT_DIR,
     KUBERNETES_CONFIG,
@@ -469,7 +469,7 @@ def test_zap_stack_traces_stay_with_their_line() -> None:
 
 
 def logfmt_parser(**extra: Any) -> Any:
-    from cali_local.fluentbit_emulation import Parser
+    from cali_local.fluentbit import Parser
 
     return Parser({"name": "t", "format": "logfmt", **extra})
 

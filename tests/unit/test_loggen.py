@@ -17,7 +17,7 @@ from cali.fingerprint import fingerprint
 from cali.ingest.decoding import decode_payload
 from cali.ingest.events import REPLAY_TIME_RULE, prepare_event
 from cali_cli.main import main
-from cali_local.fluentbit_emulation import (
+from cali_local.fluentbit import (
     FILES_CONFIG,
     MAX_EVENTS_PER_PUT,
     PUT_RECORDS_PAYLOAD_SIZE,

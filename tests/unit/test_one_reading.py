@@ -20,7 +20,7 @@ import yaml
 from cali.contracts.records import LogRecord, build_record
 from cali.ingest.decoding import decode_payload
 from cali.ingest.events import REPLAY_TIME_RULE, prepare_event
-from cali_local.fluentbit_emulation import FILES_CONFIG, FluentBitPipeline, LogSource
+from cali_local.fluentbit import FILES_CONFIG, FluentBitPipeline, LogSource
 
 CORPUS = Path(__file__).parent / "data" / "formats_corpus.yaml"
 READ_TIME = datetime(2026, 12, 1, tzinfo=UTC)
