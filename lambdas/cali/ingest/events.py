@@ -104,7 +104,7 @@ class EventPreparer:
 
 def raw_text(event: dict[str, Any]) -> tuple[str, str] | None:
     """(key, text) when ``event`` is a raw line still carrying its header, else None."""
-    if _LEVEL_KEYS.intersection(event):
+    if not _LEVEL_KEYS.isdisjoint(event):
         return None
     log = event.get("log")
     if isinstance(log, str):
@@ -130,7 +130,8 @@ def prepare_event(
     key, text = raw
     head, newline, tail = text.rstrip("\r\n").partition("\n")  # Fluent Bit keeps the line's newline
     parsed = normaliser.parse(head, arrival)
-    prepared = {name: value for name, value in event.items() if name != key}
+    prepared = dict(event)
+    del prepared[key]
     prepared["message"] = parsed.message + newline + tail if newline else parsed.message
     _merge_header(prepared, parsed)
     if parsed.timestamp is not None:

@@ -1109,7 +1109,7 @@ _RULE_STEMS: Final = (
 # ----------------------------------------------------------------------------- result
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per raw line on the hot path, never changed after
 class ParsedLine:
     """What one line says about itself."""
 
