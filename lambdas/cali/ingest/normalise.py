@@ -105,6 +105,20 @@ _SYSLOG_SEVERITY: Final = (
 
 def level_of_word(word: str) -> Level | None:
     """A header's level word in any case ("error", "Error", "E", "fail") or None."""
+    cached = _WORD_LEVELS.get(word, _MISSING)
+    if cached is not _MISSING:
+        return cached  # type: ignore[return-value]
+    level = _level_of_word(word)
+    if len(_WORD_LEVELS) < 4096:  # level words are few; any other word is rarely repeated
+        _WORD_LEVELS[word] = level
+    return level
+
+
+_MISSING: Final = object()
+_WORD_LEVELS: dict[str, Level | None] = {}
+
+
+def _level_of_word(word: str) -> Level | None:
     text = word.strip().upper()
     extra = _EXTRA_LEVELS.get(text)
     if extra is not None:
@@ -180,13 +194,16 @@ def _from_iso(text: str) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def time_from_groups(groups: Mapping[str, str | None], arrival: datetime) -> datetime | None:
+def time_from_groups(groups: Mapping[str, Any], arrival: datetime) -> datetime | None:
     """Build a UTC datetime from a match's time groups (see the module docstring)."""
     iso = groups.get("_iso")
     if iso:
         fast = _from_iso(iso)
         if fast is not None:
             return fast
+        head = groups.get("_head")
+        if isinstance(head, re.Match):
+            groups = head.groupdict()
     epoch = groups.get("epoch")
     if epoch:
         return _epoch(epoch)
@@ -956,9 +973,8 @@ class _SameTime:
         spans = rest.regs
         for index, marker in enumerate(self.markers):
             if spans[marker][0] >= 0:
-                groups = head.groupdict()
-                if self.iso:
-                    groups["_iso"] = head.group(0)
+                # ISO times go to fromisoformat; the head's groups are read only if it refuses.
+                groups = {"_iso": head.group(0), "_head": head} if self.iso else head.groupdict()
                 slots = self.slots[index]
                 if slots:
                     values = rest.group(*slots) if len(slots) > 1 else (rest.group(slots[0]),)
@@ -1148,7 +1164,20 @@ class HttpLevels:
 
 
 _FIELD_SKIP: Final = frozenset(
-    ("_iso", "msg", "level", "level_b", "level_a", "level_c", "letter", "pri", "mark", "sd", *_TIME_KEYS)
+    (
+        "_iso",
+        "_head",
+        "msg",
+        "level",
+        "level_b",
+        "level_a",
+        "level_c",
+        "letter",
+        "pri",
+        "mark",
+        "sd",
+        *_TIME_KEYS,
+    )
 )
 # Level word at the start of a message whose header had none: "ERROR: ...", "[warn] ...".
 _MESSAGE_LEVEL: Final = re.compile(
@@ -1361,8 +1390,8 @@ class LineNormaliser:
         return _from_mapping(pairs, text, "logfmt", now, self.implied)
 
 
-def _has_time(groups: Mapping[str, str | None]) -> bool:
-    return bool(groups.get("d") or groups.get("epoch"))
+def _has_time(groups: Mapping[str, Any]) -> bool:
+    return bool(groups.get("_iso") or groups.get("d") or groups.get("epoch"))
 
 
 _ESCAPES: Final = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
