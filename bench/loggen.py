@@ -20,7 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cali_local.fluentbit_emulation import FILES_CONFIG, FluentBitPipeline, LogSource, iter_file_records
+from cali_local.fluentbit import FILES_CONFIG, FluentBitPipeline, LogSource, iter_file_records
 from cali_local.loggen import generate
 
 START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

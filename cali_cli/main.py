@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "demo",
     "loggen",
     "fingerprint",
+    "parse",
     "redact",
     "dlq",
     "failures",
@@ -31,8 +32,8 @@ COMMANDS: tuple[str, ...] = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cali",
-        description="CALI operator tool: run the local pipeline, generate logs, inspect "
-        "fingerprints and redaction, manage the DLQ, the consumer's failed batches, the "
+        description="CALI operator tool: run the local pipeline, generate logs, parse raw lines, "
+        "inspect fingerprints and redaction, manage the DLQ, the consumer's failed batches, the "
         "knowledge base and dashboards, and check a deployment with `cali doctor`.",
         epilog="Run `cali <command> --help` for the options of each command.",
     )

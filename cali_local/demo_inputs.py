@@ -7,9 +7,13 @@ into Kinesis, so the handlers see what they see in production.
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
-from cali_local.fluentbit_emulation import FILES_CONFIG, FluentBitPipeline, iter_file_records
+from cali_local.fluentbit import FILES_CONFIG, FluentBitPipeline, LogSource, iter_file_records
 from cali_local.loggen import GeneratedEvent, generate
 
 Wave = list[bytes]
@@ -49,9 +53,78 @@ def _looks_like_json_lines(path: Path) -> bool:
     return False
 
 
+# What `cali demo --input` gives the handlers so a replay alerts as production would on the
+# same lines: no skew bound (the lines' own times are the point of a replay, even years
+# old) and the deployed throttle window, measured in the lines' own time.
+REPLAY_ENV: dict[str, str] = {
+    "MAX_EVENT_AGE_SECONDS": str(100 * 365 * 86_400),
+    "MAX_EVENT_AHEAD_SECONDS": str(100 * 365 * 86_400),
+}
+PRODUCTION_THROTTLE_WINDOW_SECONDS = 900
+
+
+def input_files(paths: Sequence[Path]) -> list[Path]:
+    """The files behind ``--input``: files as given, directories walked (sorted, hidden skipped)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FileNotFoundError(str(path))
+    return found
+
+
+@dataclass
+class InputSummary:
+    """What the consumer will read from the input: formats and where levels come from."""
+
+    events: int = 0
+    formats: Counter[str] = field(default_factory=Counter)
+    level_sources: Counter[str] = field(default_factory=Counter)
+    inferred: Counter[str] = field(default_factory=Counter)  # level name -> events
+
+
+def summarise_input(waves: Iterable[Wave]) -> InputSummary:
+    """Read the records as the consumer will (same decoder, same normaliser)."""
+    from cali.ingest.decoding import decode_payload
+    from cali.ingest.events import REPLAY_TIME_RULE, prepare_event
+
+    summary = InputSummary()
+    now = datetime.now(UTC)
+    for wave in waves:
+        for data in wave:
+            for event in decode_payload(data).events:
+                prepared = prepare_event(event, now, time_rule=REPLAY_TIME_RULE)
+                if not isinstance(prepared, dict):
+                    continue
+                summary.events += 1
+                summary.formats[str(prepared.get("log_format", "json event"))] += 1
+                source = str(prepared.get("level_source", "json"))
+                summary.level_sources[source] += 1
+                if source == "inferred":
+                    summary.inferred[str(prepared.get("level"))] += 1
+    return summary
+
+
+def files_waves(paths: Sequence[Path], *, environment: str = "dev") -> list[Wave]:
+    """One wave with every input file, in order."""
+    wave: Wave = []
+    for path in input_files(paths):
+        for part in file_waves(path, environment=environment):
+            wave += part
+    return [wave]
+
+
 def file_waves(path: Path, *, environment: str = "dev") -> list[Wave]:
     """One wave from a file of Fluent Bit JSON lines (sent as they are, even broken ones)
-    or of raw log lines (grouped and parsed by the Fluent Bit rules for plain files)."""
+    or of raw log lines (grouped by the Fluent Bit rules for plain files; the service is
+    the file's name, as Fluent Bit's path parser sets it)."""
     if _looks_like_json_lines(path):
         with path.open("rb") as handle:
             return [[line.rstrip(b"\r\n") + b"\n" for line in handle if line.strip()]]
@@ -66,4 +139,5 @@ def file_waves(path: Path, *, environment: str = "dev") -> list[Wave]:
             "NODE_NAME": "localhost",
         },
     )
-    return [[record.data for record in iter_file_records(path, pipeline)]]
+    source = LogSource(f"/var/log/app/{path.name}")
+    return [[record.data for record in iter_file_records(path, pipeline, source=source)]]

@@ -6,7 +6,7 @@ stack traces; scenarios overlay incidents on healthy traffic. Every event carrie
 
 * ``raw``: the text the application writes (possibly several lines),
 * ``data`` / ``record``: what Fluent Bit puts into Kinesis for it, computed by running
-  ``raw`` through :mod:`cali_local.fluentbit_emulation` with the real configuration,
+  ``raw`` through :mod:`cali_local.fluentbit` with the real configuration,
 * ground truth: ``incident`` (the scenario incident it belongs to, else ``None``),
   ``signature`` (events with the same signature share one log template and must get
   the same fingerprint), ``malformed`` (why a record is deliberately broken) and ``pii``
@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from cali_local.fluentbit_emulation import (
+from cali_local.fluentbit import (
     KUBERNETES_CONFIG,
     FluentBitPipeline,
     LogSource,

@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field
 
 from cali_local.event_source import KinesisEventSource, LambdaContext, SqsEventSource, StreamMapping
 from cali_local.firehose import FirehoseStandIn
-from cali_local.fluentbit_emulation import KinesisStreamsOutput
+from cali_local.fluentbit import KinesisStreamsOutput
 from cali_local.lambda_runtime import EmfMetrics, lambda_logs_to, with_metrics_capture
 from cali_local.resources import LocalResources, ResourceNames, create_resources
 from cali_local.services import LocalServices, local_services
@@ -86,6 +86,11 @@ class PipelineReport(BaseModel):
     seconds_to_first_alert: float | None = None
     total_seconds: float = 0.0
     notes: list[str] = Field(default_factory=list)
+    # `cali demo --input`: what the consumer read from the files (format -> events, level
+    # source -> events, inferred level -> events)
+    input_formats: dict[str, int] = Field(default_factory=dict)
+    input_level_sources: dict[str, int] = Field(default_factory=dict)
+    input_inferred_levels: dict[str, int] = Field(default_factory=dict)
 
 
 @dataclass

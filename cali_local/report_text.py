@@ -35,6 +35,17 @@ def render_report(report: PipelineReport, *, max_slack: int = 6) -> str:
     for check, ok in report.conservation.items():
         lines.append(f"  [{'ok' if ok else 'FAILED'}] {check}")
 
+    if report.input_formats:
+        total = sum(report.input_formats.values())
+        lines += _title(f"Input formats: {total} events, as the log consumer read them")
+        rows = sorted(report.input_formats.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines += _table(["format", "events", "share"], [(k, v, f"{v / total:.1%}") for k, v in rows])
+        sources = ", ".join(f"{k} {v}" for k, v in sorted(report.input_level_sources.items()))
+        lines += ["", f"  levels from: {sources}"]
+        if report.input_inferred_levels:
+            inferred = ", ".join(f"{k} {v}" for k, v in sorted(report.input_inferred_levels.items()))
+            lines.append(f"  inferred from the words of level-less lines (docs/ingest.md): {inferred}")
+
     lines += _title(f"Dead-letter queue: {len(report.dlq)} records (s3://<archive>/dlq/)")
     if report.dlq_by_reason:
         by_count = sorted(report.dlq_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))

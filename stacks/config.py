@@ -157,6 +157,34 @@ class ConsumerConfig(_Strict):
     timeout_seconds: int = Field(60, ge=1, le=900, description="Lambda timeout")
 
 
+class IngestConfig(_Strict):
+    """How the log consumer and the log indexer read raw lines (docs/ingest.md)."""
+
+    infer_levels: bool = Field(True, description="Give level-less lines an implied WARN/ERROR")
+    infer_levels_services: dict[str, bool] = Field(
+        default_factory=dict, description="Per-service switch for implied levels, service -> on/off"
+    )
+    infer_extra_error: list[str] = Field(default_factory=list, description="Extra regexes that imply ERROR")
+    infer_extra_warn: list[str] = Field(default_factory=list, description="Extra regexes that imply WARN")
+    http_error_from: int = Field(500, ge=100, le=600, description="Access lines: ERROR from this status")
+    http_warn_from: int = Field(400, ge=100, le=600, description="Access lines: WARN from this status")
+    max_event_age_seconds: int = Field(1_209_600, ge=0, description="Older line times give way to arrival")
+    max_event_ahead_seconds: int = Field(7_200, ge=0, description="Line times further ahead give way too")
+
+    def environment(self) -> dict[str, str]:
+        """The Lambda environment variables ``IngestSettings`` reads."""
+        return {
+            "INFER_LEVELS": str(self.infer_levels).lower(),
+            "INFER_LEVELS_SERVICES": json.dumps(self.infer_levels_services, sort_keys=True),
+            "INFER_EXTRA_ERROR": json.dumps(self.infer_extra_error),
+            "INFER_EXTRA_WARN": json.dumps(self.infer_extra_warn),
+            "HTTP_ERROR_FROM": str(self.http_error_from),
+            "HTTP_WARN_FROM": str(self.http_warn_from),
+            "MAX_EVENT_AGE_SECONDS": str(self.max_event_age_seconds),
+            "MAX_EVENT_AHEAD_SECONDS": str(self.max_event_ahead_seconds),
+        }
+
+
 class AnalyzerConfig(_Strict):
     reserved_concurrency: int = Field(
         2,
@@ -227,6 +255,7 @@ class EnvironmentConfig(_Strict):
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     opensearch: OpenSearchConfig = Field(default_factory=OpenSearchConfig)
     consumer: ConsumerConfig = Field(default_factory=ConsumerConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
     analyzer: AnalyzerConfig = Field(default_factory=AnalyzerConfig)
     knowledge_sync: KnowledgeSyncConfig = Field(default_factory=KnowledgeSyncConfig)
     alarms: AlarmConfig = Field(default_factory=AlarmConfig)

@@ -71,6 +71,7 @@ class Functions(Construct):
                 "SURGE_FACTOR": str(consumer_cfg.surge_factor),
                 # The throttle's redelivery dedupe is only sound with one batch per shard.
                 "PARALLELIZATION_FACTOR": str(consumer_cfg.parallelization_factor),
+                **config.ingest.environment(),
             },
         )
         state.table.grant_read_write_data(self.log_consumer)
@@ -111,7 +112,8 @@ class Functions(Construct):
             memory=512,
             timeout=120,
             description="Firehose transform: Kinesis log records to OpenSearch documents",
-            environment={"CALI_ENV": env_name},
+            # Reads raw lines exactly as the consumer does (same settings).
+            environment={"CALI_ENV": env_name, **config.ingest.environment()},
         )
 
         analyzer_cfg = config.analyzer

@@ -54,16 +54,20 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--input",
         type=Path,
-        help="run over this file instead of generated logs: raw log lines (parsed by the "
-        "Fluent Bit rules in fluent-bit/) or Fluent Bit JSON lines",
+        nargs="+",
+        metavar="PATH",
+        help="replay these files or directories instead of generated logs, as production "
+        "would alert on them: raw log lines (any format `cali parse` knows) or Fluent Bit JSON "
+        "lines; the lines' own times, the deployed throttle window (in the lines' time) and a "
+        "report section on detected formats and inferred levels",
     )
     parser.add_argument("--report", type=Path, help="also write the report as JSON to this file")
     parser.add_argument(
         "--throttle-window",
         type=int,
-        default=3,
-        help="throttle window in seconds for the demo (deployed default: 900); the demo "
-        "sends a second wave after it so you see the throttled update",
+        default=None,
+        help="throttle window in seconds (default: 3 for generated logs, so the demo's second "
+        "wave shows the throttled update; 900, the deployed default, with --input)",
     )
     parser.add_argument("--workdir", type=Path, default=Path(".cali"), help="scratch folder (default .cali)")
     parser.add_argument("--show", type=int, default=6, help="Slack messages to print (default 6)")
@@ -71,17 +75,35 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cali_local.demo_inputs import file_waves, generated_waves
+    from cali_local.demo_inputs import (
+        PRODUCTION_THROTTLE_WINDOW_SECONDS,
+        REPLAY_ENV,
+        files_waves,
+        generated_waves,
+        input_files,
+        summarise_input,
+    )
     from cali_local.loggen import SCENARIOS
     from cali_local.pipeline import PipelineOptions, run_pipeline
     from cali_local.report_text import render_report
     from cali_local.services import NotALocalEndpointError
 
+    summary = None
+    extra_env: dict[str, str] = {}
+    window = args.throttle_window
     if args.input is not None:
-        if not args.input.is_file():
-            print(f"cali demo: no such file: {args.input}")
+        try:
+            files = input_files(args.input)
+        except FileNotFoundError as error:
+            print(f"cali demo: no such file or directory: {error}")
             return 2
-        waves, scenario = file_waves(args.input), f"file {args.input}"
+        if not files:
+            print(f"cali demo: no files under {' '.join(map(str, args.input))}")
+            return 2
+        waves, scenario = files_waves(files), f"input {', '.join(map(str, args.input))} ({len(files)} files)"
+        summary = summarise_input(waves)
+        extra_env = dict(REPLAY_ENV)
+        window = PRODUCTION_THROTTLE_WINDOW_SECONDS if window is None else window
     elif args.scenario not in SCENARIOS:
         print(f"cali demo: unknown scenario {args.scenario!r}; choose one of: {', '.join(SCENARIOS)}")
         return 2
@@ -97,12 +119,21 @@ def run(args: argparse.Namespace) -> int:
                 scenario=scenario,
                 waves=waves,
                 workdir=args.workdir,
-                throttle_window_seconds=args.throttle_window,
+                throttle_window_seconds=3 if window is None else window,
+                extra_env=extra_env,
             )
         )
     except NotALocalEndpointError as error:
         print(f"cali demo: {error}")
         return 2
+    if summary is not None:
+        report = report.model_copy(
+            update={
+                "input_formats": dict(summary.formats),
+                "input_level_sources": dict(summary.level_sources),
+                "input_inferred_levels": dict(summary.inferred),
+            }
+        )
     print(render_report(report, max_slack=args.show))
     if args.report is not None:
         args.report.write_text(report.model_dump_json(indent=2), encoding="utf-8")

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
-    from cali_local.fluentbit_emulation import DeliveryReport, KinesisStreamsOutput
+    from cali_local.fluentbit import DeliveryReport, KinesisStreamsOutput
     from cali_local.loggen import GeneratedEvent
 
 _EPILOG = """\
@@ -192,7 +192,7 @@ def _plan(args: argparse.Namespace) -> _Plan | str:
 def _config_path(name: str) -> Path:
     from pathlib import Path
 
-    from cali_local.fluentbit_emulation import FILES_CONFIG, KUBERNETES_CONFIG
+    from cali_local.fluentbit import FILES_CONFIG, KUBERNETES_CONFIG
 
     known = {"kubernetes": KUBERNETES_CONFIG, "k8s": KUBERNETES_CONFIG, "files": FILES_CONFIG}
     return known.get(name, Path(name))
@@ -311,7 +311,7 @@ class _Sink:
 
             import boto3
 
-            from cali_local.fluentbit_emulation import KinesisStreamsOutput, PutRecordsClient
+            from cali_local.fluentbit import KinesisStreamsOutput, PutRecordsClient
 
             # AWS_REGION is what Fluent Bit and Lambda use; boto3 itself reads AWS_DEFAULT_REGION.
             region = os.environ.get("AWS_REGION") or None

@@ -144,7 +144,10 @@ def compose(
         retention_seconds=settings.idempotency_ttl_seconds,
         parallelization_factor=settings.parallelization_factor,
     )
+    from cali.ingest.events import EventPreparer
+
     return BatchConsumer(
+        prepare=EventPreparer.from_settings(settings),
         config=ConsumerConfig(
             environment=settings.cali_env,
             max_samples=settings.max_samples,

@@ -37,9 +37,10 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_firehose_event import 
 
 from cali.contracts.levels import Level
 from cali.contracts.records import RecordError, build_record, truncate
-from cali.contracts.settings import CommonSettings
+from cali.contracts.settings import IngestSettings
 from cali.fingerprint import fingerprint
 from cali.ingest.decoding import decode_payload
+from cali.ingest.events import EventPreparer
 from cali.search.documents import log_document
 
 if TYPE_CHECKING:
@@ -63,12 +64,19 @@ class Indexed:
     control_messages: int = 0
 
 
-def index_payload(payload: bytes, environment: str, arrival_time: datetime | None = None) -> Indexed:
+def index_payload(
+    payload: bytes,
+    environment: str,
+    arrival_time: datetime | None = None,
+    prepare: EventPreparer | None = None,
+) -> Indexed:
     decoded = decode_payload(payload)
     result = Indexed(errors=[e.reason for e in decoded.errors], control_messages=decoded.control_messages)
+    # The same reading of raw lines as the consumer: the document's @timestamp is the line's time.
+    prepare = prepare or dependencies().prepare
     for event in decoded.events:
         try:
-            record = build_record(event, arrival_time)
+            record = build_record(prepare(event, arrival_time), arrival_time)
         except RecordError as exc:
             result.errors.append(exc.reason)
             continue
@@ -103,19 +111,20 @@ def merge_documents(documents: list[dict[str, Any]]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Dependencies:
-    """What the transform needs besides the event: only the environment's name."""
+    """What the transform needs besides the event: the environment and how raw lines are read."""
 
     environment: str
+    prepare: EventPreparer
 
 
-def compose(settings: CommonSettings) -> Dependencies:
-    return Dependencies(environment=settings.cali_env)
+def compose(settings: IngestSettings) -> Dependencies:
+    return Dependencies(environment=settings.cali_env, prepare=EventPreparer.from_settings(settings))
 
 
 @cache
 def dependencies() -> Dependencies:
     """Read once per execution environment."""
-    return compose(CommonSettings())
+    return compose(IngestSettings())
 
 
 Transformed = KinesisFirehoseDataTransformationRecord

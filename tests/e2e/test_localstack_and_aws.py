@@ -65,7 +65,7 @@ def test_deployed_environment_dead_letters_a_bad_record() -> None:
     kinesis, s3 = boto3.client("kinesis"), boto3.client("s3")
     started = time.time()
     kinesis.put_record(
-        StreamName=outputs["LogStreamName"], Data=f"not json {marker}".encode(), PartitionKey=marker
+        StreamName=outputs["LogStreamName"], Data=f"{{not json {marker}".encode(), PartitionKey=marker
     )
     bucket = outputs["ArchiveBucketName"]
     deadline = started + 300

@@ -105,7 +105,7 @@ def test_row7_deeply_nested_json_goes_to_the_dlq_instead_of_blocking_the_shard(w
 
 def test_row8_one_record_of_many_bad_lines_is_one_dlq_object(world: MakeWorld) -> None:
     w = world()
-    bad = [b"not json %d" % i for i in range(2_000)]
+    bad = [b"{not json %d" % i for i in range(2_000)]  # broken JSON: readable text is a raw line
     w.put([log_line("golf"), *bad])
     w.run()
     tally = w.tally("row 8: one record, 2,000 bad lines", ["golf"])

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from cali.contracts.settings import AnalyzerSettings, CommonSettings, ConsumerSettings, KnowledgeSyncSettings
+from cali.contracts.settings import (
+    AnalyzerSettings,
+    CommonSettings,
+    ConsumerSettings,
+    IngestSettings,
+    KnowledgeSyncSettings,
+)
 
 from .conftest import ENVIRONMENTS, Synth, one, props, resources
 
@@ -16,7 +22,7 @@ pytestmark = pytest.mark.xdist_group("infra")
 POWERTOOLS_VARS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
 FUNCTIONS: dict[str, type[CommonSettings]] = {
     "log_consumer": ConsumerSettings,
-    "log_indexer": ConsumerSettings,
+    "log_indexer": IngestSettings,
     "incident_analyzer": AnalyzerSettings,
     "knowledge_sync": KnowledgeSyncSettings,
 }

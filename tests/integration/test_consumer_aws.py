@@ -122,17 +122,18 @@ def test_batch_against_moto_dlq_sqs_dynamodb_and_redelivery(aws: dict[str, Any])
     assert len(list(dlq.list(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC)))) == 2
 
     # Repeats are counted by the one-call atomic ADD path, then ONE update when the window
-    # ends (it opens the next window: no second "new" for a still-firing incident).
-    run(consumer, [line(event())] * 4, first=10)
+    # ends (it opens the next window: no second "new" for a still-firing incident). Windows
+    # follow the events' own time, so each batch's events carry the clock's time.
+    run(consumer, [line(event(time=clock().isoformat()))] * 4, first=10)
     assert receive_all(aws) == []
     clock.advance(901)
-    run(consumer, [line(event())], first=20)
+    run(consumer, [line(event(time=clock().isoformat()))], first=20)
     kinds = [(a["kind"], a["count"], a["window_count"]) for a in receive_all(aws)]
     assert kinds == [("update", 4, 5)]
     # The next rollover's update has its own incident id, so the idempotent send lets it through.
-    run(consumer, [line(event())] * 2, first=30)
+    run(consumer, [line(event(time=clock().isoformat()))] * 2, first=30)
     clock.advance(901)
-    run(consumer, [line(event())], first=40)
+    run(consumer, [line(event(time=clock().isoformat()))], first=40)
     second = receive_all(aws)
     assert [(a["kind"], a["count"], a["window_count"]) for a in second] == [("update", 3, 3)]
 
@@ -181,7 +182,7 @@ def test_dlq_replay_puts_original_bytes_back_into_kinesis(aws: dict[str, Any], c
     clock = Clock()
     consumer = consumer_for(aws, clock)
     bad = b'{"time": "yesterday-ish", "level": "ERROR", "message": "x"}'
-    run(consumer, [bad, b"plain text"], first=1)
+    run(consumer, [bad, b'{"plain": "text'], first=1)  # plain text is a raw line, not bad data
     common = ["--bucket", aws["bucket"], "--since", "2026-11-23T00:00:00Z", "--until", "2026-11-24T00:00:00Z"]
     assert main(["dlq", "list", *common, "--reason", "invalid_field"]) == 0
     listed = capsys.readouterr().out
@@ -198,7 +199,7 @@ def test_dlq_replay_puts_original_bytes_back_into_kinesis(aws: dict[str, Any], c
     assert main(["dlq", "replay", *common, "--stream", aws["stream"], "--execute"]) == 0
     capsys.readouterr()
     records = aws["kinesis"].get_records(ShardIterator=iterator)["Records"]
-    assert sorted(r["Data"] for r in records) == sorted([bad, b"plain text"])
+    assert sorted(r["Data"] for r in records) == sorted([bad, b'{"plain": "text'])
     # Marked: a second execute replays nothing.
     assert main(["dlq", "replay", *common, "--stream", aws["stream"], "--execute"]) == 0
     assert "0 replayed" in capsys.readouterr().out
@@ -219,7 +220,7 @@ def test_handler_end_to_end_on_moto(aws: dict[str, Any], monkeypatch: pytest.Mon
         cali_env="test",
     )
     consumer = consumer_handler.compose(settings, clock=Clock(datetime.now(UTC)))
-    event_ = kinesis_event([line(event()), b"nope", line(event(level="DEBUG"))])
+    event_ = kinesis_event([line(event()), b"{nope", line(event(level="DEBUG"))])
     response, counts = consumer_handler.process(event_, _Context(), consumer)  # type: ignore[arg-type]
     assert response == {"batchItemFailures": []}
     assert [a["kind"] for a in receive_all(aws)] == ["new"]

@@ -3,7 +3,7 @@
 1. ``--dry-run`` accepts every configuration file as written.
 2. A file -> file pipeline (our files config with the tail path pointed at the sample
    corpus and the Kinesis output swapped for a file output) produces the same records as
-   cali_local.fluentbit_emulation does, so the emulation the tests rely on stays honest.
+   cali_local.fluentbit does, so the emulation the tests rely on stays honest.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cali_local.fluentbit_emulation import (
+from cali_local.fluentbit import (
     FILES_CONFIG,
     FLUENT_BIT_DIR,
     KUBERNETES_CONFIG,

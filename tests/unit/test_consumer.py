@@ -40,7 +40,7 @@ def test_conservation_and_every_bad_input_class_goes_to_the_dlq() -> None:
         gzip.compress(line(event(level="FATAL"))),  # kept
         cloudwatch(["[ERROR] x", "plain"]),  # 1 kept 1 filtered
         cloudwatch([], control=True),  # control
-        b"not json at all",  # not_json
+        b"{not json at all",  # not_json (plain text would be a raw line, see below)
         b"\xff\xfe",  # invalid_utf8
         b"\x1f\x8bnot gzip",  # invalid_gzip
         b"[1,2]",  # not_an_object
@@ -122,11 +122,12 @@ def test_same_records_processed_twice_produce_one_alert() -> None:
 def test_still_firing_incident_gets_one_update_per_window_rollover() -> None:
     from cali.incidents.aggregation import incident_id
 
+    # Windows follow the events' own time: each batch's events are stamped with the clock.
     clock = Clock()
     fake = Fake(clock)
     opened = clock()
-    fake.run([line(event())], first=1)
-    fake.run([line(event())] * 3, first=2)  # repeats: counted, not sent
+    fake.run([line(event(time=clock().isoformat()))], first=1)
+    fake.run([line(event(time=clock().isoformat()))] * 3, first=2)  # repeats: counted, not sent
     assert [m.kind for m in fake.queue.sent] == ["new"]
     fp_id = fake.queue.sent[0].fingerprint
 
@@ -141,25 +142,25 @@ def test_still_firing_incident_gets_one_update_per_window_rollover() -> None:
     assert update.incident_id != fake.queue.sent[0].incident_id
     assert update.first_seen == opened  # it reports the window that opened then
 
-    fake.run([line(event())] * 4, first=20)
+    fake.run([line(event(time=clock().isoformat()))] * 4, first=20)
     clock.advance(900)
-    fake.run([line(event())], first=30)
+    fake.run([line(event(time=clock().isoformat()))], first=30)
     # The next rollover: a second single update, distinct for the idempotent send.
     assert [m.kind for m in fake.queue.sent] == ["new", "update", "update"]
     second = fake.queue.sent[2]
     assert (second.count, second.window_count) == (6, 6)  # the 2 that opened the window + 4
     assert second.incident_id == incident_id(fp_id, int(clock().timestamp()) * 1000)
     # Redelivering the rollover batch sends nothing again.
-    fake.run([line(event())], first=30)
+    fake.run([line(event(time=clock().isoformat()))], first=30)
     assert len(fake.queue.sent) == 3
 
 
 def test_incident_that_stopped_and_recurs_alerts_new_again() -> None:
     clock = Clock()
     fake = Fake(clock)
-    fake.run([line(event())], first=1)
+    fake.run([line(event(time=clock().isoformat()))], first=1)
     clock.advance(1800)  # its window held only the alerted occurrence, then a window of silence
-    fake.run([line(event())], first=2)
+    fake.run([line(event(time=clock().isoformat()))], first=2)
     assert [(m.kind, m.count) for m in fake.queue.sent] == [("new", 1), ("new", 1)]
     assert fake.queue.sent[0].incident_id != fake.queue.sent[1].incident_id
 
@@ -282,7 +283,7 @@ def test_dlq_write_failure_retries_the_bad_records() -> None:
         raise OSError("S3 unavailable")
 
     fake.dlq.write = broken  # type: ignore[method-assign]
-    result = fake.run([line(event(level="INFO")), b"junk"], first=1)
+    result = fake.run([line(event(level="INFO")), b"{junk"], first=1)
     assert result.failed_sequence_numbers == {seq(2)}
 
 
@@ -348,7 +349,7 @@ class Context:
 
 def test_handler_bad_data_never_fails_the_batch(handler_fake: tuple[Any, Fake], capsys: Any) -> None:
     module, fake = handler_fake
-    response = module.handler(kinesis_event([b"junk", line(event()), b"\xff"]), Context())
+    response = module.handler(kinesis_event([b"{junk", line(event()), b"\xff"]), Context())
     assert response == {"batchItemFailures": []}
     assert len(fake.dlq.entries) == 2 and len(fake.queue.sent) == 1
     out = capsys.readouterr().out
@@ -464,7 +465,7 @@ def test_a_megabyte_of_bad_lines_is_one_dlq_entry_in_bounded_memory() -> None:
 
     fake = Fake(Clock())
     fake.consumer.config = dataclasses.replace(fake.consumer.config, max_record_bytes=1_048_576)
-    payload = b"x\n" * 524_288
+    payload = b"\xff\n" * 524_288  # not UTF-8: readable text would be raw lines (issue 10)
     tracemalloc.start()
     try:
         fake.consumer.add(kinesis_input(payload, 1))
@@ -473,10 +474,29 @@ def test_a_megabyte_of_bad_lines_is_one_dlq_entry_in_bounded_memory() -> None:
         tracemalloc.stop()
     result = fake.consumer.finish()
     (entry,) = fake.dlq.entries.values()
-    assert entry.events == result.counts.invalid == 524_288 and entry.reason == "not_json"
-    assert entry.data == b"x\n" * 524_287 + b"x"  # the bad lines, replayable as one record
+    assert entry.events == result.counts.invalid == 524_288 and entry.reason == "invalid_utf8"
+    assert entry.data == b"\xff\n" * 524_287 + b"\xff"  # the bad lines, replayable as one record
     print(f"peak traced memory in add for 1 MiB of bad lines: {peak / 1e6:.0f} MB")
     assert peak < 128e6
+
+
+def test_a_megabyte_of_tiny_readable_lines_is_counted_in_bounded_memory() -> None:
+    """The same record of readable text: 524,288 raw lines, each counted, within the Lambda's memory."""
+    import dataclasses
+    import tracemalloc
+
+    fake = Fake(Clock())
+    fake.consumer.config = dataclasses.replace(fake.consumer.config, max_record_bytes=1_048_576)
+    tracemalloc.start()
+    try:
+        fake.consumer.add(kinesis_input(b"x\n" * 524_288, 1))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    counts = fake.consumer.finish().counts
+    assert counts.records_in == counts.filtered == 524_288 and counts.conserved
+    print(f"peak traced memory in add for 1 MiB of one-byte lines: {peak / 1e6:.0f} MB")
+    assert peak < 256e6
 
 
 def test_a_dead_senders_claim_is_waited_out_and_a_live_one_is_not() -> None:

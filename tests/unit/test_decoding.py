@@ -8,6 +8,7 @@ import pytest
 from cali.contracts.levels import Level
 from cali.contracts.records import build_record
 from cali.ingest.decoding import decode_payload, gunzip_bounded
+from cali.ingest.events import prepare_event
 from tests.support.consumer_support import cloudwatch, event, line
 
 
@@ -24,9 +25,9 @@ def test_newline_joined_events_keep_their_own_bytes() -> None:
 
 
 def test_one_bad_line_does_not_spoil_its_neighbours() -> None:
-    decoded = decode_payload(line(event(message="a")) + b"\nnot json\n" + line(event(message="c")))
+    decoded = decode_payload(line(event(message="a")) + b"\n{not json\n" + line(event(message="c")))
     assert [e["message"] for e in decoded.events] == ["a", "c"]
-    assert [(e.index, e.reason, e.raw) for e in decoded.errors] == [(1, "not_json", b"not json")]
+    assert [(e.index, e.reason, e.raw) for e in decoded.errors] == [(1, "not_json", b"{not json")]
     assert decoded.positions == [0, 2]  # DLQ ids use the line's own position
     assert decoded.total == 3
 
@@ -46,8 +47,10 @@ def test_cloudwatch_subscription_envelope() -> None:
         ]
     )
     decoded = decode_payload(payload)
-    assert [e.get("level") for e in decoded.events] == ["error", None, None]
-    assert [build_record(e).level for e in decoded.events] == [Level.ERROR, Level.ERROR, Level.INFO]
+    assert decoded.events[0]["log"] == '{"level": "error", "msg": "json line"}'
+    records = [build_record(prepare_event(e, None)) for e in decoded.events]
+    assert [r.level for r in records] == [Level.ERROR, Level.ERROR, Level.INFO]
+    assert records[0].message == "json line"
     assert all(
         e["service"] == "orders-api" and e["log_group"] == "/aws/lambda/orders-api" for e in decoded.events
     )
@@ -69,7 +72,7 @@ def test_cloudwatch_control_message_is_skipped_and_counted() -> None:
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
-        pytest.param(b"plain text log line", "not_json", id="plain-text"),
+        pytest.param(b'{"level": "error", "msg": "cut', "not_json", id="truncated-json"),
         pytest.param(b"\xff\xfe\x00garbage", "invalid_utf8", id="not-utf8"),
         pytest.param(b"\x1f\x8b\x08\x00broken", "invalid_gzip", id="gzip-magic-then-junk"),
         pytest.param(gzip.compress(b"x" * 200, mtime=0)[:-6], "invalid_gzip", id="gzip-truncated"),
@@ -140,7 +143,33 @@ def test_nesting_is_bounded_before_any_work() -> None:
 def test_the_bad_lines_of_one_record_are_one_error() -> None:
     from cali.ingest.decoding import decode_payload
 
-    decoded = decode_payload(b'{"message": "a"}\nnot json\n{"message": "b"}\nneither\n')
+    # Readable text is a raw line (issue 10); bad data is broken JSON or bytes that are not UTF-8.
+    decoded = decode_payload(b'{"message": "a"}\n{not json\n{"message": "b"}\n\xff\xfe\n')
     (error,) = decoded.errors
-    assert error.count == 2 and error.raw == b"not json\nneither" and error.index == 1
+    assert error.count == 2 and error.raw == b"{not json\n\xff\xfe" and error.index == 1
+    assert error.reason == "not_json"
     assert decoded.total == 4 and len(decoded.events) == 2
+
+
+def test_readable_text_is_a_raw_line_never_bad_data() -> None:
+    decoded = decode_payload(b"Dec  1 11:58:00 h sshd[7]: Failed password for root")
+    assert decoded.events == [{"log": "Dec  1 11:58:00 h sshd[7]: Failed password for root"}]
+    assert decoded.errors == []
+    many = decode_payload(line(event(message="a")) + b"\nuser_id=42\n\xff\xfe\n")
+    assert many.events[1] == {"log": "user_id=42"}
+    assert [e.reason for e in many.errors] == ["invalid_utf8"]
+    record = build_record({"log": "user_id=42", "timestamp": 1795428000000})
+    assert record.message == "user_id=42"
+
+
+def test_json_with_some_envelope_keys_is_the_applications_own_event() -> None:
+    app = {"level": "error", "msg": "batch failed", "messageType": "batch", "logEvents": [{"n": 1}]}
+    decoded = decode_payload(line(app))
+    assert decoded.events == [app]
+    assert decoded.control_messages == 0
+
+
+def test_cloudwatch_text_lines_are_raw_lines_for_the_normaliser() -> None:
+    decoded = decode_payload(cloudwatch(["2026-11-23T10:00:01.000Z ERROR boom"]))
+    assert decoded.events[0]["log"] == "2026-11-23T10:00:01.000Z ERROR boom"
+    assert decoded.events[0]["timestamp"] == 1795428000000

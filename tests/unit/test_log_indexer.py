@@ -44,7 +44,7 @@ def test_to_documents_follows_the_contract() -> None:
 def test_one_output_per_record_id_with_ok_dropped_and_failed(capsys: Any) -> None:
     records = [
         firehose_record("a", line(event())),
-        firehose_record("b", b"not json"),
+        firehose_record("b", b"{not json"),
         firehose_record("c", cloudwatch([], control=True)),
         firehose_record("d", line(event(level="INFO")) + b"\n" + line(event(level="ERROR", message="worst"))),
         {"recordId": "e", "data": "%%%"},
@@ -98,3 +98,16 @@ def test_unexpected_error_fails_only_its_own_record(monkeypatch: Any, capsys: An
         ("b", "ProcessingFailed"),
     ]
     assert response["records"][1]["data"] == records[1]["data"]
+
+
+def test_raw_lines_are_indexed_at_their_own_time_with_their_level() -> None:
+    from datetime import UTC, datetime
+
+    from log_indexer.handler import index_payload
+
+    arrival = datetime(2026, 11, 23, 10, 5, tzinfo=UTC)
+    payload = line({"log": "Nov 23 10:00:01 bastion sshd[7]: Failed password for root from 10.0.0.9"})
+    (doc,) = index_payload(payload, "prod", arrival).documents
+    assert doc["@timestamp"] == "2026-11-23T10:00:01Z"
+    assert doc["level"] == "WARN" and doc["service"] == "sshd"
+    assert doc["fields"]["level_source"] == "inferred"

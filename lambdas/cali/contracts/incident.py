@@ -33,6 +33,9 @@ class SampleLine(BaseModel):
     host: str | None = None
     stack_trace: str | None = None
     trace_id: str | None = None
+    # "line" (the line said it), "inferred" (implied by its words), "default"; None: a JSON
+    # event's own level field. Older readers ignore it.
+    level_source: str | None = None
 
 
 class IncidentMessage(BaseModel):

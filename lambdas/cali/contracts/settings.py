@@ -25,7 +25,45 @@ class CommonSettings(BaseSettings):
     )
 
 
-class ConsumerSettings(CommonSettings):
+class IngestSettings(CommonSettings):
+    """How raw lines are read (the log consumer and the log indexer read them the same way)."""
+
+    infer_levels: bool = Field(
+        True,
+        description="Give level-less lines an implied WARN/ERROR (authentication failure, segfault, ...)",
+    )
+    infer_levels_services: dict[str, bool] = Field(
+        default_factory=dict, description='JSON object, service -> infer levels or not, e.g. {"sshd": false}'
+    )
+    infer_extra_error: list[str] = Field(
+        default_factory=list, description="JSON list of extra regexes that imply ERROR"
+    )
+    infer_extra_warn: list[str] = Field(
+        default_factory=list, description="JSON list of extra regexes that imply WARN"
+    )
+    http_error_from: int = Field(500, ge=100, le=600, description="Access lines: status that is ERROR from")
+    http_warn_from: int = Field(400, ge=100, le=600, description="Access lines: status that is WARN from")
+    max_event_ahead_seconds: int = Field(
+        7_200, ge=0, description="A line's time further ahead of its arrival is a wrong clock: arrival wins"
+    )
+    max_event_age_seconds: int = Field(
+        1_209_600, ge=0, description="A line's time older than this at arrival is a replay: arrival wins"
+    )
+
+    @field_validator("infer_extra_error", "infer_extra_warn")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        import re
+
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {pattern!r} ({exc})") from None
+        return value
+
+
+class ConsumerSettings(IngestSettings):
     dlq_bucket_name: str = "cali-local-archive"
     dlq_prefix: str = "dlq/"
     incidents_queue_url: str = ""

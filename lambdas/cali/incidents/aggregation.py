@@ -98,6 +98,7 @@ class IncidentAggregate:
                 host=r.host,
                 stack_trace=truncate_utf8(r.stack_trace, SAMPLE_STACK_TRACE_BYTES) if r.stack_trace else None,
                 trace_id=r.trace_id,
+                level_source=_level_source(r),
             )
             for r in chosen
         ]
@@ -111,6 +112,11 @@ def truncate_utf8(text: str, max_bytes: int) -> str:
     marker = f"…[truncated {len(encoded)} bytes]"
     keep = max(0, max_bytes - len(marker.encode("utf-8")))
     return encoded[:keep].decode("utf-8", "ignore") + marker
+
+
+def _level_source(record: LogRecord) -> str | None:
+    source = record.fields.get("level_source")
+    return source if isinstance(source, str) else None
 
 
 def aggregate(items: list[tuple[LogRecord, Fingerprint, str]]) -> dict[str, IncidentAggregate]:

@@ -41,6 +41,7 @@ from cali.incidents.throttle import (
 )
 from cali.ingest.decoding import DecodedPayload, decode_payload
 from cali.ingest.dlq import DlqEntry, DlqWriter
+from cali.ingest.events import EventPreparer
 from cali.ingest.level_filter import LevelFilter
 
 logger = logging.getLogger(__name__)
@@ -108,8 +109,11 @@ class BatchConsumer:
         sender: IdempotentAlertSender,
         dlq: DlqWriter,
         fail_open: FailOpenLimiter,
+        prepare: EventPreparer | None = None,
     ) -> None:
         self.config = config
+        # Raw lines (Fluent Bit's ``log``, CloudWatch text) get their own time and level here.
+        self.prepare = prepare if prepare is not None else EventPreparer()
         self.level_filter = level_filter
         self.fingerprint = fingerprint
         self.throttle = throttle
@@ -157,9 +161,10 @@ class BatchConsumer:
         padded = pad_sequence(record.sequence_number)
         keep = self.level_filter.keep
         rejected: list[tuple[int, str, str]] = []  # event index, reason, detail
+        prepare = self.prepare
         for index, event in enumerate(decoded.events):
             try:
-                log = build_record(event, record.arrival_time)
+                log = build_record(prepare(event, record.arrival_time), record.arrival_time)
                 kept = keep(log.level, log.service)
                 fp = self.fingerprint(log.message, log.stack_trace) if kept else None
             except Exception as exc:
@@ -260,7 +265,8 @@ class BatchConsumer:
         groups = aggregate(self._kept)
         store_down = False
         for fp_id, group in groups.items():
-            obs = Observation(fp_id, self._shard, group.sequence_numbers)
+            # Windows follow the events' own time (bounded by the skew rule), not the batch's.
+            obs = Observation(fp_id, self._shard, group.sequence_numbers, _epoch_ms(group.last_seen))
             bypass = store_down
             if not store_down:
                 try:
@@ -368,7 +374,7 @@ class BatchConsumer:
             self.counts.alerts_suppressed += 1
             return None
         window_ms = self.throttle.policy.window_seconds * 1000
-        now_ms = int(self.throttle.clock().timestamp() * 1000)
+        now_ms = _epoch_ms(group.last_seen)
         self.counts.alerts_fail_open += 1
         self.counts.incidents_opened += 1
         return incident_message(
@@ -380,6 +386,10 @@ class BatchConsumer:
             environment=self.config.environment,
             max_samples=self.config.max_samples,
         )
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp()) * 1000
 
 
 def _unique(messages: list[IncidentMessage]) -> list[IncidentMessage]:

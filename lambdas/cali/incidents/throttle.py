@@ -113,6 +113,9 @@ class Observation:
     fingerprint: str
     shard_id: str
     sequence_numbers: Sequence[str]  # padded with ``pad_sequence``
+    # The occurrences' own time (epoch ms, the latest of them): windows follow event time,
+    # so a replayed or delayed burst is throttled as it happened. None: the clock's time.
+    event_time_ms: int | None = None
 
     @property
     def min_seq(self) -> str:
@@ -255,8 +258,11 @@ class Throttle:
     ) -> Outcome:
         """Count ``obs``; ``outbox_for(alerts)`` renders the messages to persist with the decision."""
         # Whole seconds: the window start is part of the incident id, which has second resolution.
-        now_ms = int(self.clock().timestamp()) * 1000
-        expires_at = now_ms // 1000 + self.policy.window_seconds + self.policy.retention_seconds
+        wall_ms = int(self.clock().timestamp()) * 1000
+        now_ms = wall_ms if obs.event_time_ms is None else obs.event_time_ms // 1000 * 1000
+        # Expiry follows the wall clock: DynamoDB's TTL deletes by real time, and a replay of
+        # old events must not write state that is already expired.
+        expires_at = max(now_ms, wall_ms) // 1000 + self.policy.window_seconds + self.policy.retention_seconds
         current = self.store.increment_if_quiet(
             obs, now_ms, expires_at, track_sequence=self.policy.tracks_sequence_numbers
         )

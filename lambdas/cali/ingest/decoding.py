@@ -8,10 +8,19 @@ What users put into the stream, all accepted:
   lines (``CONTROL_MESSAGE`` envelopes are the service checking the destination: skipped
   and counted, never an error).
 
-A payload that is not JSON is bad data (DLQ reason ``not_json``): Fluent Bit always sends
-JSON, so raw text means a misconfigured output, and guessing a format would hide that.
-CloudWatch Logs lines are the exception: their envelope is JSON and plain-text lines are
-the norm there (Lambda's default format), so they become ``{"message": line}`` events.
+- plain text lines (an agent with a raw-text output, ``aws kinesis put-record`` by hand).
+
+A readable line is never bad data: a line that is not JSON becomes a raw event
+``{"log": line}``, exactly like Fluent Bit's unparsed ``log`` and like CloudWatch Logs
+text lines (Lambda's default format), and ``cali.ingest.events.prepare_event`` reads its
+header. What remains bad data (DLQ with a reason): bytes that are not UTF-8, JSON that is
+broken (a line that opens with ``{`` or ``[`` but does not parse: a truncated record),
+broken gzip, oversized records.
+
+A JSON object is a CloudWatch Logs envelope only when it carries the envelope's own
+fields (``messageType``, ``owner``, ``logGroup``, ``logStream``, ``subscriptionFilters``):
+an application's JSON line that happens to have ``messageType`` and ``logEvents`` keys is
+that application's event.
 
 Errors are reported per event so one bad line never takes its neighbours to the DLQ; each
 carries the smallest bytes that can be replayed on their own (the line, or a one-event
@@ -39,7 +48,6 @@ GZIP_MAGIC: Final = b"\x1f\x8b"
 # envelopes (DLQ entry, OpenSearch document) the event is later wrapped in.
 MAX_NESTING: Final = 128
 # The bytes a JSON text can start with; a line starting otherwise is not JSON.
-_JSON_STARTS: Final = frozenset(b'{["-0123456789tfn'[i : i + 1] for i in range(17))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +135,14 @@ def decode_payload(data: bytes, max_bytes: int = 1_048_576) -> DecodedPayload:
         if b"\n" in data.strip():
             _decode_lines(data, result)
         else:
-            result.errors.append(_json_error(0, data, exc, None))
+            error = _decode_text(0, data, exc, None, result)
+            if error is not None:
+                result.errors.append(error)
         return result
     if too_deep(data, value):
         result.errors.append(EventError(0, "too_deep", f"JSON nested deeper than {MAX_NESTING} levels", None))
         return result
-    if isinstance(value, dict) and "logEvents" in value and "messageType" in value:
+    if is_cloudwatch_envelope(value):
         _decode_cloudwatch(value, result)
     else:
         result.events.append(value)
@@ -141,12 +151,29 @@ def decode_payload(data: bytes, max_bytes: int = 1_048_576) -> DecodedPayload:
     return result
 
 
-def _json_error(index: int, data: bytes, exc: Exception, raw: bytes | None) -> EventError:
+ENVELOPE_KEYS: Final = frozenset(("messageType", "owner", "logGroup", "logStream", "subscriptionFilters"))
+
+
+def is_cloudwatch_envelope(value: object) -> bool:
+    """A CloudWatch Logs subscription envelope: every one of the envelope's own fields."""
+    return isinstance(value, dict) and ENVELOPE_KEYS.issubset(value)
+
+
+def _decode_text(
+    index: int, data: bytes, exc: Exception, raw: bytes | None, result: DecodedPayload
+) -> EventError | None:
+    """A line that is not JSON: a raw event when it is readable text, else its error."""
     try:
-        data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as utf8:
         return EventError(index, "invalid_utf8", str(utf8), raw)
-    return EventError(index, "not_json", str(exc), raw)
+    stripped = text.strip()
+    if stripped[:1] in ("{", "["):  # claims to be JSON: a truncated or corrupt record
+        return EventError(index, "not_json", str(exc), raw)
+    result.events.append({"log": stripped})
+    result.positions.append(index)
+    result.raws.append(raw)
+    return None
 
 
 def too_deep(data: bytes, value: Any, limit: int = MAX_NESTING) -> bool:
@@ -163,6 +190,20 @@ def too_deep(data: bytes, value: Any, limit: int = MAX_NESTING) -> bool:
     return False
 
 
+def _decode_line(index: int, line: bytes, result: DecodedPayload) -> EventError | None:
+    """One line of a newline-joined record: an event added to ``result``, or the line's error."""
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return _decode_text(index, line, exc, line, result)
+    if too_deep(line, event):
+        return EventError(index, "too_deep", f"JSON nested deeper than {MAX_NESTING} levels", None)
+    result.events.append(event)
+    result.positions.append(index)
+    result.raws.append(line)
+    return None
+
+
 def _decode_lines(data: bytes, result: DecodedPayload) -> None:
     index = 0
     bad: list[bytes] = []
@@ -170,24 +211,7 @@ def _decode_lines(data: bytes, result: DecodedPayload) -> None:
     for line in data.split(b"\n"):
         if not line.strip():
             continue
-        error: EventError | None = None
-        try:
-            if line.lstrip()[:1] not in _JSON_STARTS:  # text: skip raising (and building) an error
-                if first is not None:
-                    bad.append(line)
-                    index += 1
-                    continue
-                orjson.loads(line)  # raises, for the first bad line's message
-            event = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            error = _json_error(index, line, exc, None)
-        else:
-            if too_deep(line, event):
-                error = EventError(index, "too_deep", f"JSON nested deeper than {MAX_NESTING} levels", None)
-            else:
-                result.events.append(event)
-                result.positions.append(index)
-                result.raws.append(line)
+        error = _decode_line(index, line, result)
         if error is not None:
             first = first or error
             bad.append(line)  # a reference to the split line: no copy per bad line
@@ -214,18 +238,9 @@ def _decode_cloudwatch(envelope: dict[str, Any], result: DecodedPayload) -> None
             raw = _single_event_envelope(envelope, log_event)
             result.errors.append(EventError(index, "invalid_field:logEvents", "logEvent has no message", raw))
             continue
-        text: str = log_event["message"]
-        event: Any = None
-        stripped = text.strip()
-        if stripped.startswith("{"):
-            try:
-                event = orjson.loads(stripped)
-            except orjson.JSONDecodeError:
-                event = None
-            if event is not None and too_deep(stripped.encode(), event):
-                event = None  # kept as text: its structure cannot be written back out
-        if not isinstance(event, dict):
-            event = {"message": text}  # the record layer reads a level from the line's header
+        # Every line travels raw, JSON or not: ``prepare_event`` reads it exactly as it reads
+        # Fluent Bit's ``log`` (one reading for both paths; the line's own time wins).
+        event: dict[str, Any] = {"log": log_event["message"]}
         event.setdefault("timestamp", log_event.get("timestamp"))
         if service:
             event.setdefault("service", service)

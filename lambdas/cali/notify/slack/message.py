@@ -108,9 +108,21 @@ def _field(label: str, value: str) -> MarkdownTextObject:
     return MarkdownTextObject(text=f"*{label}*\n" + _fit_escaped(value, FIELD_TEXT_MAX - len(label) - 3))
 
 
+def level_inferred(incident: IncidentMessage) -> bool:
+    """The incident's level was implied by the words of lines that carry none (not said by them)."""
+    top = [s for s in incident.samples if s.level == incident.level]
+    return bool(top) and all(s.level_source == "inferred" for s in top)
+
+
+def _severity(incident: IncidentMessage) -> str:
+    if level_inferred(incident):
+        return f"{incident.level.name} (inferred: the lines carry no level)"
+    return incident.level.name
+
+
 def _facts(incident: IncidentMessage, environment: str) -> SectionBlock:
     fields = [
-        _field("Severity", incident.level.name),
+        _field("Severity", _severity(incident)),
         _field("Service", _services(incident)),
         _field("Environment", environment),
         _field("Occurrences", f"{incident.count} (window total {incident.window_count})"),

@@ -1,0 +1,189 @@
+"""Decoded events whose text still carries its header -> events with their own time and level.
+
+The consumer, the log indexer and ``cali demo`` call ``prepare_event`` between decoding and
+validation (``build_record``), so the three read a raw line the same way:
+
+- an event is *raw* when its text is Fluent Bit's unparsed ``log`` key, or a ``message``
+  with neither a level nor a time key (CloudWatch Logs text lines arrive as ``log`` too,
+  see ``cali.ingest.decoding``); a JSON object that names its own level is left as it is;
+- the header's time, level, logger, thread, host and pid become the event's keys (the
+  event's own keys win: Kubernetes metadata says more about the service than a syslog tag);
+- the level's origin is kept as ``level_source`` (``line``, ``inferred`` or ``default``)
+  and the recognised header as ``log_format``;
+- the time the record will carry passes the skew rule (``EventTimeRule``).
+
+The skew rule: a record's time is the line's own time when it lies within
+``[arrival - max_age, arrival + max_ahead]`` (defaults 14 days and 2 hours, the window in
+which CloudWatch Logs itself accepts events). Outside it, the clock that wrote the line is
+wrong or the line is a replay of old logs: the record takes the arrival time and keeps the
+line's time in ``fields.line_time`` with ``fields.time_skew`` = ``ahead`` or ``old``. A
+replay that *means* old times (``cali demo --input``) turns the rule off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from cali.contracts.records import parse_timestamp
+from cali.contracts.settings import IngestSettings
+from cali.ingest.normalise import DEFAULT_NORMALISER, HttpLevels, ImpliedSeverity, LineNormaliser, ParsedLine
+
+_LEVEL_KEYS: Final = frozenset(
+    ("level", "severity", "lvl", "levelname", "log_level", "loglevel", "severity_text")
+)
+_TIME_KEYS: Final = ("@timestamp", "timestamp", "time", "ts", "datetime", "date", "eventTime")
+# Header fields the record has a slot for; every other header field keeps its own name.
+_SLOTS: Final = {"logger": "logger", "thread": "thread", "host": "host", "request_id": "request_id"}
+_HEADER_PREFIX: Final = "header_"
+_RESERVED: Final = frozenset(("level", "level_source", "log_format", "message", "timestamp", "received_time"))
+
+
+@dataclass(frozen=True, slots=True)
+class EventTimeRule:
+    """How far a line's own time may be from its arrival before the arrival wins."""
+
+    max_ahead: timedelta = timedelta(hours=2)
+    max_age: timedelta = timedelta(days=14)
+    enabled: bool = True
+
+    def choose(self, line_time: datetime, arrival: datetime | None) -> tuple[datetime, str | None]:
+        """(the record's time, None or "ahead"/"old" when the line's time was refused)."""
+        if not self.enabled or arrival is None:
+            return line_time, None
+        if line_time > arrival + self.max_ahead:
+            return arrival, "ahead"
+        if line_time < arrival - self.max_age:
+            return arrival, "old"
+        return line_time, None
+
+
+DEFAULT_TIME_RULE: Final = EventTimeRule()
+REPLAY_TIME_RULE: Final = EventTimeRule(enabled=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EventPreparer:
+    """``prepare_event`` with one configuration (per environment, from ``IngestSettings``).
+
+    ``infer_by_service`` turns implied levels off (or on) for single services: a service
+    whose level-less lines are noisy by nature keeps its lines at INFO.
+    """
+
+    normaliser: LineNormaliser = DEFAULT_NORMALISER
+    time_rule: EventTimeRule = DEFAULT_TIME_RULE
+    infer_by_service: Mapping[str, bool] = field(default_factory=dict)
+
+    def __call__(self, event: object, arrival: datetime | None) -> object:
+        prepared = prepare_event(event, arrival, self.normaliser, self.time_rule)
+        if not self.infer_by_service or not isinstance(prepared, dict):
+            return prepared
+        if prepared.get("level_source") == "inferred":
+            service = prepared.get("service") or prepared.get("app")
+            if self.infer_by_service.get(str(service), True) is False:
+                prepared["level"] = "INFO"
+                prepared["level_source"] = "default"
+        return prepared
+
+    @classmethod
+    def from_settings(cls, settings: IngestSettings) -> EventPreparer:
+        implied = ImpliedSeverity(
+            enabled=settings.infer_levels,
+            extra_error=tuple(settings.infer_extra_error),
+            extra_warn=tuple(settings.infer_extra_warn),
+        )
+        normaliser = LineNormaliser(implied, HttpLevels(settings.http_error_from, settings.http_warn_from))
+        rule = EventTimeRule(
+            max_ahead=timedelta(seconds=settings.max_event_ahead_seconds),
+            max_age=timedelta(seconds=settings.max_event_age_seconds),
+        )
+        return cls(normaliser, rule, dict(settings.infer_levels_services))
+
+
+def raw_text(event: dict[str, Any]) -> tuple[str, str] | None:
+    """(key, text) when ``event`` is a raw line still carrying its header, else None."""
+    if not _LEVEL_KEYS.isdisjoint(event):
+        return None
+    log = event.get("log")
+    if isinstance(log, str):
+        return "log", log
+    message = event.get("message")
+    if isinstance(message, str) and not any(key in event for key in _TIME_KEYS):
+        return "message", message
+    return None
+
+
+def prepare_event(
+    event: object,
+    arrival: datetime | None,
+    normaliser: LineNormaliser = DEFAULT_NORMALISER,
+    time_rule: EventTimeRule = DEFAULT_TIME_RULE,
+) -> object:
+    """The event ``build_record`` should validate (a new dict; ``event`` is not changed)."""
+    if not isinstance(event, dict):
+        return event
+    raw = raw_text(event)
+    if raw is None:
+        return _bounded_time(event, arrival, time_rule)
+    key, text = raw
+    head, newline, tail = text.rstrip("\r\n").partition("\n")  # Fluent Bit keeps the line's newline
+    parsed = normaliser.parse(head, arrival)
+    prepared = dict(event)
+    del prepared[key]
+    prepared["message"] = parsed.message + newline + tail if newline else parsed.message
+    _merge_header(prepared, parsed)
+    if parsed.timestamp is not None:
+        for name in _TIME_KEYS:
+            if name in prepared:  # when Fluent Bit read it / CloudWatch received it: kept for audit
+                prepared.setdefault("received_time", prepared.pop(name))
+        prepared["timestamp"] = parsed.timestamp
+    return _bounded_time(prepared, arrival, time_rule)
+
+
+def _merge_header(prepared: dict[str, Any], parsed: ParsedLine) -> None:
+    # No level in the line means INFO, said here so that nothing later re-reads the message.
+    prepared["level"] = parsed.level.name if parsed.level is not None else "INFO"
+    prepared["level_source"] = parsed.level_source
+    prepared["log_format"] = parsed.format
+    for name, value in parsed.fields.items():
+        slot = _SLOTS.get(name, name)
+        if slot in _RESERVED:
+            prepared.setdefault(f"{_HEADER_PREFIX}{name}", value)
+            continue
+        # What the line says about itself wins over what the agent added (Fluent Bit's
+        # service from the file path, its host); the agent's value is kept beside it.
+        displaced = prepared.get(slot)
+        if displaced is not None and displaced != value:
+            prepared.setdefault(f"agent_{slot}", displaced)
+        prepared[slot] = value
+
+
+def _bounded_time(event: dict[str, Any], arrival: datetime | None, rule: EventTimeRule) -> dict[str, Any]:
+    if arrival is None or not rule.enabled:
+        return event
+    original = event
+    for key in _TIME_KEYS:
+        value = event.get(key)
+        if value is None or value == "":
+            continue
+        if isinstance(value, datetime):
+            line_time = value
+        else:
+            try:
+                line_time = parse_timestamp(value)
+            except ValueError:
+                return event  # build_record reports the bad timestamp with its DLQ reason
+            if event is original:
+                event = dict(event)
+            event[key] = line_time  # parsed once: validation takes the datetime as it is
+        chosen, skew = rule.choose(line_time, arrival)
+        if skew is None:
+            return event
+        bounded = event if event is not original else dict(event)
+        bounded[key] = chosen
+        bounded["line_time"] = line_time.isoformat()
+        bounded["time_skew"] = skew
+        return bounded
+    return event

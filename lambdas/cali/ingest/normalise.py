@@ -1,0 +1,1511 @@
+# ruff: noqa: E501  (one format per row: a pattern and its example read best unbroken)
+"""The line normaliser: one raw log line -> time, level, message and header fields.
+
+Every event whose text still carries its header (Fluent Bit's unparsed ``log``, CloudWatch
+Logs events, raw input files) goes through ``LineNormaliser.parse``. Headers are recognised
+by *shape*, never by where the line came from: ``FORMATS`` below is the single table of
+shapes, tried in order, first match wins. Each entry names the format, its compiled
+pattern, how the time is read and where the level comes from.
+
+Conventions inside the patterns (named groups):
+
+- time parts ``Y`` (4-digit year) or ``y`` (2-digit), ``m`` (month number) or ``mon``
+  (month name), ``d``, ``H``, ``M``, ``S``, ``f`` (fraction digits), ``tz`` (``Z``,
+  ``+hh:mm``, ``+hhmm``, ``UTC``), ``ampm``; or ``epoch`` (seconds or milliseconds). A
+  missing year is inferred from the arrival time (a December line read in January is
+  last year's); a missing zone means UTC.
+- the level from ``level`` / ``level_b`` (any spelling ``Level.parse`` and ``LEVEL_WORDS``
+  know), ``letter`` (``V D I W E F A`` of logcat, klog, Rails), ``pri`` (syslog
+  ``<PRI>``) or ``status`` (HTTP access lines: 5xx ERROR, 4xx WARN, configurable);
+- ``msg`` is the message; every other named group (logger, thread, pid, host, ...) is
+  kept in ``fields``.
+
+A line with no level word gets one from ``ImpliedSeverity`` (``level_source="inferred"``)
+when it says something only a failure says (authentication failure, segfault, timed
+out...), else none (``"default"``): the caller decides what no level means (INFO).
+
+Speed: the normaliser sits on the consumer's hot path, so candidates are pre-selected by
+the line's first character (a syslog line is never tried against ISO patterns) and every
+pattern is compiled once at import.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from enum import Enum
+from typing import Any, Final
+
+import orjson
+
+from cali.contracts.levels import Level
+from cali.ingest.decoding import too_deep
+
+# ----------------------------------------------------------------------------- level words
+
+# Spellings seen in real headers beyond ``Level.parse``'s aliases: PostgreSQL's LOG and
+# statement context, .NET's 4-letter console levels, logrus' TTY abbreviations, BGL's
+# FAILURE, Windows' Information/Verbose.
+_EXTRA_LEVELS: Final[dict[str, Level]] = {
+    "LOG": Level.INFO,
+    "NORMAL": Level.INFO,  # Kubernetes event type
+    "STATEMENT": Level.INFO,
+    "DETAIL": Level.INFO,
+    "HINT": Level.INFO,
+    "CONTEXT": Level.INFO,
+    "INFORMATIONAL": Level.INFO,
+    "NOTE": Level.INFO,
+    "FAILURE": Level.ERROR,
+    "FATAL ERROR": Level.FATAL,  # the Go runtime
+    "FAIL": Level.ERROR,
+    "ERRO": Level.ERROR,
+    "EROR": Level.ERROR,
+    "CRT": Level.FATAL,
+    "FTL": Level.FATAL,
+    "FATA": Level.FATAL,
+    "PANI": Level.FATAL,
+    "DEBU": Level.DEBUG,
+    "DBUG": Level.DEBUG,
+    "TRCE": Level.TRACE,
+    "VRB": Level.DEBUG,
+    "WARNING": Level.WARN,
+}
+
+# Words accepted as a level in a header position (matched case-insensitively there).
+LEVEL_WORDS: Final = (
+    "TRACE|DEBUG|INFO|INFORMATION|INFORMATIONAL|NOTICE|WARN|WARNING|ERROR|ERR|FATAL|CRIT|CRITICAL"
+    "|SEVERE|ALERT|EMERG|EMERGENCY|PANIC|FAILURE|VERBOSE|FINEST|FINER|FINE|CONFIG"
+    "|DBG|DBUG|DEBU|TRC|TRCE|INF|WRN|ERRO|EROR|ERR|FTL|FATA|PANI|CRT|VRB|FAIL|NOTE"
+)
+_LETTERS: Final[dict[str, Level]] = {
+    "V": Level.TRACE,
+    "T": Level.TRACE,
+    "D": Level.DEBUG,
+    "I": Level.INFO,
+    "N": Level.INFO,
+    "W": Level.WARN,
+    "E": Level.ERROR,
+    "F": Level.FATAL,
+    "A": Level.FATAL,  # Android's ASSERT / Ruby's ANY
+    "C": Level.FATAL,
+}
+_MARKS: Final = {".": Level.DEBUG, "-": Level.DEBUG, "*": Level.INFO, "#": Level.WARN}
+_SYSLOG_SEVERITY: Final = (
+    Level.FATAL,
+    Level.FATAL,
+    Level.FATAL,
+    Level.ERROR,
+    Level.WARN,
+    Level.INFO,
+    Level.INFO,
+    Level.DEBUG,
+)
+
+
+def level_of_word(word: str) -> Level | None:
+    """A header's level word in any case ("error", "Error", "E", "fail") or None."""
+    cached = _WORD_LEVELS.get(word, _MISSING)
+    if cached is not _MISSING:
+        return cached  # type: ignore[return-value]
+    level = _level_of_word(word)
+    if len(_WORD_LEVELS) < 4096:  # level words are few; any other word is rarely repeated
+        _WORD_LEVELS[word] = level
+    return level
+
+
+_MISSING: Final = object()
+_WORD_LEVELS: dict[str, Level | None] = {}
+
+
+def _level_of_word(word: str) -> Level | None:
+    text = word.strip().upper()
+    extra = _EXTRA_LEVELS.get(text)
+    if extra is not None:
+        return extra
+    if text in _KNOWN_NAMES:
+        return Level.parse(text)
+    return None
+
+
+_KNOWN_NAMES: Final = frozenset(
+    (
+        *("TRACE", "TRC", "FINEST", "FINER", "DEBUG", "DBG", "FINE", "VERBOSE", "INFO", "INF"),
+        *("INFORMATION", "NOTICE", "CONFIG", "WARN", "WRN", "ERROR", "ERR", "SEVERE", "FATAL"),
+        *("CRITICAL", "CRIT", "EMERG", "EMERGENCY", "ALERT", "PANIC", "DPANIC"),
+    )
+)
+
+# ----------------------------------------------------------------------------- time
+
+_MONTHS: Final = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1
+    )
+}
+_ZONE_NAMES: Final = {"Z": 0, "UTC": 0, "GMT": 0, "z": 0}
+_TIME_KEYS: Final = frozenset(("Y", "y", "m", "mon", "d", "H", "M", "S", "f", "tz", "ampm", "epoch"))
+
+
+def _zone(text: str) -> timezone | None:
+    text = text.strip()
+    if text in _ZONE_NAMES:
+        return UTC
+    if len(text) >= 5 and text[0] in "+-":
+        digits = text[1:].replace(":", "")
+        if len(digits) == 4 and digits.isdigit():
+            minutes = int(digits[:2]) * 60 + int(digits[2:])
+            return timezone(timedelta(minutes=-minutes if text[0] == "-" else minutes))
+    return None
+
+
+def _epoch(text: str) -> datetime | None:
+    number = float(text)
+    if number > 1e11:  # 13 digits: milliseconds
+        number /= 1000
+    try:
+        return datetime.fromtimestamp(number, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _year(groups: Mapping[str, str | None]) -> int | None:
+    if groups.get("Y"):
+        return int(groups["Y"] or 0)
+    if groups.get("y"):
+        return 2000 + int(groups["y"] or 0)
+    return None
+
+
+_YEAR_SLACK: Final = timedelta(days=1)
+
+
+def _from_iso(text: str) -> datetime | None:
+    """The common ISO-8601 forms through ``datetime.fromisoformat`` (C); None: use the groups."""
+    if text.endswith((" UTC", " GMT")):
+        text = text[:-4] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text.replace(",", ".", 1))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def time_from_groups(groups: Mapping[str, Any], arrival: datetime) -> datetime | None:
+    """Build a UTC datetime from a match's time groups (see the module docstring)."""
+    iso = groups.get("_iso")
+    if iso:
+        fast = _from_iso(iso)
+        if fast is not None:
+            return fast
+        head = groups.get("_head")
+        if isinstance(head, re.Match):
+            groups = head.groupdict()
+    epoch = groups.get("epoch")
+    if epoch:
+        return _epoch(epoch)
+    mon = groups.get("mon")
+    month = _MONTHS.get(mon[:3].lower(), 0) if mon else int(groups.get("m") or 0)
+    day = int(groups.get("d") or 0)
+    hour = int(groups.get("H") or 0)
+    ampm = groups.get("ampm")
+    if ampm:
+        hour = hour % 12 + (12 if ampm.upper() == "PM" else 0)
+    fraction = groups.get("f") or ""
+    year = _year(groups)
+    try:
+        moment = datetime(
+            arrival.year if year is None else year,
+            month,
+            day,
+            hour,
+            int(groups.get("M") or 0),
+            int(groups.get("S") or 0),
+            int(fraction[:6].ljust(6, "0")) if fraction else 0,
+        )
+    except ValueError:
+        return None
+    zone_text = groups.get("tz")
+    zone = _zone(zone_text) if zone_text else None
+    moment = moment.replace(tzinfo=UTC) if zone is None else moment.replace(tzinfo=zone).astimezone(UTC)
+    if year is None and moment > arrival + _YEAR_SLACK:
+        # No year in the line (syslog, logcat, klog): the arrival's year, or the year before
+        # when that would put the line in the future (a December line read in January).
+        try:
+            return moment.replace(year=moment.year - 1)
+        except ValueError:  # 29 February
+            return moment - timedelta(days=365)
+    return moment
+
+
+# ----------------------------------------------------------------------------- table
+
+
+class LevelRule(Enum):
+    """Where a format's level comes from."""
+
+    WORD = "word"  # a level word (group ``level`` or ``level_b``)
+    LETTER = "letter"  # a single letter (group ``letter``)
+    PRI = "pri"  # syslog <PRI> (group ``pri``)
+    STATUS = "status"  # HTTP status (group ``status``)
+    MARK = "mark"  # Redis' one-character level (group ``mark``)
+    NONE = "none"  # the format has no level: sniff the message, then infer
+
+
+@dataclass(frozen=True, slots=True)
+class LineFormat:
+    """One row of the format table."""
+
+    name: str
+    pattern: re.Pattern[str]
+    level: LevelRule
+    starts: str  # characters a matching line can start with; "" = any
+    example: str
+    nested: bool = False  # ``msg`` is itself a line to normalise (CFDR prefix)
+    # Speed: a row that starts with one of the shared time shapes is matched in two steps,
+    # the shape once per line (``lead``, shared by every such row) and the rest (``tail``).
+    lead: re.Pattern[str] | None = None
+    tail: re.Pattern[str] | None = None
+    needle: str = ""  # a substring every matching line holds (checked before the pattern)
+
+    def groups(self, text: str, leads: dict[re.Pattern[str], re.Match[str] | None]) -> dict[str, Any] | None:
+        """The named groups of ``text`` matched by this row, or None."""
+        if self.needle and self.needle not in text:
+            return None
+        if self.lead is None or self.tail is None:
+            match = self.pattern.match(text)
+            return None if match is None else match.groupdict()
+        if self.lead in leads:
+            head = leads[self.lead]
+        else:
+            head = leads[self.lead] = self.lead.match(text)
+        if head is None:
+            return None
+        rest = self.tail.match(text, head.end())
+        if rest is None:
+            return None
+        return head.groupdict() | rest.groupdict()
+
+
+DIGITS: Final = "0123456789"
+UPPER: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+LOWER: Final = "abcdefghijklmnopqrstuvwxyz"
+
+_FRAC = r"(?:[.,](?P<f>\d{1,9}))?"
+_HMS = r"(?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})"
+_TZ = r"(?P<tz>Z|[+-]\d{2}:?\d{2}| UTC| GMT| [+-]\d{2}:?\d{2})?"
+_MON = r"(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_WDAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+TS_ISO: Final = rf"(?P<Y>\d{{4}})-(?P<m>\d{{2}})-(?P<d>\d{{2}})[T ]{_HMS}{_FRAC}{_TZ}"
+TS_SLASH: Final = rf"(?P<Y>\d{{4}})/(?P<m>\d{{2}})/(?P<d>\d{{2}})[ T]{_HMS}{_FRAC}{_TZ}"
+TS_DOTTED: Final = (
+    r"(?P<Y>\d{4})\.(?P<m>\d{2})\.(?P<d>\d{2})[ -](?P<H>\d{2})[:.](?P<M>\d{2})[:.](?P<S>\d{2})"
+    rf"{_FRAC}{_TZ}"
+)
+TS_DASHED: Final = (  # 2005-06-03-15.42.50.675872 (IBM RAS logs)
+    r"(?P<Y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})-(?P<H>\d{2})\.(?P<M>\d{2})\.(?P<S>\d{2})(?:\.(?P<f>\d{1,9}))?"
+)
+TS_YY_SLASH: Final = rf"(?P<y>\d{{2}})/(?P<m>\d{{2}})/(?P<d>\d{{2}}) {_HMS}{_FRAC}"
+TS_YYMMDD: Final = r"(?P<y>\d{2})(?P<m>\d{2})(?P<d>\d{2}) (?P<H>\d{2})(?P<M>\d{2})(?P<S>\d{2})"
+TS_COMPACT: Final = (
+    r"(?P<Y>\d{4})(?P<m>\d{2})(?P<d>\d{2})-(?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})(?:[:.](?P<f>\d{1,6}))?"
+)
+TS_MONTH_DAY: Final = rf"(?P<m>\d{{2}})-(?P<d>\d{{2}}) {_HMS}{_FRAC}"
+TS_SYSLOG: Final = rf"{_MON} {{1,2}}(?P<d>\d{{1,2}}) (?:(?P<Y>\d{{4}}) )?{_HMS}{_FRAC}"
+TS_APACHE: Final = rf"{_WDAY} {_MON} (?P<d>\d{{1,2}}) {_HMS}{_FRAC} (?P<Y>\d{{4}})"
+TS_CLF: Final = rf"(?P<d>\d{{2}})/{_MON}/(?P<Y>\d{{4}}):{_HMS} (?P<tz>[+-]\d{{4}})"
+TS_DAY_MON: Final = rf"(?P<d>\d{{1,2}}) {_MON} (?P<Y>\d{{4}}) {_HMS}{_FRAC}"
+TS_US: Final = (
+    r"(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<Y>\d{4}),? (?P<H>\d{1,2}):(?P<M>\d{2}):(?P<S>\d{2})"
+    r"(?: (?P<ampm>[AaPp][Mm]))?"
+)
+TS_EPOCH: Final = r"(?P<epoch>1\d{9}(?:\.\d{1,9})?|1\d{12})"
+TS_EPOCH_SCI: Final = r"(?P<epoch>\d\.\d+e\+09)"  # zap's default float seconds: 1.7954598014567e+09
+
+# The time shapes rows may start with, longest first (``_fmt`` splits such rows in two).
+_TIME_SHAPES: Final = tuple(
+    sorted(
+        (TS_ISO, TS_SLASH, TS_DOTTED, TS_DASHED, TS_YY_SLASH, TS_YYMMDD, TS_COMPACT, TS_MONTH_DAY),
+        key=len,
+        reverse=True,
+    )
+)
+
+# Level in a known header position: upper-case bare word, or any case when bracketed.
+_LV = rf"(?P<level>(?i:{LEVEL_WORDS}))"
+_LV_UPPER = rf"(?P<level>{LEVEL_WORDS})"
+_LV_ANY = (
+    rf"(?:\[\s*(?P<level_b>(?i:{LEVEL_WORDS}))\s*\]|<(?P<level_a>(?i:{LEVEL_WORDS}))>|{_LV_UPPER}(?![\w.-])"
+    rf"|(?P<level_c>(?i:{LEVEL_WORDS}))(?=:\s))"
+)
+_SYSLOG_TAG = r"(?P<app>[^\s\[:]+(?:\([^)\s]*\))?(?: \d[\w.]*(?=:))?|[^\[:]{1,48}?(?=\[\d+\]:))(?:\[(?P<pid>\d+)\])?(?: \([^)]*\))?"
+_THREAD = r"\[(?P<thread>[^\]]*)\]"
+# zap's console encoder: TAB-separated level, logger (optional), caller, message
+_TSV = rf"\t{_LV}\t(?:(?:(?P<logger>[\w.-]+)\t)?(?P<caller>[\w./-]+:\d+)\t)?(?P<msg>.*)"
+_LOGGER = r"(?P<logger>[A-Za-z_$][\w$.\-]*(?:\$[\w$]+)?)"
+
+
+_LEADS: dict[str, re.Pattern[str]] = {}
+
+
+def _fmt(
+    name: str,
+    pattern: str,
+    level: LevelRule,
+    starts: str,
+    example: str,
+    *,
+    nested: bool = False,
+    needle: str = "",
+) -> LineFormat:
+    compiled = re.compile(pattern, re.DOTALL)
+    for shape in _TIME_SHAPES:
+        if pattern.startswith(shape):
+            lead = _LEADS.setdefault(shape, re.compile(shape, re.DOTALL))
+            tail = re.compile(pattern[len(shape) :], re.DOTALL)
+            return LineFormat(name, compiled, level, starts, example, nested, lead, tail, needle)
+    return LineFormat(name, compiled, level, starts, example, nested, needle=needle)
+
+
+W, L, P, S, N = LevelRule.WORD, LevelRule.LETTER, LevelRule.PRI, LevelRule.STATUS, LevelRule.NONE
+
+# The format table: the single source of truth (``cali parse``, the consumer, the indexer,
+# ``cali demo`` and docs/ingest.md all read it). Order matters: specific shapes first.
+FORMATS: Final[tuple[LineFormat, ...]] = (
+    # --- syslog with <PRI> -------------------------------------------------------------
+    _fmt(
+        "syslog-5424",
+        rf"<(?P<pri>\d{{1,3}})>1 (?:{TS_ISO}|-) (?P<host>\S+) (?P<app>\S+) (?P<pid>\S+) (?P<msgid>\S+) "
+        r"(?P<sd>-|(?:\[[^\]]*\])+) ?(?:\ufeff)?(?P<msg>.*)",
+        P,
+        "<",
+        "<165>1 2026-11-23T10:00:01.003Z web1 nginx 1234 ID47 - upstream timed out",
+    ),
+    _fmt(
+        "syslog-3164",
+        rf"<(?P<pri>\d{{1,3}})>{TS_SYSLOG} (?P<host>\S+) {_SYSLOG_TAG}: ?(?P<msg>.*)",
+        P,
+        "<",
+        "<34>Nov 23 10:00:01 web1 su[77]: 'su root' failed for lonvick on /dev/pts/8",
+    ),
+    _fmt(
+        "syslog-3164-iso",
+        rf"<(?P<pri>\d{{1,3}})>{TS_ISO} (?P<host>\S+) {_SYSLOG_TAG}: ?(?P<msg>.*)",
+        P,
+        "<",
+        "<11>2026-11-23T10:00:01.123+00:00 web1 app[77]: disk full",
+    ),
+    # --- supercomputer logs (USENIX CFDR: BG/L, Thunderbird, Spirit, Liberty): a label
+    # ("-" for none), epoch seconds, date and node before the node's own line.
+    _fmt(
+        "cfdr",
+        rf"(?P<label>[^\s\d]\S*) {TS_EPOCH} \d{{4}}\.\d{{2}}\.\d{{2}} (?P<node>\S+) (?P<msg>.*)",
+        N,
+        "-" + UPPER,  # "-" (no label) or an upper-case alert category
+        "- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL INFO cache",
+        nested=True,
+    ),
+    # --- Apache httpd error log (2.2 and 2.4) -----------------------------------------
+    _fmt(
+        "apache-error",
+        rf"\[{TS_APACHE}\] \[(?:(?P<module>[\w-]+):)?(?P<level>\w+)\]"
+        r"(?: \[pid (?P<pid>\d+)(?::tid (?P<tid>\d+))?\])?(?: (?P<code>AH\d+):)? (?P<msg>.*)",
+        W,
+        "[",
+        "[Sun Dec 04 04:47:44 2005] [error] mod_jk child workerEnv in error state 6",
+    ),
+    # --- HTTP access logs (NCSA common/combined: nginx, Apache, gunicorn, Traefik) -----
+    _fmt(
+        "http-access",
+        rf"(?P<client>\S+) (?P<ident>\S+) (?P<user>\S+) \[{TS_CLF}\] "
+        r"(?P<msg>\"(?P<request>[^\"]*)\" (?P<status>\d{3}) (?P<bytes>\S+).*)",
+        S,
+        "",
+        '10.0.0.1 - - [23/Nov/2026:10:00:01 +0000] "GET /api HTTP/1.1" 502 157 "-" "curl/8.5"',
+        needle='] "',
+    ),
+    # Django's runserver / django.server: [23/Nov/2026 10:00:01] "GET / HTTP/1.1" 500 145
+    _fmt(
+        "django-server",
+        r"\[(?P<d>\d{2})/" + _MON + r"/(?P<Y>\d{4})[ :]" + _HMS + r"\] "
+        r"(?P<msg>\"(?P<request>[^\"]*)\" (?P<status>\d{3}) (?P<bytes>\S+).*)",
+        S,
+        "[",
+        '[23/Nov/2026 10:00:01] "GET /orders/ HTTP/1.1" 500 145',
+    ),
+    # --- bracketed-time formats ------------------------------------------------------
+    # Elasticsearch: [2026-11-23T10:00:01,123][WARN ][o.e.c.r.a.DiskThresholdMonitor] [node-1] msg
+    _fmt(
+        "elasticsearch",
+        rf"\[{TS_ISO}\]\[{_LV}\s*\]\[(?P<logger>[^\]]+)\]\s*(?:\[(?P<node>[^\]]*)\] )?(?P<msg>.*)",
+        W,
+        "[",
+        "[2026-11-23T10:00:01,123][WARN ][o.e.c.r.a.DiskThresholdMonitor] [node-1] high disk watermark",
+    ),
+    # Flask default: [2026-11-23 10:00:01,456] ERROR in app: msg
+    _fmt(
+        "flask",
+        rf"\[{TS_ISO}\] {_LV} in (?P<logger>[^\s:]+): (?P<msg>.*)",
+        W,
+        "[",
+        "[2026-11-23 10:00:01,456] ERROR in app: Exception on /checkout [POST]",
+    ),
+    # Kafka / ZooKeeper 3.5+ style log4j: [2026-11-23 10:00:01,123] ERROR msg (kafka.server.ReplicaManager)
+    _fmt(
+        "kafka",
+        rf"\[{TS_ISO}\] {_LV}\s+(?P<msg>.*?)(?: \((?P<logger>[\w.$]+)\))?\s*$",
+        W,
+        "[",
+        "[2026-11-23 10:00:01,123] ERROR Error processing fetch (kafka.server.ReplicaManager)",
+    ),
+    # gunicorn error log: [2026-11-23 10:00:01 +0000] [12345] [ERROR] msg
+    _fmt(
+        "gunicorn",
+        rf"\[{TS_ISO}\] \[(?P<pid>\d+)\] \[{_LV}\] (?P<msg>.*)",
+        W,
+        "[",
+        "[2026-11-23 10:00:01 +0000] [12345] [ERROR] Exception in worker process",
+    ),
+    # Serilog / .NET short console: [10:00:01 ERR] msg, or with a date
+    _fmt(
+        "serilog",
+        rf"\[(?:{TS_ISO}|\d{{2}}:\d{{2}}:\d{{2}}(?:\.\d+)?) {_LV}\] (?P<msg>.*)",
+        W,
+        "[",
+        "[10:00:01 ERR] Payment 42 failed",
+    ),
+    # Proxifier-style [MM.dd HH:mm:ss] program - msg
+    _fmt(
+        "bracket-month-day",
+        rf"\[(?P<m>\d{{2}})\.(?P<d>\d{{2}}) {_HMS}\] (?P<program>\S+) - (?P<msg>.*)",
+        N,
+        "[",
+        "[10.30 16:49:06] chrome.exe - proxy.example.com:5070 close, 0 bytes sent",
+    ),
+    # Any other bracketed ISO time: [2026-11-23 10:00:01.123] [ERROR] msg / [ts] ERROR msg
+    _fmt(
+        "bracket-iso",
+        rf"\[{TS_ISO}\]\s*(?:\[(?P<thread>[^\]]*)\]\s*)??(?:{_LV_ANY}:?\s+)?(?:[-:|]\s+)?(?P<msg>.*)",
+        W,
+        "[",
+        "[2026-11-23 10:00:01.123] [ERROR] disk full",
+    ),
+    # pino-pretty: [10:00:01.123] ERROR (1234 on host): msg
+    _fmt(
+        "pino-pretty",
+        rf"\[(?:{TS_ISO}|\d{{2}}:\d{{2}}:\d{{2}}\.\d{{3}})\] {_LV_UPPER} \((?:(?P<name>[^)/]+)/)?(?P<pid>\d+) on "
+        r"(?P<host>[^)]+)\): (?P<msg>.*)",
+        W,
+        "[",
+        "[10:00:01.123] ERROR (1234 on web-1): request failed",
+    ),
+    # --- ISO timestamp first ------------------------------------------------------------
+    # Spring Boot 2/3 default console: ts LEVEL pid --- [app] [thread] [trace] logger : msg
+    _fmt(
+        "spring-boot",
+        rf"{TS_ISO}\s+{_LV_UPPER}\s+(?:\[(?P<service>[^,\]\s]*),(?P<trace_id>[0-9a-f]*),(?P<span_id>[0-9a-f]*)"
+        r"(?:,[^\]]*)?\]\s+)?(?P<pid>\d+) --- (?:\[(?P<app>[^\]]*)\] )?\[\s*(?P<thread>[^\]]*)\] "
+        r"(?:\[(?:(?P<otel_trace_id>[0-9a-f]{32})-(?P<otel_span_id>[0-9a-f]{16}))?\s*\] )?(?P<logger>\S+)\s+: (?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23T18:48:39.123Z ERROR 1 --- [payments] [nio-8080-exec-4] c.a.p.PaymentService : charge failed",
+        needle=" --- ",
+    ),
+    # MySQL 8 error log: 2026-11-23T10:00:01.123456Z 0 [ERROR] [MY-010000] [Server] msg
+    _fmt(
+        "mysql",
+        rf"{TS_ISO} (?P<thread>\d+) \[(?P<level>\w+)\](?: \[(?P<code>MY-\d+)\])?(?: \[(?P<subsystem>\w+)\])? "
+        r"(?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23T10:00:01.123456Z 0 [ERROR] [MY-010119] [Server] Aborting",
+        needle="[",
+    ),
+    # PostgreSQL default: 2026-11-23 10:00:01.123 UTC [1234] ERROR:  msg
+    _fmt(
+        "postgresql",
+        rf"{TS_ISO}(?: \w+)? \[(?P<pid>\d+)\](?: (?P<user>\S+)@(?P<db>\S+))? "
+        r"(?P<level>LOG|ERROR|WARNING|FATAL|PANIC|INFO|NOTICE|DEBUG\d?|STATEMENT|DETAIL|HINT|CONTEXT):\s+"
+        r"(?P<msg>.*)",
+        W,
+        DIGITS,
+        '2026-11-23 10:00:01.123 UTC [1234] ERROR:  relation "orders" does not exist',
+        needle="]",
+    ),
+    # nginx error log: 2026/11/23 10:00:01 [error] 1234#0: *5 msg
+    _fmt(
+        "nginx-error",
+        rf"{TS_SLASH} \[{_LV}\] (?P<pid>\d+)#(?P<tid>\d+): (?:\*(?P<connection>\d+) )?(?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026/11/23 10:00:01 [error] 1234#0: *5 connect() failed (111: Connection refused)",
+    ),
+    # Windows CBS / CBS-like: 2016-09-28 04:30:30, Info                  CBS    msg
+    _fmt(
+        "windows-cbs",
+        rf"{TS_ISO}, {_LV}\s+(?:(?P<component>[A-Za-z][\w-]*)\s{{2,}})?(?P<msg>.*)",
+        W,
+        DIGITS,
+        "2016-09-28 04:30:31, Error                 CBS    Failed to load the package",
+        needle=", ",
+    ),
+    # AWS Lambda runtimes: ts<TAB>request-id<TAB>LEVEL<TAB>msg (Node) / ts<TAB>id<TAB>msg
+    _fmt(
+        "aws-lambda",
+        rf"{TS_ISO}\t(?P<request_id>[0-9a-f-]{{36}}|undefined)\t(?:{_LV}\t)?(?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23T10:00:01.123Z\t5c3b3a1e-0b5e-4f4e-9f0e-2b2c3d4e5f60\tERROR\tInvoke Error",
+        needle="\t",
+    ),
+    # zap development / tab-separated console: ts<TAB>LEVEL<TAB>caller<TAB>msg
+    _fmt(
+        "tsv",
+        rf"{TS_ISO}{_TSV}",
+        W,
+        DIGITS,
+        "2026-11-23T10:00:01.123Z\tERROR\tcharge/charge.go:42\tcharge failed",
+        needle="\t",
+    ),
+    _fmt(
+        "tsv-epoch",
+        rf"{TS_EPOCH_SCI}{_TSV}",
+        W,
+        DIGITS,
+        "1.7954598014567e+09\terror\tledger\tledger/main.go:30\tstarted",
+        needle="\t",
+    ),
+    # log4j2 "%d{ISO8601} %-5p [%t] %c %X - %m" (%X: the MDC map, {requestId=.., traceId=..})
+    _fmt(
+        "log4j2-mdc",
+        rf"{TS_ISO}\s+{_LV_UPPER}\s+{_THREAD} {_LOGGER} \{{(?P<kv>[^}}]*)\}} - (?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23T18:48:39,123 ERROR [pool-2-thread-7] com.acme.Ledger {requestId=r-1, traceId=4bf9} - write failed",
+        needle="} - ",
+    ),
+    # Python logging with the OpenTelemetry instrumentation's default format
+    _fmt(
+        "python-otel",
+        rf"{TS_ISO} {_LV_UPPER} \[(?P<logger>[^\]]*)\] \[(?P<source>[^\]]*)\] \[(?P<kv>[^\]]*)\] - (?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23 18:48:39,123 ERROR [inventory.db] [pool.py:88] [trace_id=0 span_id=0 resource.service.name=inventory trace_sampled=False] - lost",
+        needle="] - ",
+    ),
+    # ZooKeeper 3.4 / log4j "%d - %-5p [%t:%C{1}@%L] - %m"
+    _fmt(
+        "log4j-dash",
+        rf"{TS_ISO}\s+-\s+{_LV_UPPER}\s+\[(?P<thread>.*?)\]\s+-\s+(?P<msg>.*)",
+        W,
+        DIGITS,
+        "2015-07-29 19:04:29,071 - WARN  [SendWorker:188978561024:QuorumCnxManager$SendWorker@688] - Send worker leaving",
+        needle=" - ",
+    ),
+    # logback/log4j2 "%d [%thread] %-5level %logger - %msg" (logback 1.3+: " -- ")
+    _fmt(
+        "logback",
+        rf"{TS_ISO}\s+{_THREAD}\s+{_LV_UPPER}\s+{_LOGGER}\s+--? (?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23 10:00:01.456 [http-1] ERROR com.acme.OrderService - order 1234 failed",
+    ),
+    # Python cookbook "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+    _fmt(
+        "python-cookbook",
+        rf"{TS_ISO} - (?P<logger>\S+) - {_LV_UPPER} - (?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23 10:00:01,456 - app.worker - ERROR - job failed",
+        needle=" - ",
+    ),
+    # Go/klog-ish and Java "ts LEVEL [thread] logger: msg" / "ts LEVEL logger - msg" /
+    # Spark/Hadoop/HDFS "ts [pid] LEVEL component: msg" with any of the date shapes.
+    *(
+        _fmt(
+            f"{name}-level-logger",
+            rf"{ts}\s+(?:(?P<pid>\d+) )?{_LV_UPPER}\s+(?:{_THREAD}\s+)?{_LOGGER}(?::(?P<line>\d+))?"
+            r"(?::|\s+--?) (?P<msg>.*)",
+            W,
+            DIGITS,
+            example,
+        )
+        for name, ts, example in (
+            (
+                "iso",
+                TS_ISO,
+                "2015-10-18 18:01:47,978 INFO [main] org.apache.hadoop.mapreduce.v2.app.MRAppMaster: Created",
+            ),
+            (
+                "yy-slash",
+                TS_YY_SLASH,
+                "17/06/09 20:10:40 INFO executor.CoarseGrainedExecutorBackend: Registered",
+            ),
+            (
+                "yymmdd",
+                TS_YYMMDD,
+                "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 terminating",
+            ),
+            ("slash", TS_SLASH, "2026/11/23 10:00:01 ERROR com.acme.Job: job failed"),
+            ("dotted", TS_DOTTED, "2026.11.23 10:00:01 ERROR com.acme.Job: job failed"),
+        )
+    ),
+    # OpenStack/oslo.log: ts pid LEVEL logger [context] msg
+    _fmt(
+        "oslo",
+        rf"{TS_ISO} (?P<pid>\d+) {_LV_UPPER} (?P<logger>[\w.]+) \[(?P<context>[^\]]*)\] (?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23 10:00:01.008 25746 ERROR nova.compute.manager [req-1 - - - - -] Instance failed",
+        needle="[",
+    ),
+    # Python "%(asctime)s %(levelname)s %(name)s %(message)s": a dotted/``root`` logger name
+    _fmt(
+        "iso-level-name",
+        rf"{TS_ISO}\s+{_LV_UPPER}\s+(?P<logger>root|__main__|[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)+) (?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23 10:00:01,123 ERROR app.db connection lost",
+    ),
+    # .NET console with a timestamp: ts fail: Category[12] msg
+    _fmt(
+        "dotnet-console-ts",
+        rf"{TS_ISO} (?P<level>trce|dbug|info|warn|fail|crit): (?P<logger>[\w.]+)\[(?P<event_id>\d+)\]\s*(?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23T10:00:01.123Z fail: Microsoft.AspNetCore.Server.Kestrel[13] Unhandled exception",
+        needle="]",
+    ),
+    # winston printf "${timestamp} ${level} [${service}]: ${message}" (and without the service)
+    _fmt(
+        "node-text",
+        rf"{TS_ISO} (?P<level>(?i:{LEVEL_WORDS}))(?: \[(?P<service>[^\]]+)\])?: (?P<msg>.*)",
+        W,
+        DIGITS,
+        "2026-11-23T18:48:39.123Z error [notifications]: template failed",
+    ),
+    # Generic: any timestamp, then an optional level word, then the message.
+    *(
+        _fmt(
+            f"{name}",
+            rf"{ts}(?:\s*[,|]|\s+-)?\s+(?:{_LV_ANY}:?\s+(?:[-:|]\s+)?)?(?P<msg>.*)",
+            W,
+            DIGITS,
+            example,
+        )
+        for name, ts, example in (
+            ("iso", TS_ISO, "2026-11-23T10:00:01.123Z ERROR payment failed"),
+            ("slash", TS_SLASH, "2026/11/23 10:00:01 connection refused"),
+            ("dotted", TS_DOTTED, "2026.11.23 10:00:01 ERROR disk full"),
+            ("yy-slash", TS_YY_SLASH, "26/11/23 10:00:01 WARN slow"),
+            ("yymmdd", TS_YYMMDD, "261123 100001 ERROR disk full"),
+        )
+    ),
+    # Android logcat threadtime: 03-17 16:13:38.811  1702  2395 D WindowManager: msg
+    _fmt(
+        "logcat",
+        rf"{TS_MONTH_DAY}\s+(?P<pid>\d+)\s+(?P<tid>\d+) (?P<letter>[VDIWEFA]) (?P<tag>[^:]*?)\s*: (?P<msg>.*)",
+        L,
+        DIGITS,
+        "03-17 16:13:38.811  1702  2395 E ActivityManager: ANR in com.example",
+    ),
+    # logcat "time": 03-17 16:13:38.811 E/Tag( 1234): msg
+    _fmt(
+        "logcat-time",
+        rf"{TS_MONTH_DAY}\s+(?P<letter>[VDIWEFA])/(?P<tag>[^(]*?)\(\s*(?P<pid>\d+)\): (?P<msg>.*)",
+        L,
+        DIGITS,
+        "03-17 16:13:38.811 E/AndroidRuntime( 1234): FATAL EXCEPTION: main",
+    ),
+    # yyyyMMdd-HH:mm:ss:SSS|component|pid|msg (and any pipe-separated header after it)
+    _fmt(
+        "compact-pipe",
+        rf"{TS_COMPACT}\|(?:{_LV_ANY}\|)?(?P<component>[^|\s]*)\|(?P<pid>\d+)\|(?P<msg>.*)",
+        W,
+        DIGITS,
+        "20171223-22:15:29:606|Step_LSC|30002312|onStandStepChanged 3579",
+    ),
+    _fmt(
+        "compact",
+        rf"{TS_COMPACT}(?:\s*[|,]|\s+-)?\s*(?:{_LV_ANY}:?\s+)?(?P<msg>.*)",
+        W,
+        DIGITS,
+        "20261123-10:00:01:123 ERROR disk full",
+    ),
+    # IBM RAS (BG/L) node line after the CFDR prefix: ts node type component LEVEL msg
+    _fmt(
+        "ras",
+        rf"{TS_DASHED} (?P<location>\S+) (?P<type>[A-Z_]+) (?P<component>[A-Z_]+) {_LV_UPPER} (?P<msg>.*)",
+        W,
+        DIGITS,
+        "2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL FATAL data TLB error interrupt",
+    ),
+    _fmt(
+        "dashed",
+        rf"{TS_DASHED}\s+(?:{_LV_ANY}:?\s+)?(?P<msg>.*)",
+        W,
+        DIGITS,
+        "2005-06-03-15.42.50.675872 ERROR disk full",
+    ),
+    # Redis: 1:M 23 Nov 2026 10:00:01.123 # msg   (. debug, - verbose, * notice, # warning)
+    _fmt(
+        "redis",
+        rf"(?P<pid>\d+):(?P<role>[XCSM]) {TS_DAY_MON} (?P<mark>[.\-*#]) (?P<msg>.*)",
+        LevelRule.MARK,
+        DIGITS,
+        "1:M 23 Nov 2026 10:00:01.123 # Can't save in background: fork: Cannot allocate memory",
+    ),
+    # log4j DATE: 23 Nov 2026 10:00:01,123 ERROR msg
+    _fmt(
+        "day-month-year",
+        rf"{TS_DAY_MON}\s+(?:{_LV_ANY}:?\s+)?(?:{_THREAD}\s+)?(?P<msg>.*)",
+        W,
+        DIGITS,
+        "23 Nov 2026 10:00:01,123 ERROR [main] job failed",
+    ),
+    # US date: 11/23/2026 10:00:01 AM ...
+    _fmt(
+        "us-date",
+        rf"{TS_US}\s+(?:{_LV_ANY}:?\s+)?(?P<msg>.*)",
+        W,
+        DIGITS,
+        "11/23/2026 10:00:01 AM ERROR disk full",
+    ),
+    # epoch seconds/milliseconds first: 1700000000.123 ERROR msg
+    _fmt(
+        "epoch",
+        rf"{TS_EPOCH}\s+(?:{_LV_ANY}:?\s+)?(?P<msg>.*)",
+        W,
+        DIGITS,
+        "1700000000.123 ERROR disk full",
+    ),
+    # --- month-name first: syslog files (RFC 3164 without PRI, rsyslog default) -------
+    _fmt(
+        "syslog",
+        rf"{TS_SYSLOG} (?P<host>[\w.\-/:]+) {_SYSLOG_TAG}: ?(?P<msg>.*)",
+        N,
+        "JFMASOND",
+        "Dec 10 06:55:46 LabSZ sshd[24200]: Failed password for invalid user webmaster",
+    ),
+    _fmt(
+        "syslog-notag",
+        rf"{TS_SYSLOG} (?P<host>[\w.\-/:]+) (?P<msg>.*)",
+        N,
+        "JFMASOND",
+        "Jun 14 15:16:01 combo restarting",
+    ),
+    # rsyslog high-precision: 2026-11-23T10:00:01.123456+00:00 host tag[pid]: msg
+    # --- letter-first and level-first shapes ---------------------------------------------
+    # A Go runtime crash written straight to stderr
+    _fmt(
+        "go-panic",
+        r"(?P<msg>(?P<level>panic|fatal error): .*)",
+        W,
+        "pf",
+        "panic: runtime error: invalid memory address or nil pointer dereference",
+    ),
+    # logback BasicConfigurator / log4j2 DefaultConfiguration: time of day only (no date,
+    # so no timestamp: the arrival is closer to the truth than a guessed day)
+    _fmt(
+        "time-of-day-logback",
+        rf"\d{{2}}:\d{{2}}:\d{{2}}[.,]\d{{3}}\s+{_THREAD}\s+{_LV_UPPER}\s+{_LOGGER}\s+--? (?P<msg>.*)",
+        W,
+        DIGITS,
+        "10:00:01.456 [http-1] ERROR com.acme.OrderService - order failed",
+    ),
+    # klog/glog: E1123 10:00:01.123456    1234 file.go:123] msg
+    _fmt(
+        "klog",
+        rf"(?P<letter>[IWEF])(?P<m>\d{{2}})(?P<d>\d{{2}}) {_HMS}{_FRAC}\s+(?P<tid>\d+) (?P<caller>[^\]\s]+)\] (?P<msg>.*)",
+        L,
+        "IWEF",
+        "E1123 10:00:01.123456    1234 kubelet.go:2183] Error syncing pod",
+    ),
+    # Ruby Logger / Rails: E, [2026-11-23T10:00:01.123456 #1234] ERROR -- app: msg
+    _fmt(
+        "ruby-logger",
+        rf"(?P<letter>[DIWEFAU]), \[{TS_ISO} #(?P<pid>\d+)\]\s+(?:{_LV_UPPER}|ANY) -- (?P<progname>[^:]*): (?P<msg>.*)",
+        L,
+        "DIWEFAU",
+        "E, [2026-11-23T10:00:01.123456 #1234] ERROR -- : PG::ConnectionBad: could not connect",
+    ),
+    # logrus TTY: ERRO[0042] msg key=value
+    _fmt(
+        "logrus-tty",
+        r"(?P<level>DEBU|INFO|WARN|ERRO|FATA|PANI|TRAC)\[(?P<elapsed>\d+)\] (?P<msg>.*)",
+        W,
+        "DIWEFPT",
+        'ERRO[0042] failed to connect to database   error="dial tcp: connection refused"',
+    ),
+    # .NET console (Microsoft.Extensions.Logging): fail: Category[12] msg (often on the next line)
+    _fmt(
+        "dotnet-console",
+        r"(?P<level>trce|dbug|info|warn|fail|crit): (?P<logger>[\w.]+)\[(?P<event_id>\d+)\]\s*(?P<msg>.*)",
+        W,
+        "tdiwfc",
+        'fail: Microsoft.AspNetCore.Server.Kestrel[13] Connection id "0HM": An unhandled exception was thrown',
+    ),
+    # uvicorn / Python basicConfig: "ERROR:    msg", "ERROR:root:msg"
+    _fmt(
+        "python-basic",
+        r"(?P<level>CRITICAL|ERROR|WARNING|INFO|DEBUG):(?P<logger>[^:\s]*):(?P<msg>.*)",
+        W,
+        "CEWID",
+        "ERROR:root:job failed",
+    ),
+    _fmt(
+        "level-colon",
+        rf"{_LV_UPPER}:\s+(?P<msg>.*)",
+        W,
+        UPPER,
+        "ERROR:    Exception in ASGI application",
+    ),
+    # Level first, then a time: "ERROR 2026-11-23 10:00:01,123 views 1234 5678 msg" (Django
+    # verbose), "[ERROR]\t2026-11-23T10:00:01.123Z\treqid\tmsg" (Lambda Python).
+    _fmt(
+        "level-iso",
+        rf"(?:\[{_LV}\]|{_LV_UPPER.replace('level', 'level_b')})\s+{TS_ISO}\s+"
+        r"(?:(?P<request_id>[0-9a-f-]{36})\s+)?(?P<msg>.*)",
+        W,
+        "[" + UPPER,
+        "[ERROR]\t2026-11-23T10:00:01.123Z\t5c3b3a1e-0b5e-4f4e-9f0e-2b2c3d4e5f60\tboom",
+    ),
+    # Kubernetes events as kubectl prints them: LAST SEEN TYPE REASON OBJECT MESSAGE
+    _fmt(
+        "kube-events",
+        r"(?P<age>\d+[smhd]\w*|<unknown>)\s+(?P<level>Normal|Warning)\s+(?P<reason>[A-Z]\w+)\s+"
+        r"(?P<object>[\w.-]+/[\w.-]+)\s+(?P<msg>.*)",
+        W,
+        DIGITS + "<",
+        "5m   Warning   BackOff   pod/api-7c9   Back-off restarting failed container",
+    ),
+    # Windows Event Viewer "Save as text": Level<TAB>date time<TAB>source<TAB>id<TAB>task<TAB>msg
+    _fmt(
+        "windows-event",
+        rf"(?P<level>Information|Warning|Error|Critical|Verbose)\t{TS_US}\t(?P<source>[^\t]*)\t"
+        r"(?P<event_id>\d+)\t(?P<task>[^\t]*)\t(?P<msg>.*)",
+        W,
+        "IWECV",
+        "Error\t11/23/2026 10:00:01 AM\tService Control Manager\t7034\tNone\tThe service terminated unexpectedly.",
+    ),
+    # AWS Lambda platform lines (no time: CloudWatch's event time is the record's)
+    _fmt(
+        "aws-lambda-platform",
+        r"(?P<msg>(?P<kind>START|END|REPORT|INIT_START|INIT_REPORT|EXTENSION|TELEMETRY) (?:RequestId: "
+        r"(?P<request_id>[0-9a-f-]{36})|Runtime Version|Extension)?.*)",
+        N,
+        "STARIE",
+        "REPORT RequestId: 5c3b3a1e-0b5e-4f4e-9f0e-2b2c3d4e5f60 Duration: 3000.00 ms Status: timeout",
+    ),
+    # logfmt (logrus/slog text, ECS agent, Heroku): level=error time=... msg="..."
+    _fmt(
+        "logfmt",
+        r"(?P<msg>[A-Za-z_][\w.-]*=(?:\"(?:[^\"\\]|\\.)*\"|\S*)(?: +[A-Za-z_][\w.-]*=(?:\"(?:[^\"\\]|\\.)*\"|\S*))+)\s*",
+        N,
+        UPPER + LOWER + "_",
+        'time="2026-11-23T10:00:01Z" level=error msg="failed to pull image" module=docker_client.go',
+    ),
+)
+
+_NAMES: Final = frozenset(fmt.name for fmt in FORMATS)
+assert len(_NAMES) == len(FORMATS), "format names must be unique"
+
+
+Match = tuple[LineFormat, dict[str, Any]]
+Leads = dict[re.Pattern[str], re.Match[str] | None]
+_GROUP_NAME: Final = re.compile(r"\(\?P<(\w+)>")
+
+
+class _Single:
+    """One row, tried on its own."""
+
+    __slots__ = ("fmt",)
+
+    def __init__(self, fmt: LineFormat) -> None:
+        self.fmt = fmt
+
+    def match(self, text: str, leads: Leads) -> Match | None:
+        groups = self.fmt.groups(text, leads)
+        return None if groups is None else (self.fmt, groups)
+
+
+class _SameTime:
+    """Every row that starts with one time shape, as one regex: the shape is matched once and
+    the rows' tails are alternatives in table order (``re`` takes the first that matches, as
+    the table does), so a line costs one C-level match instead of a Python call per row."""
+
+    __slots__ = ("iso", "lead", "markers", "names", "rows", "slots", "tails")
+
+    def __init__(self, lead: re.Pattern[str], rows: list[LineFormat]) -> None:
+        self.lead = lead
+        self.rows = rows
+        self.iso = lead.pattern == TS_ISO  # its text goes to datetime.fromisoformat (C) first
+        parts = []
+        for index, row in enumerate(rows):
+            assert row.tail is not None
+            renamed = _GROUP_NAME.sub(rf"(?P<r{index}_\1>", row.tail.pattern)
+            parts.append(f"(?P<row{index}>){renamed}")
+        self.tails = re.compile("|".join(parts), re.DOTALL)
+        numbers = self.tails.groupindex
+        self.markers = tuple(numbers[f"row{index}"] for index in range(len(rows)))
+        # per row: its group names and their numbers in the combined pattern
+        self.names: list[tuple[str, ...]] = []
+        self.slots: list[tuple[int, ...]] = []
+        for index, row in enumerate(rows):
+            assert row.tail is not None
+            names = tuple(_GROUP_NAME.findall(row.tail.pattern))
+            self.names.append(names)
+            self.slots.append(tuple(numbers[f"r{index}_{name}"] for name in names))
+
+    def match(self, text: str, leads: Leads) -> Match | None:
+        if self.lead in leads:
+            head = leads[self.lead]
+        else:
+            head = leads[self.lead] = self.lead.match(text)
+        if head is None:
+            return None
+        rest = self.tails.match(text, head.end())
+        if rest is None:
+            return None
+        spans = rest.regs
+        for index, marker in enumerate(self.markers):
+            if spans[marker][0] >= 0:
+                # ISO times go to fromisoformat; the head's groups are read only if it refuses.
+                groups = {"_iso": head.group(0), "_head": head} if self.iso else head.groupdict()
+                slots = self.slots[index]
+                if slots:
+                    values = rest.group(*slots) if len(slots) > 1 else (rest.group(slots[0]),)
+                    groups.update(zip(self.names[index], values, strict=True))
+                return self.rows[index], groups
+        return None  # pragma: no cover (one alternative always matched)
+
+
+Step = _Single | _SameTime
+
+
+def _plan(formats: Iterable[LineFormat]) -> tuple[Step, ...]:
+    """Rows sharing a time shape become one step at the place of the first of them. Safe
+    because a line that has one time shape cannot match a row that starts differently."""
+    steps: list[Step] = []
+    groups: dict[re.Pattern[str], list[LineFormat]] = {}
+    for fmt in formats:
+        if fmt.lead is None or fmt.tail is None:
+            steps.append(_Single(fmt))
+            continue
+        if fmt.lead not in groups:
+            groups[fmt.lead] = []
+            steps.append(_SameTime(fmt.lead, groups[fmt.lead]))
+        groups[fmt.lead].append(fmt)
+    for index, step in enumerate(steps):
+        if isinstance(step, _SameTime):
+            steps[index] = _SameTime(step.lead, step.rows)  # compile with every row
+    return tuple(steps)
+
+
+def _index(formats: Iterable[LineFormat]) -> dict[str, tuple[Step, ...]]:
+    """First character -> the steps worth trying, in table order."""
+    table = tuple(formats)
+    chars = {char for fmt in table for char in fmt.starts}
+    index = {char: _plan(fmt for fmt in table if not fmt.starts or char in fmt.starts) for char in chars}
+    index[""] = _plan(fmt for fmt in table if not fmt.starts)
+    return index
+
+
+_BY_FIRST: Final = _index(FORMATS)
+
+_TIME_ONLY: Final = tuple(
+    re.compile(rf"\s*{shape}\s*$")
+    for shape in (
+        TS_ISO,
+        TS_SLASH,
+        TS_DOTTED,
+        TS_DASHED,
+        TS_YY_SLASH,
+        TS_YYMMDD,
+        TS_COMPACT,
+        TS_MONTH_DAY,
+        TS_SYSLOG,
+        TS_APACHE,
+        TS_CLF,
+        TS_DAY_MON,
+        TS_US,
+        TS_EPOCH,
+    )
+)
+
+
+def parse_time_text(text: str, arrival: datetime) -> datetime | None:
+    """A value that is only a time (a JSON ``time`` key, a CSV column) in any table shape."""
+    for pattern in _TIME_ONLY:
+        match = pattern.match(text)
+        if match is not None:
+            return time_from_groups(match.groupdict(), arrival)
+    return None
+
+
+# ----------------------------------------------------------------------------- implied severity
+
+_ERROR_RULES: Final = (
+    # A process or the kernel says it died or is about to.
+    r"kernel panic|\bpanic(?:ked)?\b|\bsegfault\b|segmentation fault|core dumped|out of memory"
+    r"|\boom[- ]kill|killed process|\bfatal error\b|unhandled exception|uncaught exception"
+    r"|traceback \(most recent call last\)|exception in thread|task timed out"
+    r"|(?<![\w-])error ?: |\berror (?:code|status)\b"
+)
+_WARN_RULES: Final = (
+    # Security: what an attacker's attempts look like in auth logs.
+    r"authentication failure|failed password|break-in attempt|invalid user|illegal user"
+    r"|permission denied|access denied|\bdenied\b|unauthori[sz]ed"
+    # Something the caller needed did not happen.
+    r"|\bfail(?:ed|ure|s)?\b|\brefused\b|timed out|\bunavailable\b|\bunreachable\b"
+    r"|\bcannot\b|can't|could not|couldn't|unable to|\baborted\b|\bcorrupt(?:ed|ion)?\b"
+)
+# Phrases that contain a rule word but report success or no problem.
+_BENIGN: Final = (
+    r"\b(?:no|0|zero|without) (?:errors?|failures?|warnings?)\b|\bsucceeded\b|\bsuccessful(?:ly)?\b"
+    r"|\b(?:detected and )?corrected\b"
+    r"|error[_ ]?(?:rate|count)=0\b|failed=0\b|errors?=0\b|\bfailover (?:complete|succeeded)\b"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ImpliedSeverity:
+    """Conservative level for lines that carry none (``level_source="inferred"``).
+
+    ERROR for what only a dying process says (panic, segfault, OOM kill, unhandled
+    exception, "Task timed out", "error:"), WARN for failed, refused, denied, timed out,
+    unavailable, authentication failure, break-in attempt; a line that says it succeeded or
+    had no errors is not flagged. ``extra_error`` / ``extra_warn`` add patterns (per
+    environment or service, from settings); ``enabled=False`` turns inference off.
+    """
+
+    enabled: bool = True
+    extra_error: tuple[str, ...] = ()
+    extra_warn: tuple[str, ...] = ()
+    _error: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _warn: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _benign: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        error = "|".join((_ERROR_RULES, *self.extra_error))
+        warn = "|".join((_WARN_RULES, *self.extra_warn))
+        object.__setattr__(self, "_error", re.compile(error, re.IGNORECASE))
+        object.__setattr__(self, "_warn", re.compile(warn, re.IGNORECASE))
+        object.__setattr__(self, "_benign", re.compile(_BENIGN, re.IGNORECASE))
+
+    def classify(self, message: str) -> Level | None:
+        """ERROR, WARN or None (nothing implied) for a message without a level."""
+        if not self.enabled:
+            return None
+        head = message[:INFER_CHARS]
+        if not self.extra_error and not self.extra_warn:
+            # Most lines say none of the rule words: a few substring tests are much cheaper
+            # than the rule alternations (every rule contains one of these stems).
+            lowered = head.lower()
+            if not any(stem in lowered for stem in _RULE_STEMS):
+                return None
+        if self._error.search(head):
+            return Level.ERROR
+        if self._warn.search(head) and not self._benign.search(head):
+            return Level.WARN
+        return None
+
+
+INFER_CHARS: Final = 512
+_RULE_STEMS: Final = (
+    *("panic", "segfault", "segmentation", "core dump", "memory", "oom", "killed", "fatal", "unhandled"),
+    *("uncaught", "traceback", "exception", "timed out", "error", "password", "break-in", "invalid user"),
+    *("illegal user", "denied", "unauthori", "fail", "refused", "unavailable", "unreachable", "cannot"),
+    *("can't", "could not", "couldn't", "unable to", "abort", "corrupt", "authentication"),
+)  # the first line's head says what happened; a trace's tail does not
+
+# ----------------------------------------------------------------------------- result
+
+
+@dataclass(slots=True)  # not frozen: built once per raw line on the hot path, never changed after
+class ParsedLine:
+    """What one line says about itself."""
+
+    format: str  # a FORMATS name, "json" or "unknown"
+    timestamp: datetime | None
+    level: Level | None
+    level_source: str  # "line" | "inferred" | "default"
+    message: str
+    fields: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``cali parse`` output object."""
+        return {
+            "timestamp": self.timestamp.isoformat().replace("+00:00", "Z") if self.timestamp else None,
+            "level": self.level.name if self.level is not None else None,
+            "level_source": self.level_source,
+            "message": self.message,
+            "format": self.format,
+            "fields": self.fields,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLevels:
+    """HTTP status -> level for access lines (``status >= error_from`` is ERROR)."""
+
+    error_from: int = 500
+    warn_from: int = 400
+
+    def level(self, status: int) -> Level:
+        if status >= self.error_from:
+            return Level.ERROR
+        if status >= self.warn_from:
+            return Level.WARN
+        return Level.INFO
+
+
+_FIELD_SKIP: Final = frozenset(
+    (
+        "_iso",
+        "_head",
+        "msg",
+        "level",
+        "level_b",
+        "level_a",
+        "level_c",
+        "letter",
+        "pri",
+        "mark",
+        "sd",
+        *_TIME_KEYS,
+    )
+)
+# Level word at the start of a message whose header had none: "ERROR: ...", "[warn] ...".
+_MESSAGE_LEVEL: Final = re.compile(
+    r"(?:(?:\[[^\]\s]{1,40}\]|\([^)\s]{1,40}\))\s+){0,3}"  # "[worker-3] (job=77) level=error ..."
+    rf"(?:\[\s*(?P<level_b>(?i:{LEVEL_WORDS}))\s*\]|(?P<level>{LEVEL_WORDS})(?=[\s:\]|,])"
+    rf"|(?P<level_c>(?i:{LEVEL_WORDS})):\s|(?i:level|lvl|severity)=[\"']?(?P<level_a>\w+))"
+)
+# An unknown shape: a level word after at most five header-like tokens (ones with a digit,
+# bracketed or parenthesised ones, month and day names, separators), so a level word
+# inside the sentence ("Found 3 ERROR entries") is not the line's level.
+_HEADER_LEVEL: Final = re.compile(
+    r"(?:(?:\[[^\]\n]{0,32}\]|\([^)\n]{0,32}\)|[^\s\d]{0,12}\d\S{0,40}|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun"
+    r"|Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]{0,6},?|[-|:])[ \t]+){0,5}"
+    rf"(?:(?P<level>{LEVEL_WORDS})(?![\w.-])|\[(?P<level_b>(?i:{LEVEL_WORDS}))\]|<(?P<level_a>(?i:{LEVEL_WORDS}))>"
+    rf"|(?P<level_c>(?i:{LEVEL_WORDS})):\s|(?i:level|lvl|severity)=[\"']?(?P<level_d>\w+))"
+)
+_SOURCE_PREFIX: Final = re.compile(
+    r"(?:\[(?P<bracketed>[^\]\s]{1,120})\]|(?P<plain>[^\s|]{1,120})(?: +\|)?) +"
+)
+_LOGFMT_PAIR: Final = re.compile(r"([A-Za-z_][\w.-]*)=(\"(?:[^\"\\]|\\.)*\"|\S*)")
+_JSON_TIME_KEYS: Final = (
+    "@timestamp",
+    "timestamp",
+    "time",
+    "ts",
+    "datetime",
+    "date",
+    "__REALTIME_TIMESTAMP",
+    "t",
+)
+_JSON_LEVEL_KEYS: Final = (
+    "level",
+    "severity",
+    "lvl",
+    "levelname",
+    "log_level",
+    "loglevel",
+    "PRIORITY",
+    "@l",
+    "l",
+)
+_JSON_MESSAGE_KEYS: Final = ("message", "msg", "MESSAGE", "@m", "@mt", "log", "event", "body", "m")
+
+
+class LineNormaliser:
+    """Parse raw lines with the format table; configured once per process."""
+
+    def __init__(
+        self,
+        implied: ImpliedSeverity | None = None,
+        http: HttpLevels | None = None,
+        formats: tuple[LineFormat, ...] = FORMATS,
+    ) -> None:
+        self.implied = implied if implied is not None else ImpliedSeverity()
+        self.http = http if http is not None else HttpLevels()
+        self._by_first = _BY_FIRST if formats is FORMATS else _index(formats)
+        # Inner lines (inside a level-less envelope) are read only by rows that give a level.
+        self._inner_by_first = _index(
+            fmt for fmt in formats if fmt.level is not LevelRule.NONE and not fmt.nested
+        )
+
+    def parse(self, line: str, arrival: datetime | None = None) -> ParsedLine:
+        """One line (a multi-line event's first line carries the header) -> ``ParsedLine``."""
+        now = arrival if arrival is not None else datetime.now(UTC)
+        text = line.rstrip("\r\n")
+        stripped = text.lstrip()
+        if stripped[:1] == "{" and stripped.rstrip()[-1:] == "}":
+            parsed = _parse_json(stripped, now, self.implied)
+            if parsed is not None:
+                return parsed
+        return self._parse_text(text, now, depth=0)
+
+    def _parse_text(self, text: str, now: datetime, depth: int) -> ParsedLine:
+        candidates = self._by_first.get(text[:1], self._by_first[""])
+        leads: Leads = {}
+        for step in candidates:
+            found = step.match(text, leads)
+            if found is None:
+                continue
+            fmt, groups = found
+            if fmt.nested and depth == 0:
+                return self._nested(fmt, groups, now)
+            return self._build(fmt, groups, now)
+        if depth == 0:
+            prefixed = self._prefixed(text, now)
+            if prefixed is not None:
+                return prefixed
+        return self._unknown(text, "unknown", None, {}, sniff=True)
+
+    def _prefixed(self, text: str, now: datetime) -> ParsedLine | None:
+        """A known line behind one source token: ``kubectl logs --prefix`` ("[pod/x/c] ..."),
+        ``docker compose logs`` ("web-1  | ..."), a file name. Only a timed inner line counts."""
+        match = _SOURCE_PREFIX.match(text)
+        if match is None:
+            return None
+        inner = self._parse_text(text[match.end() :], now, depth=1)
+        if inner.format == "unknown" or inner.timestamp is None:
+            return None
+        fields = {"source": match.group("bracketed") or match.group("plain"), **inner.fields}
+        return ParsedLine(
+            f"prefixed+{inner.format}",
+            inner.timestamp,
+            inner.level,
+            inner.level_source,
+            inner.message,
+            fields,
+        )
+
+    def _nested(self, fmt: LineFormat, groups: dict[str, Any], now: datetime) -> ParsedLine:
+        inner = self._parse_text(groups["msg"], now, depth=1)
+        fields = {key: value for key, value in groups.items() if key not in _FIELD_SKIP and value}
+        fields.update(inner.fields)
+        name = fmt.name if inner.format == "unknown" else f"{fmt.name}+{inner.format}"
+        # The prefix's epoch is unambiguous; the node's own time may be local.
+        return ParsedLine(
+            name, time_from_groups(groups, now), inner.level, inner.level_source, inner.message, fields
+        )
+
+    def _build(self, fmt: LineFormat, groups: dict[str, Any], now: datetime) -> ParsedLine:
+        timestamp = time_from_groups(groups, now) if _has_time(groups) else None
+        fields = _header_fields(groups)
+        message = (groups.get("msg") or "").rstrip()
+        level = self._line_level(fmt.level, groups)
+        if fmt.name == "logfmt":
+            return self._logfmt(message, now)
+        if level is not None:
+            return ParsedLine(fmt.name, timestamp, level, "line", message, fields)
+        inner = self._inner(message) if fmt.level is LevelRule.NONE else None
+        if inner is not None:
+            return ParsedLine(
+                f"{fmt.name}+{inner.format}",
+                timestamp,
+                inner.level,
+                "line",
+                inner.message,
+                fields | inner.fields,
+            )
+        return self._unknown(message, fmt.name, timestamp, fields)
+
+    def _inner(self, message: str) -> ParsedLine | None:
+        """A level-less envelope (syslog, journald text) around a line with its own header
+        (kubelet's klog, a Java logger writing to syslog): the inner line's level counts."""
+        leads: Leads = {}
+        for step in self._inner_by_first.get(message[:1], ()):
+            found = step.match(message, leads)
+            if found is not None:
+                fmt, groups = found
+                level = self._line_level(fmt.level, groups)
+                if level is None:
+                    return None
+                msg = (groups.get("msg") or "").rstrip()
+                return ParsedLine(fmt.name, None, level, "line", msg, _header_fields(groups))
+        return None
+
+    def _line_level(self, rule: LevelRule, groups: Mapping[str, str | None]) -> Level | None:
+        if rule is LevelRule.WORD:
+            word = (
+                groups.get("level") or groups.get("level_b") or groups.get("level_a") or groups.get("level_c")
+            )
+            return level_of_word(word) if word else None
+        if rule is LevelRule.LETTER:
+            return _LETTERS.get(groups.get("letter") or "")
+        if rule is LevelRule.PRI:
+            return _SYSLOG_SEVERITY[int(groups.get("pri") or 13) % 8]
+        if rule is LevelRule.STATUS:
+            return self.http.level(int(groups.get("status") or 0))
+        if rule is LevelRule.MARK:
+            return _MARKS.get(groups.get("mark") or "")
+        return None
+
+    def _unknown(
+        self,
+        message: str,
+        name: str,
+        timestamp: datetime | None,
+        fields: dict[str, Any],
+        *,
+        sniff: bool = False,
+    ) -> ParsedLine:
+        """No level in the header: a level word leading the message, else infer, else none.
+
+        ``sniff``: the line's shape is unknown, so a level word after a few header-like
+        tokens counts too (``_HEADER_LEVEL``).
+        """
+        head = (_HEADER_LEVEL if sniff else _MESSAGE_LEVEL).match(message)
+        if head is not None:
+            groups = head.groupdict()
+            word = (
+                groups["level"]
+                or groups["level_b"]
+                or groups["level_c"]
+                or groups["level_a"]
+                or groups.get("level_d")
+            )
+            level = level_of_word(word or "")
+            if level is not None:
+                return ParsedLine(name, timestamp, level, "line", message, fields)
+        implied = self.implied.classify(message)
+        if implied is not None:
+            return ParsedLine(name, timestamp, implied, "inferred", message, fields)
+        return ParsedLine(name, timestamp, None, "default", message, fields)
+
+    def _logfmt(self, text: str, now: datetime) -> ParsedLine:
+        pairs = {key: _unquote(value) for key, value in _LOGFMT_PAIR.findall(text)}
+        if not any(key in pairs for key in _JSON_MESSAGE_KEYS):
+            # No message key (a Heroku router line): the text is the message and its pairs
+            # stay in it, so "service=12ms" does not rename the service.
+            keep = {key: pairs[key] for key in (*_JSON_TIME_KEYS, *_JSON_LEVEL_KEYS) if key in pairs}
+            return _from_mapping(keep, text, "logfmt", now, self.implied)
+        return _from_mapping(pairs, text, "logfmt", now, self.implied)
+
+
+def _has_time(groups: Mapping[str, Any]) -> bool:
+    return bool(groups.get("_iso") or groups.get("d") or groups.get("epoch"))
+
+
+_ESCAPES: Final = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+_ESCAPE: Final = re.compile(r"\\(.)")
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        return _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(0)), value[1:-1])
+    return value
+
+
+# Key=value groups (``kv``: a log4j MDC map, OpenTelemetry's logging fields): the keys that
+# name something the record has a slot for; "0" is OpenTelemetry's "no trace".
+_KV_PAIR: Final = re.compile(r"([\w.]+)=([^,\s}\]]*)")
+_KV_NAMES: Final = {
+    "requestId": "request_id",
+    "request_id": "request_id",
+    "traceId": "trace_id",
+    "trace_id": "trace_id",
+    "spanId": "span_id",
+    "span_id": "span_id",
+    "service": "service",
+    "resource.service.name": "service",
+}
+_FIELD_NAMES: Final = {"otel_trace_id": "trace_id", "otel_span_id": "span_id"}
+
+
+def _header_fields(groups: Mapping[str, str | None]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for key, value in groups.items():
+        if value is None or key in _FIELD_SKIP:
+            continue
+        if key == "kv":
+            for name, item in _KV_PAIR.findall(value):
+                if item and item != "0" and name in _KV_NAMES:
+                    fields.setdefault(_KV_NAMES[name], item)
+            continue
+        fields[_FIELD_NAMES.get(key, key)] = value
+    return fields
+
+
+def _first(mapping: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
+    for key in keys:
+        value = mapping.get(key)
+        if value is not None and value != "":
+            return key, value
+    return None, None
+
+
+def _json_time(key: str | None, value: Any, now: datetime) -> datetime | None:
+    if value is None:
+        return None
+    if key == "__REALTIME_TIMESTAMP":  # journald: microseconds since the epoch, as a string
+        try:
+            return datetime.fromtimestamp(int(value) / 1e6, tz=UTC)
+        except (ValueError, OverflowError, OSError):
+            return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _epoch(str(value / 1000 if value > 1e14 else value))  # µs (rare) -> ms
+    if isinstance(value, str):
+        return parse_time_text(value, now)
+    return None
+
+
+def _json_level(key: str | None, value: Any) -> Level | None:
+    if value is None:
+        return None
+    if key == "PRIORITY" or (isinstance(value, str) and value.isdigit() and len(value) == 1):
+        return _SYSLOG_SEVERITY[int(value) % 8]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = int(value)  # pino/bunyan: 10 trace .. 60 fatal
+        if number >= 60:
+            return Level.FATAL
+        return {10: Level.TRACE, 20: Level.DEBUG, 30: Level.INFO, 40: Level.WARN, 50: Level.ERROR}.get(
+            number - number % 10, Level.INFO
+        )
+    return level_of_word(str(value)) if isinstance(value, str) else None
+
+
+def _from_mapping(
+    data: Mapping[str, Any], fallback: str, name: str, now: datetime, implied: ImpliedSeverity
+) -> ParsedLine:
+    time_key, time_value = _first(data, _JSON_TIME_KEYS)
+    level_key, level_value = _first(data, _JSON_LEVEL_KEYS)
+    message_key, message = _first(data, _JSON_MESSAGE_KEYS)
+    used = {time_key, level_key, message_key}
+    fields = {key: value for key, value in data.items() if key not in used}
+    text = message if isinstance(message, str) else fallback
+    timestamp = _json_time(time_key, time_value, now)
+    level = _json_level(level_key, level_value)
+    if level is not None:
+        return ParsedLine(name, timestamp, level, "line", text, fields)
+    inferred = implied.classify(text)
+    if inferred is not None:
+        return ParsedLine(name, timestamp, inferred, "inferred", text, fields)
+    return ParsedLine(name, timestamp, None, "default", text, fields)
+
+
+def _parse_json(text: str, now: datetime, implied: ImpliedSeverity) -> ParsedLine | None:
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or too_deep(text.encode(), data):
+        return None  # a too-deep object stays text: its structure cannot be written back out
+    name = "journald" if "__REALTIME_TIMESTAMP" in data or "_SYSTEMD_UNIT" in data else "json"
+    return _from_mapping(data, text, name, now, implied)
+
+
+DEFAULT_NORMALISER: Final = LineNormaliser()
+
+
+def parse_line(line: str, arrival: datetime | None = None) -> ParsedLine:
+    """``DEFAULT_NORMALISER.parse``: the default configuration's view of one line."""
+    return DEFAULT_NORMALISER.parse(line, arrival)
