@@ -41,7 +41,9 @@ class LifecycleSettings(CommonSettings):
         description='JSON, level -> rule, e.g. {"ERROR": {"after_minutes": 30, "mention": "<!subteam^S1>"}}',
     )
     quiet_after_minutes: int = Field(60, gt=0, description="Final 'quiet since' update after this long")
-    escalation_queue_url: str = Field("", description="SQS queue that delays escalation timers")
+    lifecycle_queue_url: str = Field(
+        "", description="SQS queue of the lifecycle worker (deferred work, timers)"
+    )
 
 
 @lru_cache(maxsize=1)
