@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TEAM = "T0001"
+ALERT_BLOCK = {"type": "section", "block_id": "h", "text": {"type": "mrkdwn", "text": "alert"}}
 
 
 def sign(body: bytes, timestamp: int, secret: str = SECRET) -> dict[str, str]:
@@ -34,10 +35,9 @@ def block_action(action_id: str, fingerprint: str, *, user: str = "U0ALICE", tea
         "trigger_id": "1337.42.abcd",
         "channel": {"id": "C0ALERTS"},
         "container": {"type": "message", "message_ts": "1700000000.000100", "channel_id": "C0ALERTS"},
-        "message": {"ts": "1700000000.000100", "text": "alert", "blocks": [{"type": "section", "block_id": "h",
-                    "text": {"type": "mrkdwn", "text": "alert"}}]},
-        "actions": [{"action_id": action_id, "value": fingerprint, "block_id": "cali_actions", "type": "button"}],
-    }  # fmt: skip
+        "message": {"ts": "1700000000.000100", "text": "alert", "blocks": [ALERT_BLOCK]},
+        "actions": [{"action_id": action_id, "value": fingerprint, "block_id": "cali_actions"}],
+    }
     return urlencode({"payload": json.dumps(payload)}).encode()
 
 

@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from slack_interactions import handler as endpoint
 
 from cali.lifecycle import blocks
 from cali.lifecycle.interactions import InteractionConfig, Interactions
 from cali.lifecycle.state import IncidentLifecycle
 from cali.lifecycle.store import DynamoDbLifecycleStore, DynamoDbReplayGuard
-from slack_interactions import handler as endpoint
 from tests.unit.conftest import StateTable
 from tests.unit.lifecycle_support import (
     SECRET,
@@ -52,7 +52,7 @@ class Rig:
             "body": base64.b64encode(body).decode(),
             "isBase64Encoded": True,
         }
-        return endpoint.handler(event, _Context())
+        return endpoint.handler(event, _Context())  # type: ignore[arg-type]  # the fields Powertools reads
 
     def items(self) -> list[dict[str, Any]]:
         return self.table.client.scan(TableName=self.table.name)["Items"]
