@@ -69,7 +69,7 @@ def test_acknowledge_then_resolve_then_regression() -> None:
     resolved = transition(acked.state, Resolve("U2", "pool", "raised pool"), T0 + timedelta(hours=1))
     assert (
         resolved.state.status == "resolved"
-        and resolved.state.resolution_id == f"incident#{FP}@{int((T0 + timedelta(hours=1)).timestamp())}"
+        and resolved.state.resolution_id == f"incident#{FP}:{int((T0 + timedelta(hours=1)).timestamp())}"
     )
     assert transition(resolved.state, Acknowledge("U3"), T0).note.startswith("already resolved by U2")
     back = transition(resolved.state, alert(start=T0 + timedelta(days=2)), T0 + timedelta(days=2))

@@ -41,7 +41,7 @@ class IncidentLifecycle(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    fingerprint: str = Field(min_length=1, max_length=200)
+    fingerprint: str = Field(min_length=1, max_length=100)  # the knowledge id adds 20 of its 128
     status: Status = "open"
     title: str = ""
     service: str | None = None
@@ -182,7 +182,7 @@ def _clean(text: str, name: str) -> str:
 
 def resolution_id(fingerprint: str, at: datetime) -> str:
     """Knowledge entry id (and ``pk``) of one resolution: every resolution is a lesson."""
-    return f"incident#{fingerprint}@{int(at.timestamp())}"
+    return f"incident#{fingerprint}:{int(at.timestamp())}"
 
 
 def _acknowledge(state: IncidentLifecycle, cmd: Acknowledge, now: datetime) -> Transition:

@@ -6,7 +6,7 @@ Items (single table, ``pk``/``sk``):
   document plus ``status`` and ``version`` as attributes. Every write is conditional on
   the version read (compare-and-swap), so concurrent clicks, CLI commands and analyzers
   never overwrite each other; the loser re-runs its transition on the fresh state.
-- ``incident#<fingerprint>@<epoch>`` / ``resolution``: a resolution entered by a person,
+- ``incident#<fingerprint>:<epoch>`` / ``resolution``: a resolution entered by a person,
   in the shape :mod:`cali.resolved_incidents` reads. It is written in the same
   transaction as the ``resolved`` state, so a lesson exists if and only if the incident
   was resolved; its stream record triggers the knowledge sync for that one entry.
