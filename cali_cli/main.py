@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "fingerprint",
     "redact",
     "dlq",
+    "incident",
     "knowledge",
     "dashboards",
 )
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cali",
         description="CALI operator tool: run the local pipeline, generate logs, inspect "
-        "fingerprints and redaction, manage the DLQ, the knowledge base and dashboards.",
+        "fingerprints and redaction, manage the DLQ, incidents, the knowledge base and dashboards.",
         epilog="Run `cali <command> --help` for the options of each command.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
