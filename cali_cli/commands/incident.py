@@ -62,7 +62,7 @@ def register(subparsers: Any) -> None:
     show.set_defaults(func=_show)
 
     def change(name: str, text: str) -> argparse.ArgumentParser:
-        sub = actions.add_parser(name, help=text)
+        sub: argparse.ArgumentParser = actions.add_parser(name, help=text)
         sub.add_argument("fingerprint")
         sub.add_argument("--as", dest="actor", help="who you are (default: cli:<login name>)")
         sub.set_defaults(func=_change, verb=name)
