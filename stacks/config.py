@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from stacks.slack_lifecycle import SlackLifecycleConfig
+
 LevelName = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
 
 # The only values CloudWatch Logs accepts for a log group's retention.
@@ -208,6 +210,9 @@ class EnvironmentConfig(_Strict):
     knowledge_sync: KnowledgeSyncConfig = Field(default_factory=KnowledgeSyncConfig)
     alarms: AlarmConfig = Field(default_factory=AlarmConfig)
     grafana_workspace: bool = Field(False, description="Create an Amazon Managed Grafana workspace")
+    slack: SlackLifecycleConfig = Field(
+        default_factory=SlackLifecycleConfig, description="Slack app: workspace, allow-list, escalation"
+    )
 
     @field_validator("log_retention_days")
     @classmethod

@@ -21,6 +21,7 @@ from stacks.log_stream import LogStream
 from stacks.opensearch_setup import OpenSearchSetup
 from stacks.search_domain import SearchDomain
 from stacks.secrets import Secrets
+from stacks.slack_lifecycle import SlackLifecycle
 from stacks.state_table import StateTable
 
 # Graviton: about 20% cheaper per GB-second than x86 and every dependency ships
@@ -106,6 +107,22 @@ class CaliStack(Stack):
             grafana_url=grafana_url,
         )
 
+        lifecycle = SlackLifecycle(
+            self,
+            "SlackLifecycle",
+            env_name=name,
+            config=config.slack,
+            architecture=ARCHITECTURE,
+            log_retention=retention,
+            table=state.table,
+            slack_secret=secrets.slack,
+            knowledge_sync=functions.knowledge_sync,
+            removal_policy=removal,
+        )
+        functions.all.update(
+            {"slack_interactions": lifecycle.interactions, "incident_lifecycle": lifecycle.worker}
+        )
+
         setup = OpenSearchSetup(
             self,
             "OpenSearchSetup",
@@ -128,7 +145,11 @@ class CaliStack(Stack):
         alarms.watch_consumer_lag(functions.log_consumer)
         alarms.watch_functions(functions.all.items())
         alarms.watch_dead_letters(
-            [("IncidentDeadLetters", queues.dead_letters), ("ConsumerFailures", queues.consumer_failures)]
+            [
+                ("IncidentDeadLetters", queues.dead_letters),
+                ("ConsumerFailures", queues.consumer_failures),
+                ("LifecycleDeadLetters", lifecycle.dead_letters),
+            ]
         )
         alarms.watch_delivery(
             [

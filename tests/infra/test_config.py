@@ -23,6 +23,7 @@ from stacks.config import (
     OpenSearchConfig,
     load_environments,
 )
+from stacks.slack_lifecycle import EscalationConfig, SlackLifecycleConfig
 
 from .conftest import ROOT, cdk_context
 
@@ -159,6 +160,8 @@ def test_every_config_key_is_documented() -> None:
         AnalyzerConfig,
         KnowledgeSyncConfig,
         AlarmConfig,
+        SlackLifecycleConfig,
+        EscalationConfig,
     ]
     missing = [
         f"{model.__name__}.{field}"
