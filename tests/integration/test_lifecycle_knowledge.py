@@ -15,8 +15,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from cali.embeddings import LocalOnnxEmbedder
-from cali.knowledge_store import KnowledgeStore
+from cali.analysis.embeddings import LocalOnnxEmbedder
+from cali.knowledge.store import KnowledgeStore
 from cali.lifecycle.learning import entries_from_stream, index_resolutions
 from cali.lifecycle.state import AlertPosted, Resolve
 from cali.lifecycle.store import DynamoDbLifecycleStore, apply

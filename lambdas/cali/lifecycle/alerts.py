@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cali.analysis_result import AnalysisResult
-from cali.incident import IncidentMessage
+from cali.contracts.analysis import AnalysisResult
+from cali.contracts.incident import IncidentMessage
 from cali.lifecycle import blocks
 from cali.lifecycle.state import AlertPosted, IncidentLifecycle, Transition
 from cali.lifecycle.store import LifecycleStore

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cali.settings import CommonSettings
+from cali.contracts.settings import CommonSettings
 
 
 class EscalationRule(BaseModel):

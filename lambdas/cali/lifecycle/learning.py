@@ -14,9 +14,9 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from cali.knowledge_base import KnowledgeEntry
-from cali.knowledge_store import KnowledgeStore, UpsertReport
-from cali.resolved_incidents import INCIDENT_PREFIX, RESOLVED, entry_from_item
+from cali.knowledge.base import KnowledgeEntry
+from cali.knowledge.resolved import INCIDENT_PREFIX, RESOLVED, entry_from_item
+from cali.knowledge.store import KnowledgeStore, UpsertReport
 
 _deserializer = TypeDeserializer()
 

@@ -7,7 +7,7 @@ Items (single table, ``pk``/``sk``):
   the version read (compare-and-swap), so concurrent clicks, CLI commands and analyzers
   never overwrite each other; the loser re-runs its transition on the fresh state.
 - ``incident#<fingerprint>:<epoch>`` / ``resolution``: a resolution entered by a person,
-  in the shape :mod:`cali.resolved_incidents` reads. It is written in the same
+  in the shape :mod:`cali.knowledge.resolved` reads. It is written in the same
   transaction as the ``resolved`` state, so a lesson exists if and only if the incident
   was resolved; its stream record triggers the knowledge sync for that one entry.
 - ``slackreq#<signature>`` / ``replay``: one per accepted Slack request, written with
@@ -64,7 +64,7 @@ class ReplayGuard(Protocol):
 
 
 def knowledge_item(state: IncidentLifecycle) -> dict[str, Any]:
-    """The resolved-incident item (see :mod:`cali.resolved_incidents`) of the latest resolution."""
+    """The resolved-incident item (see :mod:`cali.knowledge.resolved`) of the latest resolution."""
     if state.status != "resolved" or not state.resolution_id or state.resolved_at is None:
         raise ValueError("only a resolved incident has a knowledge item")
     item: dict[str, Any] = {
