@@ -78,6 +78,8 @@ class SlackNotifier(Protocol):
 class WebhookNotifier:
     """Incoming webhook: one channel fixed by the webhook, no threads, no ``ts`` back."""
 
+    interactive = False  # no buttons: Slack sends their clicks to an app, a webhook has none
+
     def __init__(self, url: str, *, policy: RetryPolicy | None = None, timeout: int = 10) -> None:
         self.policy = policy or RetryPolicy()
         self.client = WebhookClient(url, timeout=timeout, retry_handlers=self.policy.handlers())
@@ -112,6 +114,8 @@ class WebhookNotifier:
 
 class BotNotifier:
     """``chat.postMessage`` with a bot token; messages sharing a ``thread_key`` form a thread."""
+
+    interactive = True  # the Slack app's interactivity URL receives the button clicks
 
     def __init__(
         self,
