@@ -6,7 +6,11 @@ It answers the two things CALI calls:
   plain-text error such as ``invalid_blocks`` or ``no_text``, as Slack does;
 - the Web API ``chat.postMessage`` and ``chat.update`` (``POST /api/<method>``, JSON or
   form body, bot token in ``Authorization``): HTTP 200 with ``{"ok": false, "error": ...}``
-  for API errors, like Slack.
+  for API errors, like Slack; and for the incident lifecycle ``views.open`` (recorded in
+  ``views``), ``conversations.history`` and ``usergroups.users.list``.
+
+The other direction, Slack calling CALI when someone clicks a button, is
+:mod:`cali_local.slack_interactivity`: signed requests built from the recorded messages.
 
 It enforces the Block Kit limits that Slack enforces (50 blocks, header 150 characters of
 plain_text, section text 3,000, 10 fields of 2,000, button text 75, 10 context elements,
@@ -160,6 +164,8 @@ class SlackSink:
         self.latency_seconds = latency_seconds
         self.clock = clock
         self.messages: list[RecordedMessage] = []
+        self.views: list[dict[str, Any]] = []  # views.open: the modals CALI opened
+        self.usergroups: dict[str, list[str]] = {}  # usergroups.users.list answers
         self.requests = 0
         self.rejected: list[tuple[int, str]] = []
         self._faults: deque[Fault] = deque()
@@ -349,6 +355,16 @@ class SlackSink:
                     self._post_message(args)
                 elif method == "chat.update":
                     self._update(args)
+                elif method == "views.open":
+                    self._open_view(args)
+                elif method == "conversations.history":
+                    self._history(args)
+                elif method == "usergroups.users.list":
+                    group = str(args.get("usergroup") or "")
+                    if group not in sink.usergroups:
+                        self._api_error("no_such_subteam")
+                    else:
+                        self._json(200, {"ok": True, "users": sink.usergroups[group]})
                 elif method in {"auth.test", "api.test"}:
                     self._json(200, {"ok": True, "user_id": "U0CALIBOT", "team_id": "T0CALI"})
                 else:
@@ -432,6 +448,32 @@ class SlackSink:
                     existing.blocks = list(blocks or [])
                     existing.edited = True
                 self._json(200, {"ok": True, "channel": channel, "ts": ts, "text": existing.text})
+
+            def _open_view(self, args: dict[str, Any]) -> None:
+                view = args.get("view")
+                if isinstance(view, str):
+                    try:
+                        view = json.loads(view)
+                    except json.JSONDecodeError:
+                        view = None
+                if not args.get("trigger_id"):
+                    self._api_error("invalid_trigger_id")
+                    return
+                if not isinstance(view, dict) or view.get("type") != "modal" or not view.get("blocks"):
+                    self._api_error("invalid_arguments")
+                    return
+                with sink._lock:
+                    sink.views.append(view)
+                self._json(200, {"ok": True, "view": {"id": f"V{len(sink.views):08d}", **view}})
+
+            def _history(self, args: dict[str, Any]) -> None:
+                channel, latest = str(args.get("channel") or ""), str(args.get("latest") or "")
+                found = sink._find(channel, latest)
+                if found is None:
+                    self._json(200, {"ok": True, "messages": []})
+                    return
+                message = {"ts": found.ts, "text": found.text, "blocks": found.blocks}
+                self._json(200, {"ok": True, "messages": [message]})
 
             def _reject(self, status: int, error: str, *, plain: bool) -> None:
                 with sink._lock:

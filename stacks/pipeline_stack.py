@@ -117,6 +117,7 @@ class CaliStack(Stack):
             table=state.table,
             slack_secret=secrets.slack,
             knowledge_sync=functions.knowledge_sync,
+            analyzer=functions.incident_analyzer,
             removal_policy=removal,
         )
         functions.all.update(

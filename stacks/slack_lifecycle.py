@@ -102,6 +102,7 @@ class SlackLifecycle(Construct):
         table: dynamodb.Table,
         slack_secret: secretsmanager.ISecret,
         knowledge_sync: lambda_.Function,
+        analyzer: lambda_.Function,
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -170,6 +171,15 @@ class SlackLifecycle(Construct):
             slack_secret.grant_read(function)
             self.queue.grant_send_messages(function)
         self.signing_secret.grant_read(self.interactions)
+        # The analyzer adds the buttons, holds muted alerts back and arms the timers.
+        timers = {
+            "LIFECYCLE_QUEUE_URL": self.queue.queue_url,
+            "ESCALATION": json.dumps(escalation, sort_keys=True),
+            "QUIET_AFTER_MINUTES": str(config.quiet_after_minutes),
+        }
+        for key, value in timers.items():
+            analyzer.add_environment(key, value)
+        self.queue.grant_send_messages(analyzer)
 
         self.worker.add_event_source(
             sources.SqsEventSource(self.queue, batch_size=10, report_batch_item_failures=True)

@@ -57,6 +57,8 @@ def test_functions_concurrency_and_config(template: dict[str, Any]) -> None:
     env = worker["Environment"]["Variables"]
     assert set(json.loads(env["ESCALATION"])) == {"ERROR", "FATAL"}
     assert env["QUIET_AFTER_MINUTES"] == "60"
+    analyzer = functions["incident_analyzer"]["Environment"]["Variables"]
+    assert analyzer["ESCALATION"] == env["ESCALATION"] and "Ref" in analyzer["LIFECYCLE_QUEUE_URL"]
 
 
 def test_stream_consumers_are_filtered_and_have_a_failure_destination(template: dict[str, Any]) -> None:
