@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
                 waves=waves,
                 workdir=args.workdir,
                 throttle_window_seconds=args.throttle_window,
+                lifecycle=True,
             )
         )
     except NotALocalEndpointError as error:

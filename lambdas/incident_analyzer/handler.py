@@ -199,7 +199,11 @@ def alert_lifecycle(settings: AnalyzerSettings, dynamodb: Any) -> AlertLifecycle
         return None
     table = settings.state_table_name
     scheduler = AwsTimerScheduler(
-        table, settings.lifecycle_queue_url, dynamodb=dynamodb, sqs=boto3.client("sqs")
+        table,
+        settings.lifecycle_queue_url,
+        dynamodb=dynamodb,
+        sqs=boto3.client("sqs"),
+        max_delay_seconds=settings.lifecycle_max_delay_seconds,
     )
     policy = TimerPolicy(settings.escalation, timedelta(minutes=settings.quiet_after_minutes))
     return AlertLifecycle(

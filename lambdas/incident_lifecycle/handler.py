@@ -9,8 +9,8 @@ destination in the stack).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
 import boto3
@@ -36,13 +36,43 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@cache
+class _Wiring:
+    worker: TimerWorker | None = None
+    clock: Callable[[], datetime] = utc_now
+
+
+def use_clock(clock: Callable[[], datetime]) -> None:
+    """The local pipeline fast-forwards time to show timers firing (tests pass explicit clocks)."""
+    _Wiring.clock = clock
+
+
+def now() -> datetime:
+    # Looked up per call, so use_clock() also reaches a worker built before it.
+    return _Wiring.clock()
+
+
+def reset_for_tests() -> None:
+    _Wiring.worker, _Wiring.clock = None, utc_now
+    lifecycle_settings.cache_clear()
+
+
 def worker() -> TimerWorker:
+    if _Wiring.worker is None:
+        _Wiring.worker = build_worker()
+    return _Wiring.worker
+
+
+def build_worker() -> TimerWorker:
     settings = lifecycle_settings()
     dynamodb = boto3.client("dynamodb")
     scheduler = AwsTimerScheduler(
-        settings.state_table_name, settings.lifecycle_queue_url, dynamodb=dynamodb, sqs=boto3.client("sqs")
+        settings.state_table_name,
+        settings.lifecycle_queue_url,
+        dynamodb=dynamodb,
+        sqs=boto3.client("sqs"),
+        max_delay_seconds=settings.lifecycle_max_delay_seconds,
     )
+    scheduler.clock = now
     return TimerWorker(
         store=DynamoDbLifecycleStore(settings.state_table_name, client=dynamodb),
         slack=slack_api(settings),
@@ -52,7 +82,7 @@ def worker() -> TimerWorker:
             quiet_after=timedelta(minutes=settings.quiet_after_minutes),
         ),
         metrics=PowertoolsCounter("CALI", "incident_lifecycle"),
-        clock=utc_now,
+        clock=now,
     )
 
 

@@ -45,6 +45,12 @@ def interactions() -> Interactions:
     )
 
 
+def reset_for_tests() -> None:
+    """Forget the wiring and settings (the local pipeline points the environment at its services)."""
+    interactions.cache_clear()
+    lifecycle_settings.cache_clear()
+
+
 def raw_body(event: dict[str, Any]) -> bytes:
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):

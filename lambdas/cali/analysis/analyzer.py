@@ -165,8 +165,13 @@ class IncidentAnalysis:
             return self._hold_back(key, redacted)
         result = self.analyze(redacted)
         latency_ms = (self._monotonic() - started) * 1000
+        # A regression is a new episode even when the throttle reports it as a window update:
+        # show the whole analysis, whose similar incidents include the resolution.
+        shown = (
+            redacted.model_copy(update={"kind": "new"}) if gate and gate.route == "regression" else redacted
+        )
         message = build_incident_message(
-            redacted, result, environment=self.environment, links=self.links_for(redacted)
+            shown, result, environment=self.environment, links=self.links_for(redacted)
         )
         if gate is not None and self.lifecycle is not None:
             interactive = bool(getattr(self.notifier, "interactive", False))

@@ -80,6 +80,9 @@ class LifecycleTimerSettings(BaseSettings):
         description='JSON, level -> rule, e.g. {"ERROR": {"after_minutes": 30, "mention": "<!subteam^S1>"}}',
     )
     quiet_after_minutes: int = Field(60, gt=0, description="Final 'quiet since' update after this long")
+    lifecycle_max_delay_seconds: int = Field(
+        900, ge=0, le=900, description="Local only: cap of the escalation timers' SQS delay (SQS allows 900)"
+    )
 
 
 class AnalyzerSettings(CommonSettings, LifecycleTimerSettings):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.web import WebClient
 
 # Slack answers views.open only within 3 s of the click: never wait longer than that.
@@ -18,7 +19,10 @@ TIMEOUT_SECONDS = 2
 
 class WebClientSlackApi:
     def __init__(self, token: str, *, base_url: str | None = None) -> None:
-        kwargs: dict[str, Any] = {"token": token, "timeout": TIMEOUT_SECONDS}
+        # Slack's per-channel rate limit (about 1 message/s): wait out its Retry-After twice
+        # at most; the worker's SQS retry takes over after that.
+        retry = RateLimitErrorRetryHandler(max_retry_count=2)
+        kwargs: dict[str, Any] = {"token": token, "timeout": TIMEOUT_SECONDS, "retry_handlers": [retry]}
         if base_url:
             kwargs["base_url"] = base_url if base_url.endswith("/") else base_url + "/"
         self.client = WebClient(**kwargs)

@@ -204,7 +204,16 @@ def _escalation_skip(
 class AwsTimerScheduler:
     """Escalations as delayed SQS messages, quiet timers as TTL items of the state table."""
 
-    def __init__(self, table_name: str, queue_url: str, *, dynamodb: DynamoDBClient, sqs: SQSClient) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        queue_url: str,
+        *,
+        dynamodb: DynamoDBClient,
+        sqs: SQSClient,
+        max_delay_seconds: int = MAX_SQS_DELAY,
+    ) -> None:
+        self.max_delay_seconds = max_delay_seconds
         self.table_name = table_name
         self.queue_url = queue_url
         self.dynamodb = dynamodb
@@ -213,7 +222,7 @@ class AwsTimerScheduler:
 
     def arm_escalation(self, fingerprint: str, number: int, due_at: datetime) -> None:
         job = {"job": "escalate", "fingerprint": fingerprint, "number": number, "due_at": due_at.isoformat()}
-        delay = int(max(0.0, min(MAX_SQS_DELAY, (due_at - self.clock()).total_seconds())))
+        delay = int(max(0.0, min(self.max_delay_seconds, (due_at - self.clock()).total_seconds())))
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(job), DelaySeconds=delay)
 
     def arm_quiet(self, fingerprint: str, due_at: datetime) -> None:
