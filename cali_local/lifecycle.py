@@ -144,11 +144,15 @@ class LifecycleDemo:
     stream: StateStream
     slack: SlackClient
     region: str
-    use_clock: Callable[[Callable[[], datetime]], None]
+    #: The lifecycle worker's handler on a given clock (the demo moves time forward).
+    make_timers: Callable[[Callable[[], datetime]], Handler]
     resend: Callable[[], int]
     lines: list[str] = field(default_factory=list)
     offset: timedelta = timedelta(0)
     resent: int = 0  # records put into Kinesis again (the report's counts include them)
+
+    def __post_init__(self) -> None:
+        self.timers = self.make_timers(self.now)
 
     def _call(self, event: dict[str, Any]) -> tuple[int, float]:
         started = time.perf_counter()
@@ -162,7 +166,6 @@ class LifecycleDemo:
 
     def _travel(self, offset: timedelta) -> None:
         self.offset = offset
-        self.use_clock(self.now)
 
     def _drain_worker(self) -> None:
         """The worker's event source mapping, with a stand-in for SQS's delivery delay: an
@@ -193,9 +196,7 @@ class LifecycleDemo:
                 }
                 for m in ready
             ]
-            result = self.handlers["incident_lifecycle"](
-                {"Records": records}, LambdaContext("incident_lifecycle")
-            )
+            result = self.timers({"Records": records}, LambdaContext("incident_lifecycle"))
             failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
             for message in ready:
                 if message["MessageId"] in failed:
@@ -277,9 +278,7 @@ class LifecycleDemo:
         self._travel(QUIET_AFTER + timedelta(minutes=5))
         stream_records = self.stream.ttl_sweep(self.now())
         if stream_records:
-            self.handlers["incident_lifecycle"](
-                {"Records": stream_records}, LambdaContext("incident_lifecycle")
-            )
+            self.timers({"Records": stream_records}, LambdaContext("incident_lifecycle"))
         quiet = [m for m in self.sink.messages if m.text.startswith(":zzz:")]
         self.lines.append(
             f"{QUIET_AFTER} later: {len(stream_records)} quiet timer(s) expired, {len(quiet)} quiet update(s)"

@@ -17,6 +17,7 @@ messages and the latency of each stage.
 from __future__ import annotations
 
 import base64
+import functools
 import importlib
 import json
 import os
@@ -24,7 +25,7 @@ import statistics
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -288,7 +289,10 @@ def _run(
             pump.settle()
         lifecycle_lines: list[str] = []
         if options.lifecycle and services.slack_sink is not None and options.waves:
-            lifecycle_lines, resent = _play_lifecycle(options, services, resources, pump, wrapped)
+            capture = functools.partial(with_metrics_capture, metrics=metrics, log=log)
+            lifecycle_lines, resent = _play_lifecycle(
+                options, services, resources, pump, wrapped, capture=capture
+            )
             sent += resent
         if options.redeliver:
             posted_before = len(services.slack_sink.messages) if services.slack_sink else 0
@@ -322,8 +326,15 @@ def _play_lifecycle(
     resources: LocalResources,
     pump: _Pump,
     wrapped: Mapping[str, Any],
+    *,
+    capture: Callable[[Any], Any],
 ) -> tuple[list[str], int]:
     from incident_lifecycle import handler as worker_handler
+
+    from cali.lifecycle.config import lifecycle_settings
+
+    def _timers(worker: Any) -> Any:
+        return lambda event, _context: worker_handler.handle_records(list(event["Records"]), worker)
 
     assert services.slack_sink is not None
 
@@ -347,7 +358,7 @@ def _play_lifecycle(
         stream=StateStream(services.clients.dynamodb, resources.names.state_table),
         slack=SlackClient(os.environ["SLACK_SIGNING_SECRET"], team_id=DEMO_TEAM),
         region=services.region,
-        use_clock=worker_handler.use_clock,
+        make_timers=lambda clock: capture(_timers(worker_handler.compose(lifecycle_settings(), clock))),
         resend=resend,
     )
     lines = demo.run()

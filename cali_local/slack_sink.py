@@ -351,20 +351,15 @@ class SlackSink:
                 if token != sink.token:
                     self._api_error("invalid_auth")
                     return
-                if method == "chat.postMessage":
-                    self._post_message(args)
-                elif method == "chat.update":
-                    self._update(args)
-                elif method == "views.open":
-                    self._open_view(args)
-                elif method == "conversations.history":
-                    self._history(args)
-                elif method == "usergroups.users.list":
-                    group = str(args.get("usergroup") or "")
-                    if group not in sink.usergroups:
-                        self._api_error("no_such_subteam")
-                    else:
-                        self._json(200, {"ok": True, "users": sink.usergroups[group]})
+                methods = {
+                    "chat.postMessage": self._post_message,
+                    "chat.update": self._update,
+                    "views.open": self._open_view,
+                    "conversations.history": self._history,
+                    "usergroups.users.list": self._usergroup_users,
+                }
+                if method in methods:
+                    methods[method](args)
                 elif method in {"auth.test", "api.test"}:
                     self._json(200, {"ok": True, "user_id": "U0CALIBOT", "team_id": "T0CALI"})
                 else:
@@ -465,6 +460,13 @@ class SlackSink:
                 with sink._lock:
                     sink.views.append(view)
                 self._json(200, {"ok": True, "view": {"id": f"V{len(sink.views):08d}", **view}})
+
+            def _usergroup_users(self, args: dict[str, Any]) -> None:
+                group = str(args.get("usergroup") or "")
+                if group not in sink.usergroups:
+                    self._api_error("no_such_subteam")
+                else:
+                    self._json(200, {"ok": True, "users": sink.usergroups[group]})
 
             def _history(self, args: dict[str, Any]) -> None:
                 channel, latest = str(args.get("channel") or ""), str(args.get("latest") or "")

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cali.lifecycle.config import lifecycle_settings
+from cali.lifecycle.config import LifecycleSettings, lifecycle_settings
 from cali.lifecycle.interactions import refresh_message
 from cali.lifecycle.runtime import PowertoolsCounter, slack_api
 from cali.lifecycle.store import DynamoDbLifecycleStore
@@ -36,34 +37,8 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class _Wiring:
-    worker: TimerWorker | None = None
-    clock: Callable[[], datetime] = utc_now
-
-
-def use_clock(clock: Callable[[], datetime]) -> None:
-    """The local pipeline fast-forwards time to show timers firing (tests pass explicit clocks)."""
-    _Wiring.clock = clock
-
-
-def now() -> datetime:
-    # Looked up per call, so use_clock() also reaches a worker built before it.
-    return _Wiring.clock()
-
-
-def reset_for_tests() -> None:
-    _Wiring.worker, _Wiring.clock = None, utc_now
-    lifecycle_settings.cache_clear()
-
-
-def worker() -> TimerWorker:
-    if _Wiring.worker is None:
-        _Wiring.worker = build_worker()
-    return _Wiring.worker
-
-
-def build_worker() -> TimerWorker:
-    settings = lifecycle_settings()
+def compose(settings: LifecycleSettings, clock: Callable[[], datetime] = utc_now) -> TimerWorker:
+    """The worker from the settings; ``clock`` lets the local pipeline move time forward."""
     dynamodb = boto3.client("dynamodb")
     scheduler = AwsTimerScheduler(
         settings.state_table_name,
@@ -72,7 +47,7 @@ def build_worker() -> TimerWorker:
         sqs=boto3.client("sqs"),
         max_delay_seconds=settings.lifecycle_max_delay_seconds,
     )
-    scheduler.clock = now
+    scheduler.clock = clock
     return TimerWorker(
         store=DynamoDbLifecycleStore(settings.state_table_name, client=dynamodb),
         slack=slack_api(settings),
@@ -82,8 +57,13 @@ def build_worker() -> TimerWorker:
             quiet_after=timedelta(minutes=settings.quiet_after_minutes),
         ),
         metrics=PowertoolsCounter("CALI", "incident_lifecycle"),
-        clock=now,
+        clock=clock,
     )
+
+
+@cache
+def dependencies() -> TimerWorker:
+    return compose(lifecycle_settings())
 
 
 def run_job(job: dict[str, Any], work: TimerWorker) -> str:
@@ -120,4 +100,4 @@ def handle_records(records: list[dict[str, Any]], work: TimerWorker) -> dict[str
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle_records(list(event.get("Records") or []), worker())
+    return handle_records(list(event.get("Records") or []), dependencies())

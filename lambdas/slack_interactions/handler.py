@@ -18,7 +18,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cali.lifecycle.config import lifecycle_settings
+from cali.lifecycle.config import LifecycleSettings, lifecycle_settings
 from cali.lifecycle.interactions import HttpResponse, Interactions
 from cali.lifecycle.runtime import PowertoolsCounter, SqsDeferrer, interaction_config, slack_api
 from cali.lifecycle.store import DynamoDbLifecycleStore, DynamoDbReplayGuard
@@ -30,9 +30,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@cache
-def interactions() -> Interactions:
-    settings = lifecycle_settings()
+def compose(settings: LifecycleSettings) -> Interactions:
     dynamodb = boto3.client("dynamodb")
     return Interactions(
         interaction_config(settings),
@@ -45,10 +43,10 @@ def interactions() -> Interactions:
     )
 
 
-def reset_for_tests() -> None:
-    """Forget the wiring and settings (the local pipeline points the environment at its services)."""
-    interactions.cache_clear()
-    lifecycle_settings.cache_clear()
+@cache
+def dependencies() -> Interactions:
+    """Built on the first request of an execution environment (secrets, clients)."""
+    return compose(lifecycle_settings())
 
 
 def raw_body(event: dict[str, Any]) -> bytes:
@@ -72,4 +70,4 @@ def to_api_gateway(response: HttpResponse) -> dict[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     headers = {str(k): str(v) for k, v in (event.get("headers") or {}).items()}
-    return to_api_gateway(interactions().handle(raw_body(event), headers))
+    return to_api_gateway(dependencies().handle(raw_body(event), headers))

@@ -10,7 +10,7 @@ import pytest
 from cali.lifecycle.state import AlertPosted
 from cali.lifecycle.store import DynamoDbLifecycleStore, apply
 from cali_cli.main import main
-from tests.unit.conftest import StateTable
+from tests.conftest import StateTable
 
 FP = "0123456789abcdef"
 

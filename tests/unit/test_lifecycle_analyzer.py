@@ -10,9 +10,7 @@ import json
 from collections.abc import Sequence
 from datetime import timedelta
 
-from cali.analysis.alert_state import InMemoryAlertState
 from cali.analysis.analyzer import IncidentAnalysis
-from cali.analysis.incident_sink import InMemoryIncidentSink
 from cali.analysis.redaction import Redactor
 from cali.contracts.analysis import AnalysisResult, SimilarIncident
 from cali.contracts.incident import IncidentMessage
@@ -25,9 +23,10 @@ from cali.lifecycle.timers import TimerPolicy
 from cali.notify.slack.delivery import SlackPostResult
 from cali.notify.slack.links import IncidentLinks
 from cali.notify.slack.message import SlackMessage
-from tests.unit.analysis_samples import T0, incident
-from tests.unit.conftest import StateTable
-from tests.unit.lifecycle_support import RecordingScheduler
+from cali_testing.analysis import InMemoryAlertState, InMemoryIncidentSink
+from tests.conftest import StateTable
+from tests.support.analysis_samples import T0, incident
+from tests.support.lifecycle_support import RecordingScheduler
 
 FP = "0123456789abcdef"
 

@@ -17,8 +17,8 @@ from cali.lifecycle import blocks
 from cali.lifecycle.interactions import InteractionConfig, Interactions
 from cali.lifecycle.state import IncidentLifecycle
 from cali.lifecycle.store import DynamoDbLifecycleStore, DynamoDbReplayGuard
-from tests.unit.conftest import StateTable
-from tests.unit.lifecycle_support import (
+from tests.conftest import StateTable
+from tests.support.lifecycle_support import (
     SECRET,
     TEAM,
     CollectingDeferrer,
@@ -81,7 +81,7 @@ def rig(state_table: StateTable, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ri
         metrics=metrics,
         clock=lambda: now[0],
     )
-    monkeypatch.setattr(endpoint, "interactions", lambda: app)
+    monkeypatch.setattr(endpoint, "dependencies", lambda: app)
     yield Rig(app, state_table, slack, deferrer, metrics, now)
 
 

@@ -30,8 +30,8 @@ from cali.lifecycle.timers import (
     record_alert,
     route_alert,
 )
-from tests.unit.conftest import StateTable
-from tests.unit.lifecycle_support import RecordingMetrics, RecordingScheduler, RecordingSlack
+from tests.conftest import StateTable
+from tests.support.lifecycle_support import RecordingMetrics, RecordingScheduler, RecordingSlack
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 FP = "fp-orders-timeout"

@@ -15,8 +15,9 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from cali.knowledge.base import KnowledgeEntry
-from cali.knowledge.resolved import INCIDENT_PREFIX, RESOLVED, entry_from_item
+from cali.knowledge.resolved import RESOLVED, entry_from_item
 from cali.knowledge.store import KnowledgeStore, UpsertReport
+from cali.state.keys import INCIDENT_PREFIX
 
 _deserializer = TypeDeserializer()
 

@@ -14,11 +14,14 @@ until that time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from cali.state import keys
 
 Status = Literal["open", "acknowledged", "resolved", "reopened"]
 ACTIVE: frozenset[str] = frozenset({"open", "reopened"})
@@ -182,7 +185,7 @@ def _clean(text: str, name: str) -> str:
 
 def resolution_id(fingerprint: str, at: datetime) -> str:
     """Knowledge entry id (and ``pk``) of one resolution: every resolution is a lesson."""
-    return f"incident#{fingerprint}:{int(at.timestamp())}"
+    return keys.resolution(fingerprint, int(at.timestamp())).pk
 
 
 def _acknowledge(state: IncidentLifecycle, cmd: Acknowledge, now: datetime) -> Transition:
@@ -305,27 +308,31 @@ def _alert_posted(state: IncidentLifecycle, cmd: AlertPosted, now: datetime) -> 
     return Transition(state.model_copy(update=common), True, f"{cmd.count} occurrences", "alerted")
 
 
+def _escalated(state: IncidentLifecycle, cmd: Escalated, now: datetime) -> Transition:
+    new = _with(state, now, "cali", "escalated", f"#{cmd.number}", escalations=cmd.number)
+    return Transition(new, True, f"escalation #{cmd.number}", "escalated")
+
+
+def _went_quiet(state: IncidentLifecycle, cmd: WentQuiet, now: datetime) -> Transition:
+    new = _with(state, now, "cali", "quiet", f"since {_stamp(cmd.since)}", quiet_since=cmd.since)
+    return Transition(new, True, f"quiet since {_stamp(cmd.since)}", "quiet")
+
+
+_RULES: dict[type, Callable[[IncidentLifecycle, Any, datetime], Transition]] = {
+    Acknowledge: _acknowledge,
+    Resolve: _resolve,
+    Mute: _mute,
+    Unmute: _unmute,
+    Vote: _vote,
+    AlertPosted: _alert_posted,
+    Escalated: _escalated,
+    WentQuiet: _went_quiet,
+}
+
+
 def transition(state: IncidentLifecycle, command: Command, now: datetime) -> Transition:
     """Apply ``command`` at ``now``; raises :class:`TransitionRejected` for invalid input."""
-    match command:
-        case Acknowledge():
-            return _acknowledge(state, command, now)
-        case Resolve():
-            return _resolve(state, command, now)
-        case Mute():
-            return _mute(state, command, now)
-        case Unmute():
-            return _unmute(state, command, now)
-        case Vote():
-            return _vote(state, command, now)
-        case AlertPosted():
-            return _alert_posted(state, command, now)
-        case Escalated(number=number):
-            new = _with(state, now, "cali", "escalated", f"#{number}", escalations=number)
-            return Transition(new, True, f"escalation #{number}", "escalated")
-        case WentQuiet(since=since):
-            new = _with(state, now, "cali", "quiet", f"since {_stamp(since)}", quiet_since=since)
-            return Transition(new, True, f"quiet since {_stamp(since)}", "quiet")
+    return _RULES[type(command)](state, command, now)
 
 
 def new_lifecycle(fingerprint: str, now: datetime) -> IncidentLifecycle:

@@ -30,12 +30,11 @@ from cali.lifecycle.state import (
     new_lifecycle,
     transition,
 )
+from cali.state import keys
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-LIFECYCLE_PREFIX = "lifecycle#"
-REPLAY_PREFIX = "slackreq#"
 RETENTION_SECONDS = 180 * 86_400  # long enough to recognise a regression months later
 REPLAY_TTL_SECONDS = 600  # Slack's 5-minute validity, both directions
 
@@ -69,7 +68,7 @@ def knowledge_item(state: IncidentLifecycle) -> dict[str, Any]:
         raise ValueError("only a resolved incident has a knowledge item")
     item: dict[str, Any] = {
         "pk": state.resolution_id,
-        "sk": "resolution",
+        "sk": keys.resolution(state.fingerprint, int(state.resolved_at.timestamp())).sk,
         "status": "resolved",
         "fingerprint": state.fingerprint,
         "title": state.title or f"Resolved incident {state.fingerprint}",
@@ -115,7 +114,7 @@ def apply(
 
 
 def _key(fingerprint: str) -> dict[str, Any]:
-    return {"pk": {"S": f"{LIFECYCLE_PREFIX}{fingerprint}"}, "sk": {"S": "state"}}
+    return keys.lifecycle(fingerprint).item()
 
 
 def _plain_to_ddb(value: Any) -> dict[str, Any]:
@@ -193,7 +192,7 @@ class DynamoDbLifecycleStore:
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "FilterExpression": "begins_with(pk, :prefix) AND sk = :sk",
-            "ExpressionAttributeValues": {":prefix": {"S": LIFECYCLE_PREFIX}, ":sk": {"S": "state"}},
+            "ExpressionAttributeValues": {":prefix": {"S": keys.LIFECYCLE_PREFIX}, ":sk": {"S": "state"}},
         }
         found: list[IncidentLifecycle] = []
         while len(found) < limit:
@@ -220,8 +219,7 @@ class DynamoDbReplayGuard:
             self.client.put_item(
                 TableName=self.table_name,
                 Item={
-                    "pk": {"S": f"{REPLAY_PREFIX}{signature}"},
-                    "sk": {"S": "replay"},
+                    **keys.slack_request(signature).item(),
                     "expires_at": {"N": str(timestamp + REPLAY_TTL_SECONDS)},
                 },
                 ConditionExpression="attribute_not_exists(pk)",

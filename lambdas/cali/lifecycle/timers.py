@@ -39,6 +39,7 @@ from cali.lifecycle.state import (
     rate_per_hour,
 )
 from cali.lifecycle.store import LifecycleStore, apply
+from cali.state import keys
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TIMER_PREFIX = "timer#"
+TIMER_PREFIX = keys.TIMER_PREFIX
 MAX_SQS_DELAY = 900
 Route = Literal["post", "regression", "muted", "breakthrough"]
 BREAKTHROUGH_FACTOR = 2.0
@@ -181,19 +182,17 @@ class TimerWorker:
 def _escalation_skip(
     state: IncidentLifecycle | None, rule: EscalationRule | None, number: int, now: datetime
 ) -> str | None:
+    """Why escalation ``number`` must not go out, or None when it must."""
     if state is None:
         return "gone"
-    if state.status not in ACTIVE:
-        return state.status
-    if rule is None or number > rule.max_times:
-        return "no rule"
-    if state.muted(now):
-        return "muted"
-    if state.quiet_since is not None:
-        return "quiet"
-    if state.escalations >= number:
-        return "already escalated"
-    return None
+    reasons = (
+        (state.status not in ACTIVE, state.status),
+        (rule is None or number > rule.max_times, "no rule"),
+        (state.muted(now), "muted"),
+        (state.quiet_since is not None, "quiet"),
+        (state.escalations >= number, "already escalated"),
+    )
+    return next((reason for applies, reason in reasons if applies), None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -229,8 +228,7 @@ class AwsTimerScheduler:
         self.dynamodb.put_item(
             TableName=self.table_name,
             Item={
-                "pk": {"S": f"{TIMER_PREFIX}{fingerprint}"},
-                "sk": {"S": "quiet"},
+                **keys.quiet_timer(fingerprint).item(),
                 "fingerprint": {"S": fingerprint},
                 "due_at": {"S": due_at.isoformat()},
                 "expires_at": {"N": str(int(due_at.timestamp()))},
