@@ -210,7 +210,7 @@ def test_mute_vote_and_slash_commands(rig: Rig) -> None:
     rig.now[0] += timedelta(seconds=1)
     rig.call(block_action(blocks.HELPFUL_NO, FP, user="U0CAROL"))
     assert rig.state().votes == {"U0CAROL": False}  # type: ignore[union-attr]
-    assert ("AnalysisVote", 1.0, {"helpful": "no"}) in rig.metrics.values
+    assert ("AnalysisNotHelpful", 1.0, {}) in rig.metrics.values
     rig.now[0] += timedelta(seconds=1)
     answer = json.loads(rig.call(slash(f"ack {FP}"))["body"])
     assert answer["response_type"] == "ephemeral" and "acknowledged by U0ALICE" in answer["text"]

@@ -354,7 +354,7 @@ def record_metrics(metrics: Metrics, result: Transition) -> None:
         metrics.count("TimeToResolve", max(seconds, 0.0), unit="Seconds")
     elif result.event == "voted":
         helpful = state.votes.get(state.history[-1].actor) if state.history else None
-        metrics.count("AnalysisVote", helpful="yes" if helpful else "no")
+        metrics.count("AnalysisHelpful" if helpful else "AnalysisNotHelpful")
 
 
 def _permalink(domain: str, channel: str, ts: str) -> str:
