@@ -151,3 +151,18 @@ def test_regression_is_posted_in_the_old_thread_and_reopens(state_table: StateTa
     assert "Regression" in text and "https://x.slack.com/p1" in text
     state = store.load(FP)
     assert state is not None and state.status == "reopened" and state.reopen_count == 1
+
+
+def test_the_first_alert_after_a_mute_says_what_was_held_back(state_table: StateTable) -> None:
+    analysis, notifier, _ = _analysis(state_table)
+    analysis.process(incident(fingerprint=FP, incident_id=f"{FP}-1"))
+    store = analysis.lifecycle.store  # type: ignore[union-attr]
+    apply(store, FP, Mute("U1", T0 + timedelta(minutes=10)), T0 + timedelta(minutes=5))
+    analysis.process(incident(fingerprint=FP, kind="update", incident_id=f"{FP}-2", window_count=40))
+    assert len(notifier.posted) == 1
+    later = T0 + timedelta(minutes=20)
+    analysis.lifecycle.clock = lambda: later  # type: ignore[union-attr]
+    analysis.process(incident(fingerprint=FP, kind="update", incident_id=f"{FP}-3", window_count=30))
+    assert "40 occurrences were held back while muted" in json.dumps(notifier.posted[-1][0].blocks)
+    state = store.load(FP)
+    assert state is not None and state.muted_occurrences == 0

@@ -97,6 +97,11 @@ class AlertLifecycle:
             lead.append(_context(blocks.regression_text(gate.state)))
         elif gate.route == "breakthrough" and gate.state is not None:
             lead.append(_context(":loud_sound: Muted, but its rate more than doubled: breaking through."))
+        elif gate.state is not None and gate.state.muted_occurrences:
+            held = gate.state.muted_occurrences
+            lead.append(
+                _context(f":bell: The mute has ended; {held} occurrences were held back while muted.")
+            )
         tail = (
             blocks.action_blocks(gate.state, fingerprint) if interactive else [_context(blocks.WEBHOOK_NOTE)]
         )

@@ -289,6 +289,8 @@ def _alert_posted(state: IncidentLifecycle, cmd: AlertPosted, now: datetime) -> 
     }
     if cmd.held_back:
         common["muted_occurrences"] = state.muted_occurrences + cmd.count
+    elif not state.muted(now):
+        common["muted_occurrences"] = 0  # this alert told them (see AlertLifecycle.decorate)
     if state.status == "resolved":
         new = _with(
             state,
