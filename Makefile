@@ -62,13 +62,15 @@ synth: install
 	$(BIN)/cfn-lint --non-zero-exit-code error cdk.out/assembly-*/*.template.json
 
 ## bench: every benchmark; the README quotes their output
-bench: bench-fingerprint bench-consumer bench-retrieval
+bench: bench-fingerprint bench-consumer bench-retrieval bench-interactions
 bench-fingerprint: install
 	$(BIN)/python -m bench.fingerprint
 bench-consumer: install
 	$(BIN)/python -m bench.consumer
 bench-retrieval: install
 	$(BIN)/python -m bench.retrieval
+bench-interactions: install
+	$(BIN)/python -m bench.interactions
 
 ## dashboards: regenerate grafana/dashboards/*.json from grafana/build.py
 dashboards: install
