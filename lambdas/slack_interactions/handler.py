@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cali.lifecycle.config import LifecycleSettings, lifecycle_settings
@@ -24,6 +25,8 @@ from cali.lifecycle.runtime import PowertoolsCounter, SqsDeferrer, interaction_c
 from cali.lifecycle.store import DynamoDbLifecycleStore, DynamoDbReplayGuard
 
 logger = Logger(service="slack_interactions")
+# The domain modules log through stdlib loggers under "cali"; give them the JSON format.
+copy_config_to_registered_loggers(source_logger=logger, include={"cali"})
 
 
 def utc_now() -> datetime:
