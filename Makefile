@@ -8,7 +8,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test check lint typecheck unit functional faults infra integration e2e synth nag bench \
-        bench-fingerprint bench-consumer bench-retrieval bench-formats dashboards install clean lock \
+        bench-fingerprint bench-consumer bench-retrieval bench-formats bench-interactions dashboards install clean lock \
         actionlint doctor doctor-local bundle-report deploy diff notify-deploy
 
 ## install: create .venv and node_modules (idempotent; reruns only when pins change)
@@ -94,7 +94,7 @@ notify-deploy:
 	$(PYTHON) .github/scripts/notify_deploy.py
 
 ## bench: every benchmark; the README quotes their output
-bench: bench-fingerprint bench-consumer bench-retrieval bench-formats
+bench: bench-fingerprint bench-consumer bench-retrieval bench-formats bench-interactions
 bench-fingerprint: install
 	$(BIN)/python -m bench.fingerprint
 bench-consumer: install
@@ -104,6 +104,10 @@ bench-retrieval: install
 ## bench-formats: the line normaliser on Loghub-2k (message, level, timestamp, BGL anomaly recall)
 bench-formats: install
 	$(BIN)/python -m bench.formats
+
+## bench-interactions: latency of the Slack interactivity request path
+bench-interactions: install
+	$(BIN)/python -m bench.interactions
 
 ## lock: re-resolve every Lambda's requirements.txt into requirements.lock (exact versions and
 ## sha256 hashes of the manylinux aarch64 / CPython 3.12 wheels Lambda runs). Synth installs

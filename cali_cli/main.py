@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "redact",
     "dlq",
     "failures",
+    "incident",
     "knowledge",
     "dashboards",
     "doctor",
@@ -33,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cali",
         description="CALI operator tool: run the local pipeline, generate logs, parse raw lines, "
-        "inspect fingerprints and redaction, manage the DLQ, the consumer's failed batches, the "
-        "knowledge base and dashboards, and check a deployment with `cali doctor`.",
+        "inspect fingerprints and redaction, manage the DLQ, the consumer's failed batches, "
+        "incidents, the knowledge base and dashboards, and check a deployment with `cali doctor`.",
         epilog="Run `cali <command> --help` for the options of each command.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)

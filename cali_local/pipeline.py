@@ -17,6 +17,7 @@ messages and the latency of each stage.
 from __future__ import annotations
 
 import base64
+import functools
 import importlib
 import json
 import os
@@ -24,7 +25,7 @@ import statistics
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,8 +37,16 @@ from cali_local.event_source import KinesisEventSource, LambdaContext, SqsEventS
 from cali_local.firehose import FirehoseStandIn
 from cali_local.fluentbit import KinesisStreamsOutput
 from cali_local.lambda_runtime import EmfMetrics, lambda_logs_to, with_metrics_capture
+from cali_local.lifecycle import (
+    DEMO_TEAM,
+    LifecycleDemo,
+    StateStream,
+    lifecycle_environment,
+    new_signing_secret,
+)
 from cali_local.resources import LocalResources, ResourceNames, create_resources
 from cali_local.services import LocalServices, local_services
+from cali_local.slack_interactivity import SlackClient
 
 
 class StageCount(BaseModel):
@@ -91,6 +100,9 @@ class PipelineReport(BaseModel):
     input_formats: dict[str, int] = Field(default_factory=dict)
     input_level_sources: dict[str, int] = Field(default_factory=dict)
     input_inferred_levels: dict[str, int] = Field(default_factory=dict)
+    lifecycle: list[str] = Field(
+        default_factory=list, description="What the on-call team did, and what followed"
+    )
 
 
 @dataclass
@@ -109,6 +121,9 @@ class PipelineOptions:
     #: when a batch is retried after a crash before its checkpoint: no new alert may result.
     redeliver: bool = False
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    #: With the local Slack sink: post in bot mode (buttons) and, after the waves, play the
+    #: incident lifecycle (cali_local.lifecycle): ack, resolve, mute, escalate, regression, quiet.
+    lifecycle: bool = False
 
 
 def handler_environment(
@@ -145,10 +160,19 @@ def handler_environment(
 def _load_handlers() -> dict[str, Any]:
     """Import the handlers after the environment is set, as Lambda's init phase does."""
     from cali.contracts import settings
+    from cali.lifecycle.config import lifecycle_settings
 
     for cached in (settings.consumer_settings, settings.analyzer_settings, settings.knowledge_sync_settings):
         cached.cache_clear()
-    names = ("log_consumer", "log_indexer", "incident_analyzer", "knowledge_sync")
+    lifecycle_settings.cache_clear()
+    names = (
+        "log_consumer",
+        "log_indexer",
+        "incident_analyzer",
+        "knowledge_sync",
+        "slack_interactions",
+        "incident_lifecycle",
+    )
     handlers = {}
     for name in names:
         module = importlib.import_module(f"{name}.handler")
@@ -198,6 +222,10 @@ def run_pipeline(options: PipelineOptions) -> PipelineReport:
         _apply_search_index(services, notes)
         saved_environment = dict(os.environ)
         os.environ.update(handler_environment(services, resources, options))
+        if options.lifecycle and services.slack_sink is not None:
+            queue = services.clients.sqs.create_queue(QueueName=f"cali-{options.environment}-lifecycle")
+            secret = new_signing_secret()
+            os.environ.update(lifecycle_environment(services.slack_sink, queue["QueueUrl"], secret))
         try:
             return _run(
                 options=options,
@@ -265,6 +293,13 @@ def _run(
                 time.sleep(options.throttle_window_seconds + 0.5)
             sent += put_records(services.clients.kinesis, resources.names.stream, wave)
             pump.settle()
+        lifecycle_lines: list[str] = []
+        if options.lifecycle and services.slack_sink is not None and options.waves:
+            capture = functools.partial(with_metrics_capture, metrics=metrics, log=log)
+            lifecycle_lines, resent = _play_lifecycle(
+                options, services, resources, pump, wrapped, capture=capture
+            )
+            sent += resent
         if options.redeliver:
             posted_before = len(services.slack_sink.messages) if services.slack_sink else 0
             # Counts in the report are those of the first delivery; the second only
@@ -277,7 +312,7 @@ def _run(
                 f"redelivery: every Kinesis record delivered to log_consumer a second time; "
                 f"Slack messages {posted_before} before, {posted_after} after"
             )
-    return _report(
+    report = _report(
         options=options,
         services=services,
         resources=resources,
@@ -288,6 +323,52 @@ def _run(
         started=started,
         notes=notes,
     )
+    return report.model_copy(update={"lifecycle": lifecycle_lines})
+
+
+def _play_lifecycle(
+    options: PipelineOptions,
+    services: LocalServices,
+    resources: LocalResources,
+    pump: _Pump,
+    wrapped: Mapping[str, Any],
+    *,
+    capture: Callable[[Any], Any],
+) -> tuple[list[str], int]:
+    from incident_lifecycle import handler as worker_handler
+
+    from cali.lifecycle.config import lifecycle_settings
+
+    def _timers(worker: Any) -> Any:
+        return lambda event, _context: worker_handler.handle_records(list(event["Records"]), worker)
+
+    assert services.slack_sink is not None
+
+    def resend() -> int:
+        # After two windows the throttle treats the fingerprints as having stopped: `new` again.
+        time.sleep(2 * options.throttle_window_seconds + 0.5)
+        count = put_records(services.clients.kinesis, resources.names.stream, options.waves[0])
+        pump.settle()
+        return count
+
+    demo = LifecycleDemo(
+        sink=services.slack_sink,
+        handlers=wrapped,
+        worker_queue=SqsEventSource(
+            services.clients.sqs,
+            os.environ["LIFECYCLE_QUEUE_URL"],
+            wrapped["incident_lifecycle"],
+            "incident_lifecycle",
+            region=services.region,
+        ),
+        stream=StateStream(services.clients.dynamodb, resources.names.state_table),
+        slack=SlackClient(os.environ["SLACK_SIGNING_SECRET"], team_id=DEMO_TEAM),
+        region=services.region,
+        make_timers=lambda clock: capture(_timers(worker_handler.compose(lifecycle_settings(), clock))),
+        resend=resend,
+    )
+    lines = demo.run()
+    return lines, demo.resent
 
 
 def _apply_search_index(services: LocalServices, notes: list[str]) -> None:

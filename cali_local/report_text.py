@@ -81,6 +81,10 @@ def render_report(report: PipelineReport, *, max_slack: int = 6) -> str:
         lines += ["", f"--- message {number}{where} " + "-" * 40]
         lines += [f"  {line}" for line in message.rendered.splitlines()]
 
+    if report.lifecycle:
+        lines += _title("Incident lifecycle (signed Slack requests -> slack_interactions, worker, stream)")
+        lines += [f"  {line}" for line in report.lifecycle]
+
     lines += _title("Latency")
     lines += _table(
         ["stage", "invocations", "p50 ms", "p95 ms", "max ms"],

@@ -6,7 +6,11 @@ It answers the two things CALI calls:
   plain-text error such as ``invalid_blocks`` or ``no_text``, as Slack does;
 - the Web API ``chat.postMessage`` and ``chat.update`` (``POST /api/<method>``, JSON or
   form body, bot token in ``Authorization``): HTTP 200 with ``{"ok": false, "error": ...}``
-  for API errors, like Slack.
+  for API errors, like Slack; and for the incident lifecycle ``views.open`` (recorded in
+  ``views``), ``conversations.history`` and ``usergroups.users.list``.
+
+The other direction, Slack calling CALI when someone clicks a button, is
+:mod:`cali_local.slack_interactivity`: signed requests built from the recorded messages.
 
 It enforces the Block Kit limits that Slack enforces (50 blocks, header 150 characters of
 plain_text, section text 3,000, 10 fields of 2,000, button text 75, 10 context elements,
@@ -184,6 +188,8 @@ class SlackSink:
         self.latency_seconds = latency_seconds
         self.clock = clock
         self.messages: list[RecordedMessage] = []
+        self.views: list[dict[str, Any]] = []  # views.open: the modals CALI opened
+        self.usergroups: dict[str, list[str]] = {}  # usergroups.users.list answers
         self.requests = 0
         self.rejected: list[tuple[int, str]] = []
         self._faults: deque[Fault] = deque()
@@ -388,12 +394,16 @@ class SlackSink:
                 if token != sink.token:
                     self._api_error("invalid_auth")
                     return
-                if method == "chat.postMessage":
-                    self._post_message(args)
-                elif method == "chat.update":
-                    self._update(args)
-                elif method in {"conversations.history", "conversations.replies"}:
-                    self._history(args, replies=method == "conversations.replies")
+                methods: dict[str, Callable[[dict[str, Any]], None]] = {
+                    "chat.postMessage": self._post_message,
+                    "chat.update": self._update,
+                    "views.open": self._open_view,
+                    "conversations.history": lambda a: self._history(a, replies=False),
+                    "conversations.replies": lambda a: self._history(a, replies=True),
+                    "usergroups.users.list": self._usergroup_users,
+                }
+                if method in methods:
+                    methods[method](args)
                 elif method in {"auth.test", "api.test"}:
                     self._json(200, {"ok": True, "user_id": "U0CALIBOT", "team_id": "T0CALI"})
                 else:
@@ -464,19 +474,23 @@ class SlackSink:
                 conversations.replies: the thread of ``ts``, its root included."""
                 channel = str(args.get("channel") or "")
                 oldest = float(args.get("oldest") or 0)
+                latest = float(args.get("latest") or "inf")
+                inclusive = str(args.get("inclusive", "")).lower() in {"1", "true"}
                 limit = int(args.get("limit") or 100)
                 root = str(args.get("ts") or "")
                 include_metadata = str(args.get("include_all_metadata", "")).lower() in {"1", "true"}
 
                 def wanted(m: RecordedMessage) -> bool:
                     in_thread = root in (m.ts, m.thread_ts) if replies else m.thread_ts is None
-                    return m.channel == channel and in_thread and float(m.ts) >= oldest
+                    ts = float(m.ts)
+                    before = ts <= latest if inclusive else ts < latest
+                    return m.channel == channel and in_thread and ts >= oldest and before
 
                 with sink._lock:
                     found = [m for m in reversed(sink.messages) if wanted(m)][:limit]
                 messages = []
                 for m in found:
-                    item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text}
+                    item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "blocks": m.blocks}
                     if m.thread_ts:
                         item["thread_ts"] = m.thread_ts
                     if include_metadata and m.metadata is not None:
@@ -501,6 +515,30 @@ class SlackSink:
                     existing.blocks = list(blocks or [])
                     existing.edited = True
                 self._json(200, {"ok": True, "channel": channel, "ts": ts, "text": existing.text})
+
+            def _open_view(self, args: dict[str, Any]) -> None:
+                view = args.get("view")
+                if isinstance(view, str):
+                    try:
+                        view = json.loads(view)
+                    except json.JSONDecodeError:
+                        view = None
+                if not args.get("trigger_id"):
+                    self._api_error("invalid_trigger_id")
+                    return
+                if not isinstance(view, dict) or view.get("type") != "modal" or not view.get("blocks"):
+                    self._api_error("invalid_arguments")
+                    return
+                with sink._lock:
+                    sink.views.append(view)
+                self._json(200, {"ok": True, "view": {"id": f"V{len(sink.views):08d}", **view}})
+
+            def _usergroup_users(self, args: dict[str, Any]) -> None:
+                group = str(args.get("usergroup") or "")
+                if group not in sink.usergroups:
+                    self._api_error("no_such_subteam")
+                else:
+                    self._json(200, {"ok": True, "users": sink.usergroups[group]})
 
             def _reject(self, status: int, error: str, *, plain: bool) -> None:
                 with sink._lock:

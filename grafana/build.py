@@ -494,6 +494,8 @@ def incidents() -> dash.Dashboard:
     grid = _Grid()
     consumer = {"service": "log_consumer"}
     analyzer = {"service": "incident_analyzer"}
+    lifecycle = {"service": "slack_interactions"}
+    timers = {"service": "incident_lifecycle"}
     board = (
         _dashboard(
             "cali-incidents",
@@ -682,6 +684,92 @@ def incidents() -> dash.Dashboard:
                 )
             )
             .reduce_options(cb.ReduceDataOptions().calcs(["sum"]).values(True))
+            .grid_pos(grid.next(12, 8))
+        )
+        .with_panel(
+            timeseries.Panel()
+            .title("Time to acknowledge and resolve")
+            .description(
+                "Median seconds from the alert (or its regression) to the first acknowledgement and to "
+                "the resolution entered in Slack or with `cali incident`."
+            )
+            .datasource(CLOUDWATCH_DS)
+            .with_target(
+                _cw_query(
+                    "A",
+                    CALI_NAMESPACE,
+                    "TimeToAcknowledge",
+                    lifecycle,
+                    "p50",
+                    "Acknowledge",
+                    match_exact=False,
+                )
+            )
+            .with_target(
+                _cw_query(
+                    "B", CALI_NAMESPACE, "TimeToResolve", lifecycle, "p50", "Resolve", match_exact=False
+                )
+            )
+            .unit("s")
+            .grid_pos(grid.next(12, 8))
+        )
+        .with_panel(
+            timeseries.Panel()
+            .title("Lifecycle actions and analysis votes")
+            .description(
+                "Acknowledged, resolved, escalated and muted incidents, and whether people found the AI "
+                "analysis helpful (the buttons under every alert)."
+            )
+            .datasource(CLOUDWATCH_DS)
+            .with_target(
+                _cw_query(
+                    "A",
+                    CALI_NAMESPACE,
+                    "IncidentAcknowledged",
+                    lifecycle,
+                    "Sum",
+                    "Acknowledged",
+                    match_exact=False,
+                )
+            )
+            .with_target(
+                _cw_query(
+                    "B", CALI_NAMESPACE, "IncidentResolved", lifecycle, "Sum", "Resolved", match_exact=False
+                )
+            )
+            .with_target(
+                _cw_query(
+                    "C", CALI_NAMESPACE, "IncidentEscalated", timers, "Sum", "Escalated", match_exact=False
+                )
+            )
+            .with_target(
+                _cw_query(
+                    "D",
+                    CALI_NAMESPACE,
+                    "AlertsMuted",
+                    analyzer,
+                    "Sum",
+                    "Held back (muted)",
+                    match_exact=False,
+                )
+            )
+            .with_target(
+                _cw_query(
+                    "E", CALI_NAMESPACE, "AnalysisHelpful", lifecycle, "Sum", "Helpful", match_exact=False
+                )
+            )
+            .with_target(
+                _cw_query(
+                    "F",
+                    CALI_NAMESPACE,
+                    "AnalysisNotHelpful",
+                    lifecycle,
+                    "Sum",
+                    "Not helpful",
+                    match_exact=False,
+                )
+            )
+            .draw_style(common.GraphDrawStyle.BARS)
             .grid_pos(grid.next(12, 8))
         )
         .with_panel(

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stacks.sizing import storage_problems
+from stacks.slack_lifecycle import SlackLifecycleConfig
 
 LevelName = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
 
@@ -280,6 +281,10 @@ class EnvironmentConfig(_Strict):
         if problems:
             raise ValueError("opensearch sizing: " + "; ".join(problems))
         return self
+
+    slack: SlackLifecycleConfig = Field(
+        default_factory=SlackLifecycleConfig, description="Slack app: workspace, allow-list, escalation"
+    )
 
     @field_validator("log_retention_days")
     @classmethod

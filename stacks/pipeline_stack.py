@@ -23,6 +23,7 @@ from stacks.producer_policy import ProducerPolicy
 from stacks.search_domain import SearchDomain
 from stacks.secrets import Secrets
 from stacks.sizing import log_shards_for, replicas_for
+from stacks.slack_lifecycle import SlackLifecycle
 from stacks.state_table import StateTable
 
 # Graviton: about 20% cheaper per GB-second than x86 and every dependency ships
@@ -117,6 +118,23 @@ class CaliStack(Stack):
             incidents_stream_name=delivery.incidents_stream_name, grafana_url=link_target
         )
 
+        lifecycle = SlackLifecycle(
+            self,
+            "SlackLifecycle",
+            env_name=name,
+            config=config.slack,
+            architecture=ARCHITECTURE,
+            log_retention=retention,
+            table=state.table,
+            slack_secret=secrets.slack,
+            knowledge_sync=functions.knowledge_sync,
+            analyzer=functions.incident_analyzer,
+            removal_policy=removal,
+        )
+        functions.all.update(
+            {"slack_interactions": lifecycle.interactions, "incident_lifecycle": lifecycle.worker}
+        )
+
         setup = OpenSearchSetup(
             self,
             "OpenSearchSetup",
@@ -140,7 +158,11 @@ class CaliStack(Stack):
         alarms.watch_consumer_lag(functions.log_consumer)
         alarms.watch_functions(functions.all.items())
         alarms.watch_dead_letters(
-            [("IncidentDeadLetters", queues.dead_letters), ("ConsumerFailures", queues.consumer_failures)]
+            [
+                ("IncidentDeadLetters", queues.dead_letters),
+                ("ConsumerFailures", queues.consumer_failures),
+                ("LifecycleDeadLetters", lifecycle.dead_letters),
+            ]
         )
         alarms.watch_delivery(
             [

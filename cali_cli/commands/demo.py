@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
                 workdir=args.workdir,
                 throttle_window_seconds=3 if window is None else window,
                 extra_env=extra_env,
+                lifecycle=True,
             )
         )
     except NotALocalEndpointError as error:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, Generic, TypeVar
 
@@ -43,6 +44,9 @@ from cali.contracts.analysis import SimilarIncident
 from cali.contracts.incident import IncidentMessage
 from cali.contracts.settings import AnalyzerSettings, analyzer_settings
 from cali.knowledge.store import KnowledgeStore
+from cali.lifecycle.alerts import AlertLifecycle
+from cali.lifecycle.store import DynamoDbLifecycleStore
+from cali.lifecycle.timers import AwsTimerScheduler, TimerPolicy
 from cali.notify.slack.delivery import make_notifier
 from cali.notify.slack.links import IncidentLinks, build_incident_links
 
@@ -185,7 +189,30 @@ def compose(settings: AnalyzerSettings) -> IncidentAnalysis:
         links_for=links_builder(settings),
         top_k=settings.retrieval_top_k,
         min_score=settings.retrieval_min_score,
+        lifecycle=alert_lifecycle(settings, dynamodb),
     )
+
+
+def alert_lifecycle(settings: AnalyzerSettings, dynamodb: Any) -> AlertLifecycle | None:
+    """Buttons, mute/regression gating and escalation/quiet timers, when the worker queue exists."""
+    if not settings.lifecycle_queue_url:
+        return None
+    table = settings.state_table_name
+    scheduler = AwsTimerScheduler(
+        table,
+        settings.lifecycle_queue_url,
+        dynamodb=dynamodb,
+        sqs=boto3.client("sqs"),
+        max_delay_seconds=settings.lifecycle_max_delay_seconds,
+    )
+    policy = TimerPolicy(settings.escalation, timedelta(minutes=settings.quiet_after_minutes))
+    return AlertLifecycle(
+        DynamoDbLifecycleStore(table, client=dynamodb), scheduler=scheduler, policy=policy, clock=utc_now
+    )
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @cache
@@ -198,6 +225,9 @@ def dependencies() -> IncidentAnalysis:
 
 
 def emit_metrics(outcome: AnalysisOutcome) -> None:
+    if outcome.disposition == "muted":
+        metrics.add_metric("AlertsMuted", MetricUnit.Count, 1)
+        return
     result = outcome.result
     if result is None:  # resumed or duplicate delivery: nothing was analysed this time
         return

@@ -23,6 +23,7 @@ from cali.contracts.settings import KnowledgeSyncSettings, knowledge_sync_settin
 from cali.knowledge.resolved import DynamoDbResolvedIncidentSource, ResolvedIncidentSource
 from cali.knowledge.store import KnowledgeStore
 from cali.knowledge.sync import SyncReport, sync_knowledge
+from cali.lifecycle.learning import index_resolutions, is_stream_event
 
 logger = Logger(service="knowledge_sync")
 metrics = Metrics(namespace="CALI", service="knowledge_sync")
@@ -86,6 +87,16 @@ def run_sync(deps: Dependencies) -> SyncReport:
     return sync_knowledge(deps.store, deps.embedder, kb_dir=deps.kb_dir, incidents=deps.incidents)
 
 
+def index_stream(event: dict[str, Any], deps: Dependencies) -> dict[str, Any]:
+    """A resolution entered in Slack, from the state table's stream: index just that entry."""
+    report, problems = index_resolutions(event["Records"], deps.store, deps.embedder)
+    metrics.add_metric("ResolvedIncidentsIndexed", MetricUnit.Count, report.inserted + report.updated)
+    metrics.add_metric("ResolvedIncidentsInvalid", MetricUnit.Count, len(problems))
+    for problem in problems:
+        logger.warning("resolved incident skipped", extra={"problem": problem})
+    return {"indexed": report.inserted + report.updated, "problems": problems}
+
+
 def record(report: SyncReport) -> None:
     metrics.add_metric("KnowledgeEntriesUpserted", MetricUnit.Count, report.kb.inserted + report.kb.updated)
     metrics.add_metric("KnowledgeEntriesUnchanged", MetricUnit.Count, report.kb.unchanged)
@@ -103,6 +114,8 @@ def record(report: SyncReport) -> None:
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if is_stream_event(event):
+        return index_stream(event, dependencies())
     logger.info("knowledge sync started", extra={"trigger": event.get("source", "manual")})
     report = run_sync(dependencies())
     record(report)

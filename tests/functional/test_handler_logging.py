@@ -24,7 +24,17 @@ logging.getLogger("cali.incidents.consumer").warning("domain line %s", 42)
 """
 
 
-@pytest.mark.parametrize("handler", ["log_consumer", "log_indexer", "incident_analyzer", "knowledge_sync"])
+@pytest.mark.parametrize(
+    "handler",
+    [
+        "log_consumer",
+        "log_indexer",
+        "incident_analyzer",
+        "knowledge_sync",
+        "slack_interactions",
+        "incident_lifecycle",
+    ],
+)
 def test_a_domain_log_line_is_json_with_the_handlers_service(handler: str) -> None:
     env = {
         **os.environ,

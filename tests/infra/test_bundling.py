@@ -37,7 +37,15 @@ def test_every_function_pins_its_requirements_exactly() -> None:
         if "==" in line and not line.startswith("#"):
             name, version = line.split("==")
             root_pins[name.split("[")[0].lower()] = version
-    folders = ["log_consumer", "log_indexer", "incident_analyzer", "knowledge_sync", "opensearch_setup"]
+    folders = [
+        "log_consumer",
+        "log_indexer",
+        "incident_analyzer",
+        "knowledge_sync",
+        "opensearch_setup",
+        "slack_interactions",
+        "incident_lifecycle",
+    ]
     for folder in folders:
         for line in (LAMBDAS_DIR / folder / "requirements.txt").read_text().splitlines():
             name, version = line.split("==")

@@ -25,6 +25,7 @@ from stacks.config import (
     OpenSearchConfig,
     load_environments,
 )
+from stacks.slack_lifecycle import EscalationConfig, SlackLifecycleConfig
 
 from .conftest import ROOT, cdk_context
 
@@ -163,6 +164,8 @@ def test_every_config_key_is_documented() -> None:
         KnowledgeSyncConfig,
         AlarmConfig,
         CiConfig,
+        SlackLifecycleConfig,
+        EscalationConfig,
     ]
     missing = [
         f"{model.__name__}.{field}"

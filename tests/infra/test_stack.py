@@ -14,6 +14,7 @@ from cali.contracts.settings import (
     IngestSettings,
     KnowledgeSyncSettings,
 )
+from cali.lifecycle.config import LifecycleSettings
 
 from .conftest import ENVIRONMENTS, Synth, one, props, resources
 
@@ -25,6 +26,8 @@ FUNCTIONS: dict[str, type[CommonSettings]] = {
     "log_indexer": IngestSettings,
     "incident_analyzer": AnalyzerSettings,
     "knowledge_sync": KnowledgeSyncSettings,
+    "slack_interactions": LifecycleSettings,
+    "incident_lifecycle": LifecycleSettings,
 }
 
 
@@ -154,6 +157,7 @@ def test_state_table(template: dict[str, Any]) -> None:
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
 
 
 # --- SQS --------------------------------------------------------------------------------------
@@ -161,7 +165,7 @@ def test_state_table(template: dict[str, Any]) -> None:
 
 def test_queues_are_encrypted_tls_only_and_redriven(template: dict[str, Any]) -> None:
     queues = resources(template, "AWS::SQS::Queue")
-    assert len(queues) == 3
+    assert len(queues) == 6  # incidents + DLQ, consumer failures, lifecycle worker + DLQ, stream failures
     for queue in queues.values():
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
     for policy in props(template, "AWS::SQS::QueuePolicy"):
@@ -169,8 +173,12 @@ def test_queues_are_encrypted_tls_only_and_redriven(template: dict[str, Any]) ->
             s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
             for s in policy["PolicyDocument"]["Statement"]
         )
-    assert len(props(template, "AWS::SQS::QueuePolicy")) == 3
-    (incidents,) = [q["Properties"] for q in queues.values() if "RedrivePolicy" in q["Properties"]]
+    assert len(props(template, "AWS::SQS::QueuePolicy")) == 6
+    (incidents,) = [
+        q["Properties"]
+        for lid, q in queues.items()
+        if "RedrivePolicy" in q["Properties"] and "Incident" in lid
+    ]
     assert incidents["RedrivePolicy"]["maxReceiveCount"] == 5
     assert incidents["VisibilityTimeout"] == 6 * 120
 
@@ -239,7 +247,7 @@ def test_domain_log_groups_writable_only_by_opensearch_from_this_account(templat
 
 def test_secrets_have_no_plaintext(template: dict[str, Any]) -> None:
     secrets = props(template, "AWS::SecretsManager::Secret")
-    assert len(secrets) == 3
+    assert len(secrets) == 4  # Slack, OpenAI, Milvus, Slack signing secret
     for secret in secrets:
         assert "SecretString" not in secret
         assert "GenerateSecretString" in secret
@@ -305,7 +313,8 @@ def test_no_managed_policies_and_no_admin_wildcards(template: dict[str, Any]) ->
         actions = as_list(statement["Action"])
         assert not any(action == "*" or action.endswith(":*") for action in actions), statement
         assert "*" not in as_list(statement["Resource"]) or all(
-            action.startswith(("xray:", "cloudwatch:", "es:ListDomainNames")) for action in actions
+            action.startswith(("xray:", "cloudwatch:", "es:ListDomainNames", "dynamodb:ListStreams"))
+            for action in actions
         ), statement
 
 
@@ -313,7 +322,9 @@ def test_consumer_event_source(synth: Synth) -> None:
     for name, batch, factor, retries, age in (("dev", 500, 1, 3, 3600), ("prod", 1000, 4, 10, 21600)):
         template = synth.templates[name]
         (consumer,) = props(template, "AWS::Kinesis::StreamConsumer")
-        mapping = [m for m in props(template, "AWS::Lambda::EventSourceMapping") if "StartingPosition" in m]
+        mapping = [
+            m for m in props(template, "AWS::Lambda::EventSourceMapping") if "ConsumerARN" in json.dumps(m)
+        ]
         (esm,) = mapping
         (consumer_id,) = resources(template, "AWS::Kinesis::StreamConsumer")
         assert esm["EventSourceArn"] == {"Fn::GetAtt": [consumer_id, "ConsumerARN"]}  # enhanced fan-out
@@ -336,7 +347,9 @@ def test_analyzer_event_source_and_reserved_concurrency(synth: Synth) -> None:
     for name, reserved in (("dev", 2), ("prod", 5)):
         template = synth.templates[name]
         (esm,) = [
-            m for m in props(template, "AWS::Lambda::EventSourceMapping") if "StartingPosition" not in m
+            m
+            for m in props(template, "AWS::Lambda::EventSourceMapping")
+            if "StartingPosition" not in m and "IncidentQueue" in json.dumps(m)
         ]
         assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert esm["BatchSize"] == 5
@@ -435,7 +448,7 @@ def test_alarms_cover_the_pipeline(template: dict[str, Any]) -> None:
     }
     assert expected <= metrics
     errors = [a for a in alarms if a.get("MetricName") == "Errors"]
-    assert len(errors) == 4
+    assert len(errors) == 6
     for alarm in alarms:
         assert alarm["AlarmActions"] and alarm["OKActions"]
 

@@ -42,6 +42,14 @@ CALI_METRICS = {
     "SlackFailed",
     "DocumentsIndexed",
     "DocumentsFailed",
+    "AlertsMuted",
+    "TimeToAcknowledge",
+    "TimeToResolve",
+    "IncidentAcknowledged",
+    "IncidentResolved",
+    "IncidentEscalated",
+    "AnalysisHelpful",
+    "AnalysisNotHelpful",
 } | {f"Records{level}" for level in ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")}
 INDEX_OF_DATASOURCE = {
     "cali-opensearch-logs": search_index.LOGS_TEMPLATE,
@@ -214,6 +222,8 @@ def test_cloudwatch_queries_use_published_metrics(dashboards: dict[str, dict[str
                         "incident_analyzer",
                         "knowledge_sync",
                         "log_indexer",
+                        "slack_interactions",
+                        "incident_lifecycle",
                     }
                 assert re.fullmatch(r"[a-z][A-Za-z0-9_]*", target["id"])
     required = {

@@ -31,9 +31,10 @@ from cali.analysis.incident_sink import IncidentDocument, IncidentSink, SlackSta
 from cali.analysis.redaction import Redactor, redact_incident
 from cali.contracts.analysis import AnalysisResult, SimilarIncident
 from cali.contracts.incident import IncidentMessage
+from cali.lifecycle.alerts import AlertLifecycle
 from cali.notify.slack.delivery import SlackDeliveryError, SlackNotifier, SlackPostResult
 from cali.notify.slack.links import IncidentLinks
-from cali.notify.slack.message import SlackMessage, build_incident_message
+from cali.notify.slack.message import SlackMessage, build_incident_message, incident_title
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class AlertNotPostedError(RuntimeError):
         self.outcome = outcome
 
 
-Disposition = Literal["posted", "failed", "resumed", "duplicate"]
+Disposition = Literal["posted", "failed", "resumed", "duplicate", "muted"]
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ class AnalysisOutcome:
     incident_id: str
     disposition: Disposition
     """``posted``: analysed and sent; ``failed``: analysed, Slack refused; ``resumed``:
-    Slack had it already, the document was recorded now; ``duplicate``: all done before."""
+    Slack had it already, the document was recorded now; ``duplicate``: all done before;
+    ``muted``: analysed, held back by a mute on its fingerprint (counted in its lifecycle)."""
     result: AnalysisResult | None = None
     document: IncidentDocument | None = None
     analysis_latency_ms: float = 0.0
@@ -127,6 +129,7 @@ class IncidentAnalysis:
         min_score: float = 0.35,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.perf_counter,
+        lifecycle: AlertLifecycle | None = None,
     ) -> None:
         self.redactor = redactor
         self.embedder = embedder
@@ -144,6 +147,7 @@ class IncidentAnalysis:
         #: The invocation's remaining time (the handler sets the Lambda context's): an
         #: alert's lease ends with the invocation that took it.
         self.remaining_ms: Callable[[], int] = lambda: DEFAULT_LEASE_MS
+        self.lifecycle = lifecycle
 
     def process(self, incident: IncidentMessage) -> AnalysisOutcome:
         key = AlertKey.of(incident)
@@ -175,14 +179,31 @@ class IncidentAnalysis:
     def _analyse_and_post(self, incident: IncidentMessage, key: AlertKey, claim: Claim) -> AnalysisOutcome:
         started = self._monotonic()
         redacted = redact_incident(incident, self.redactor)
+        # Before the analysis: a muted alert costs no embedding and no LLM tokens.
+        gate = self.lifecycle.gate(redacted, incident_title(redacted)) if self.lifecycle else None
+        if gate is not None and not gate.post:
+            return self._hold_back(key, redacted)
         result = self.analyze(redacted)
         latency_ms = (self._monotonic() - started) * 1000
-        message = build_incident_message(
-            redacted, result, environment=self.environment, links=self.links_for(redacted)
+        # A regression is a new episode even when the throttle reports it as a window update:
+        # show the whole analysis, whose similar incidents include the resolution.
+        shown = (
+            redacted.model_copy(update={"kind": "new"}) if gate and gate.route == "regression" else redacted
         )
+        message = build_incident_message(
+            shown, result, environment=self.environment, links=self.links_for(redacted)
+        )
+        if gate is not None and self.lifecycle is not None:
+            interactive = bool(getattr(self.notifier, "interactive", False))
+            blocks = self.lifecycle.decorate(
+                message.blocks, gate, incident.fingerprint, interactive=interactive
+            )
+            message = SlackMessage(text=message.text, blocks=blocks)
+        # A regression replies in the thread of the incident it reopens, next to its resolution.
+        regression = gate is not None and gate.route == "regression"
 
         try:
-            posted = self._deliver(incident, key, claim, message)
+            posted = self._deliver(incident, key, claim, message, regression=regression)
         except Exception as exc:  # SlackDeliveryError after its retries, or anything unexpected
             if isinstance(exc, SlackDeliveryError) and not exc.outcome_unknown:
                 self._release(key, claim)  # Slack said no: this attempt posted nothing
@@ -202,12 +223,22 @@ class IncidentAnalysis:
         except Exception:
             # Worst case a redelivery posts again; never lose the document over it.
             logger.exception("could not remember that the alert was posted")
+        if self.lifecycle is not None:
+            self.lifecycle.record(
+                redacted, incident_title(redacted), result, channel=posted.channel, ts=posted.ts
+            )
         self.sink.record(document)
         self._mark_recorded(key)
         return AnalysisOutcome(incident.incident_id, "posted", result, document, latency_ms)
 
     def _deliver(
-        self, incident: IncidentMessage, key: AlertKey, claim: Claim, message: SlackMessage
+        self,
+        incident: IncidentMessage,
+        key: AlertKey,
+        claim: Claim,
+        message: SlackMessage,
+        *,
+        regression: bool,
     ) -> SlackPostResult:
         if claim.attempts:
             # An earlier attempt ended without an answer (a crash, a timeout): Slack may
@@ -226,9 +257,13 @@ class IncidentAnalysis:
                 logger.warning("earlier webhook posts got no answer; taking the alert as delivered")
                 return SlackPostResult(ts=None, channel=None, thread_ts=None, attempts=0)
         # One thread per episode of a fingerprint: a `new` alert starts it, the window
-        # updates and surges of the same still-firing problem reply under it.
+        # updates and surges of the same still-firing problem reply under it (a regression
+        # replies in the resolved episode's thread).
         return self.notifier.post(
-            message, thread_key=incident.fingerprint, new_thread=incident.kind == "new", alert_id=key.alert_id
+            message,
+            thread_key=incident.fingerprint,
+            new_thread=incident.kind == "new" and not regression,
+            alert_id=key.alert_id,
         )
 
     def _claim(self, key: AlertKey) -> Claim | None:
@@ -248,6 +283,20 @@ class IncidentAnalysis:
             self.state.release(key, claim)
         except Exception:
             logger.exception("could not release the alert's lease; it expires with this invocation")
+
+    def _hold_back(self, key: AlertKey, redacted: IncidentMessage) -> AnalysisOutcome:
+        """Muted: counted in the lifecycle and recorded in OpenSearch, neither analysed nor posted."""
+        assert self.lifecycle is not None
+        result = AnalysisResult(degraded_reason="muted: held back, not analysed")
+        self.lifecycle.record(redacted, incident_title(redacted), None, held_back=True)
+        document = self._document(redacted, result, 0.0, "muted")
+        try:
+            self.state.mark_posted(key, slack_ts=None, document=document)
+        except Exception:
+            logger.exception("could not remember that the alert was held back")
+        self.sink.record(document)
+        self._mark_recorded(key)
+        return AnalysisOutcome(redacted.incident_id, "muted", None, document)
 
     def analyze(self, redacted: IncidentMessage) -> AnalysisResult:
         """Retrieval then LLM; never raises: failures come back as a degraded result."""

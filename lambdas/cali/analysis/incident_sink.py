@@ -22,7 +22,7 @@ from cali.search.index import incident_index_name
 if TYPE_CHECKING:
     from mypy_boto3_firehose import FirehoseClient
 
-SlackStatus = Literal["sent", "failed"]
+SlackStatus = Literal["sent", "failed", "muted"]  # muted: held back by a mute, not posted
 
 
 class IncidentDocument(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, HttpUrl, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cali.contracts.levels import Level
@@ -94,7 +94,36 @@ class ConsumerSettings(IngestSettings):
         return value
 
 
-class AnalyzerSettings(CommonSettings):
+class EscalationRule(BaseModel):
+    """Escalate an unacknowledged incident of one level after ``after_minutes``, up to ``max_times``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    after_minutes: int = Field(gt=0, le=24 * 60)
+    max_times: int = Field(1, ge=1, le=10)
+    mention: str = Field("", description="Who to mention, e.g. <!subteam^S0123> or <@U0123>")
+    channel: str = Field("", description="Escalation channel; empty means the alert's thread")
+
+
+class LifecycleTimerSettings(BaseSettings):
+    """What arms the incident lifecycle's timers (the analyzer) and fires them (the worker)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    lifecycle_queue_url: str = Field(
+        "", description="SQS queue of the lifecycle worker; empty: no buttons, escalation or quiet timers"
+    )
+    escalation: dict[str, EscalationRule] = Field(
+        default_factory=dict,
+        description='JSON, level -> rule, e.g. {"ERROR": {"after_minutes": 30, "mention": "<!subteam^S1>"}}',
+    )
+    quiet_after_minutes: int = Field(60, gt=0, description="Final 'quiet since' update after this long")
+    lifecycle_max_delay_seconds: int = Field(
+        900, ge=0, le=900, description="Local only: cap of the escalation timers' SQS delay (SQS allows 900)"
+    )
+
+
+class AnalyzerSettings(CommonSettings, LifecycleTimerSettings):
     slack_secret_arn: str = Field("", description='Secret JSON: {"webhook_url"} or {"bot_token", "channel"}')
     slack_webhook_url: str = Field("", description="Local only: a webhook URL instead of a secret")
     slack_bot_token: str = Field("", description="Local only: bot token (with slack_channel)")

@@ -13,6 +13,10 @@ resolved incident         ``incident#<incident id>``     anything, ``status=reso
 LLM answer cache          ``llmcache#<cache key>``       ``llmcache``                     analyzer
 daily token budget        ``budget#<yyyy-mm-dd>``        ``tokens``                       analyzer
 Slack thread root         ``slackthread#<fingerprint>``  ``<channel id>``                 analyzer
+incident lifecycle        ``lifecycle#<fingerprint>``    ``state``                        lifecycle
+Slack request (replay)    ``slackreq#<signature>``       ``replay``                       interactions
+quiet timer               ``timer#<fingerprint>``        ``quiet``                        analyzer
+resolution (knowledge)    ``incident#<fp>:<epoch s>``    ``resolution``, status resolved  lifecycle
 ========================  =============================  ===============================  ==========
 
 The idempotency items are Powertools' own (``DynamoDBPersistenceLayer`` with
@@ -63,3 +67,27 @@ def token_budget(day: date) -> Key:
 
 def slack_thread(thread_key: str, channel: str) -> Key:
     return Key(f"slackthread#{thread_key}", channel)
+
+
+LIFECYCLE_PREFIX = "lifecycle#"
+TIMER_PREFIX = "timer#"
+
+
+def lifecycle(fingerprint: str) -> Key:
+    """One fingerprint's incident lifecycle (open, acknowledged, resolved, muted...)."""
+    return Key(f"{LIFECYCLE_PREFIX}{fingerprint}", "state")
+
+
+def slack_request(signature: str) -> Key:
+    """A Slack request already accepted: its replay fails the conditional put."""
+    return Key(f"slackreq#{signature}", "replay")
+
+
+def quiet_timer(fingerprint: str) -> Key:
+    """Deleted by TTL when the incident has been quiet long enough; the stream fires it."""
+    return Key(f"{TIMER_PREFIX}{fingerprint}", "quiet")
+
+
+def resolution(fingerprint: str, epoch_seconds: int) -> Key:
+    """A resolution entered by a person: a resolved-incident knowledge entry of its own."""
+    return Key(f"{INCIDENT_PREFIX}{fingerprint}:{epoch_seconds}", "resolution")

@@ -128,6 +128,7 @@ class WebhookNotifier:
     """Incoming webhook: one channel fixed by the webhook, no threads, no ``ts`` back."""
 
     searchable = False
+    interactive = False  # no buttons: Slack sends their clicks to an app, a webhook has none
 
     def __init__(self, url: str, *, policy: RetryPolicy | None = None, timeout: int = 10) -> None:
         self.policy = policy or RetryPolicy()
@@ -175,6 +176,7 @@ class BotNotifier:
     """``chat.postMessage`` with a bot token; messages sharing a ``thread_key`` form a thread."""
 
     searchable = True
+    interactive = True  # the Slack app's interactivity URL receives the button clicks
 
     def __init__(
         self,
