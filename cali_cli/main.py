@@ -23,6 +23,8 @@ COMMANDS: tuple[str, ...] = (
     "dlq",
     "knowledge",
     "dashboards",
+    "archive",
+    "quality",
 )
 
 

@@ -103,6 +103,8 @@ class PipelineOptions:
     #: when a batch is retried after a crash before its checkpoint: no new alert may result.
     redeliver: bool = False
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    #: Copy the bucket's raw/ and dlq/ here at the end, for `cali archive` / `cali quality --local`.
+    archive_copy: Path | None = None
 
 
 def handler_environment(
@@ -271,6 +273,10 @@ def _run(
                 f"redelivery: every Kinesis record delivered to log_consumer a second time; "
                 f"Slack messages {posted_before} before, {posted_after} after"
             )
+    if options.archive_copy is not None:
+        from cali_local.archive import replace_with_bucket
+
+        replace_with_bucket(services.clients.s3, resources.names.bucket, options.archive_copy)
     return _report(
         options=options,
         services=services,

@@ -12,6 +12,7 @@ from constructs import Construct
 
 from stacks.alarms import Alarms
 from stacks.archive import Archive
+from stacks.archive_sql import ArchiveSql
 from stacks.config import LOG_RETENTION_DAYS, ResolvedEnvironment
 from stacks.delivery import Delivery
 from stacks.functions import Functions
@@ -19,6 +20,7 @@ from stacks.grafana import Grafana
 from stacks.incident_queue import IncidentQueue
 from stacks.log_stream import LogStream
 from stacks.opensearch_setup import OpenSearchSetup
+from stacks.quality_job import QualityJob
 from stacks.search_domain import SearchDomain
 from stacks.secrets import Secrets
 from stacks.state_table import StateTable
@@ -106,6 +108,22 @@ class CaliStack(Stack):
             grafana_url=grafana_url,
         )
 
+        archive_sql = ArchiveSql(
+            self, "ArchiveSql", env_name=name, archive=archive.bucket, removal_policy=removal
+        )
+        quality = QualityJob(
+            self,
+            "QualityJob",
+            env_name=name,
+            sql=archive_sql,
+            architecture=ARCHITECTURE,
+            log_retention=retention,
+            slack_secret=secrets.slack,
+            search_endpoint=search.endpoint,
+            search_domain_arn=search.domain_arn,
+            search_domain_name=search.domain_name,
+        )
+        search.allow(quality.role)
         setup = OpenSearchSetup(
             self,
             "OpenSearchSetup",
@@ -113,7 +131,7 @@ class CaliStack(Stack):
             retention_days=config.opensearch.retention_days,
             # One replica where a second node can hold it; none on a one-node dev domain.
             replicas=min(1, config.opensearch.data_nodes - 1),
-            writer_roles=delivery.search_writer_roles,
+            writer_roles=[*delivery.search_writer_roles, quality.role],
             reader_roles=readers,
             architecture=ARCHITECTURE,
             log_retention=retention,
@@ -126,7 +144,7 @@ class CaliStack(Stack):
         alarms = Alarms(self, "Alarms", config=config.alarms, removal_policy=removal)
         alarms.watch_stream(log_stream.stream)
         alarms.watch_consumer_lag(functions.log_consumer)
-        alarms.watch_functions(functions.all.items())
+        alarms.watch_functions([*functions.all.items(), ("quality_job", quality.function)])
         alarms.watch_dead_letters(
             [("IncidentDeadLetters", queues.dead_letters), ("ConsumerFailures", queues.consumer_failures)]
         )

@@ -67,6 +67,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--workdir", type=Path, default=Path(".cali"), help="scratch folder (default .cali)")
     parser.add_argument("--show", type=int, default=6, help="Slack messages to print (default 6)")
+    parser.add_argument(
+        "--no-quality",
+        action="store_true",
+        help="skip the closing data-quality report (see `cali quality --help`)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -98,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
                 waves=waves,
                 workdir=args.workdir,
                 throttle_window_seconds=args.throttle_window,
+                archive_copy=args.workdir / "archive",
             )
         )
     except NotALocalEndpointError as error:
@@ -107,4 +113,30 @@ def run(args: argparse.Namespace) -> int:
     if args.report is not None:
         args.report.write_text(report.model_dump_json(indent=2), encoding="utf-8")
         print(f"\nreport written to {args.report}")
+    if not args.no_quality:
+        _quality_report(args.workdir / "archive")
     return 0 if all(report.conservation.values()) else 1
+
+
+def _quality_report(archive: Path) -> None:
+    """The day's data-quality report over the archive the run just wrote (DuckDB)."""
+    from cali.quality.engines import DuckDbEngine
+    from cali.quality.runner import run_quality
+    from cali_cli.commands.quality import newest_day
+    from cali_local.quality_demo import SILENT_SERVICE, seed_baseline
+
+    day = newest_day(archive)
+    if day is None:
+        print("\ndata quality: nothing archived, no report")
+        return
+    seed_baseline(archive, day)
+    print(
+        f"\n== Data quality of {day} (local archive {archive}; a 7-day baseline was seeded in which "
+        f"service {SILENT_SERVICE!r} logs every hour: today it is silent on purpose) =="
+    )
+    report = run_quality(DuckDbEngine(archive), day, environment="demo")
+    print(report.to_text())
+    html = archive.parent / "quality-report.html"
+    html.write_text(report.to_html(), encoding="utf-8")
+    print(f"HTML report: {html}")
+    print("rerun it with `cali quality run --local`; query the archive with `cali archive query --local`")
