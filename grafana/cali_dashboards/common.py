@@ -30,8 +30,9 @@ CLOUDWATCH_TYPE = "cloudwatch"
 LOGS_DS = dm.DataSourceRef(type_val=OPENSEARCH_TYPE, uid="cali-opensearch-logs")
 INCIDENTS_DS = dm.DataSourceRef(type_val=OPENSEARCH_TYPE, uid="cali-opensearch-incidents")
 CLOUDWATCH_DS = dm.DataSourceRef(type_val=CLOUDWATCH_TYPE, uid="cali-cloudwatch")
+QUALITY_DS = dm.DataSourceRef(type_val=OPENSEARCH_TYPE, uid="cali-opensearch-quality")
 EXPRESSION_DS = dm.DataSourceRef(type_val="__expr__", uid="__expr__")
-DATASOURCE_UIDS = {ds.uid: ds.type_val for ds in (LOGS_DS, INCIDENTS_DS, CLOUDWATCH_DS)}
+DATASOURCE_UIDS = {ds.uid: ds.type_val for ds in (LOGS_DS, INCIDENTS_DS, CLOUDWATCH_DS, QUALITY_DS)}
 
 TIME_FIELD = "@timestamp"
 ERROR_LEVELS = "level:(ERROR OR FATAL)"

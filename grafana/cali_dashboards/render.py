@@ -17,11 +17,13 @@ from cali_dashboards.common import (
 from cali_dashboards.incidents import incidents
 from cali_dashboards.operations import operations
 from cali_dashboards.pipeline_health import pipeline_health
+from cali_dashboards.quality import quality
 
 DASHBOARDS = {
     "operations": operations,
     "incidents": incidents,
     "pipeline-health": pipeline_health,
+    "quality": quality,
 }
 
 _HEADER = (

@@ -166,9 +166,12 @@ def judge(check: Check, rows: Sequence[dict[str, Any]], settings: QualitySetting
         source = context.data_sources.add_pandas(source_name)
         source.add_dataframe_asset(check.name).add_batch_definition_whole_dataframe("day")
     batch_definition = source.get_asset(check.name).get_batch_definition("day")
-    frame = pd.DataFrame(list(rows), columns=list(rows[0]) if rows else list(check.keys))
+    expectations = check.expectations(settings)
+    # No rows (no baseline yet, nothing new): an empty frame that still has the judged columns.
+    judged = [e.column for e in expectations if getattr(e, "column", None)]
+    frame = pd.DataFrame(list(rows), columns=list(rows[0]) if rows else [*check.keys, *judged])
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    suite = gx.ExpectationSuite(name=check.name, expectations=check.expectations(settings))
+    suite = gx.ExpectationSuite(name=check.name, expectations=expectations)
     result = batch.validate(
         suite,
         result_format={"result_format": "COMPLETE", "unexpected_index_column_names": list(check.keys)},

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 LOGS_TEMPLATE = "cali-logs"
 INCIDENTS_TEMPLATE = "cali-incidents"
+QUALITY_TEMPLATE = "cali-quality"
 LOGS_INDEX_PATTERN = "cali-logs-*"
 INCIDENTS_INDEX_PATTERN = "cali-incidents-*"
 LOGS_POLICY_ID = "cali-logs-retention"
@@ -30,6 +31,7 @@ _PACKAGE_DIR = "opensearch"
 _TEMPLATE_FILES = {
     LOGS_TEMPLATE: "cali-logs.template.json",
     INCIDENTS_TEMPLATE: "cali-incidents.template.json",
+    QUALITY_TEMPLATE: "cali-quality.template.json",
 }
 _POLICY_FILE = "retention.ism-policy.json"
 

@@ -1,0 +1,66 @@
+"""`cali archive query` and `cali quality run` on a local archive, as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cali_cli.main import main
+from tests.unit import quality_support as qs
+
+
+def test_archive_query_local(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    qs.Week(tmp_path).write()
+    sql = (
+        "SELECT COALESCE(JSON_EXTRACT_SCALAR(line, '$.service'), JSON_EXTRACT_SCALAR(line, '$.app')) "
+        "AS service, COUNT(*) AS n FROM raw_lines WHERE year = '2026' AND month = '12' AND day = '03' "
+        "GROUP BY 1 ORDER BY 1"
+    )
+    assert main(["archive", "query", "--local", "--archive", str(tmp_path), "--json", sql]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows == [{"service": "billing", "n": 180}, {"service": "orders", "n": 180}]
+
+
+def test_archive_query_reports_engine_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    qs.Week(tmp_path).write()
+    assert main(["archive", "query", "--archive", str(tmp_path), "SELECT nope FROM raw_lines"]) == 1
+    assert "cali archive: duckdb:" in capsys.readouterr().err
+
+
+def test_archive_query_without_archive_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["archive", "query", "--archive", str(tmp_path / "none"), "SELECT 1"]) == 1
+    assert "make demo" in capsys.readouterr().err
+
+
+def test_quality_run_exit_status_and_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    archive = tmp_path / "archive"
+    qs.Week(archive).write()
+    assert main(["quality", "run", "--local", "--archive", str(archive)]) == 0
+    assert "8/8 checks passed" in capsys.readouterr().out
+    qs.Week(archive, today_edits=[qs.only("billing", qs.silent)]).write()
+    for path in archive.glob("raw/year=2026/month=12/day=03/hour=*/billing.gz"):
+        path.unlink()
+    out_json, out_html = tmp_path / "r.json", tmp_path / "r.html"
+    code = main(
+        [
+            "quality",
+            "run",
+            "--archive",
+            str(archive),
+            "--date",
+            "2026-12-03",
+            "--json",
+            str(out_json),
+            "--html",
+            str(out_html),
+        ]
+    )
+    assert code == 1
+    text = capsys.readouterr().out
+    assert "FAIL  volume" in text and "service=billing" in text
+    assert json.loads(out_json.read_text())["checks"][0]["passed"] is False
+    assert "FAIL" in out_html.read_text()
