@@ -15,7 +15,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from cali.dlq import DlqEntry, entry_key
+from cali.ingest.dlq import DlqEntry, entry_key
 
 DEFAULT_ROOT = Path(".cali") / "archive"
 

@@ -28,7 +28,7 @@ from stacks.archive import DLQ_PREFIX, RAW_PREFIX
 
 RESULTS_PREFIX = "athena-results/"
 REPORTS_PREFIX = "quality-reports/"
-# Mirrors cali.dlq.DlqEntry; every column is read as text (timestamps stay ISO-8601).
+# Mirrors cali.ingest.dlq.DlqEntry; every column is read as text (timestamps stay ISO-8601).
 DLQ_COLUMNS = (
     "reason",
     "error",
@@ -125,7 +125,7 @@ class ArchiveSql(Construct):
         self.dlq_table = self._table(
             "DlqEntries",
             "dlq_entries",
-            "Dead-letter entries of the log consumer (cali.dlq.DlqEntry)",
+            "Dead-letter entries of the log consumer (cali.ingest.dlq.DlqEntry)",
             columns=[glue.CfnTable.ColumnProperty(name=c, type="string") for c in DLQ_COLUMNS],
             location=f"{location}{DLQ_PREFIX}",
             template=f"{location}{DLQ_PREFIX}${{year}}/${{month}}/${{day}}/${{hour}}/",

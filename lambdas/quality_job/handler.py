@@ -15,10 +15,10 @@ import boto3
 from aws_lambda_powertools import Logger
 from pydantic import Field
 
+from cali.contracts.settings import AnalyzerSettings
 from cali.quality.engines import AthenaEngine
 from cali.quality.publish import OpenSearchIndex, S3ReportStore, publish
 from cali.quality.runner import run_quality
-from cali.settings import AnalyzerSettings
 
 logger = Logger(service="quality_job")
 
@@ -53,7 +53,7 @@ def _search_client(endpoint: str) -> Any:
 def _notifier(config: QualityJobSettings) -> Any:
     if not (config.slack_secret_arn or config.slack_webhook_url or config.slack_bot_token):
         return None
-    from cali.slack_delivery import make_notifier
+    from cali.notify.slack.delivery import make_notifier
 
     return make_notifier(config)
 

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cali.dlq import DlqEntry
+from cali.ingest.dlq import DlqEntry
 from cali.quality.sql import to_duckdb
 from cali_local.archive import write_dlq, write_raw
 

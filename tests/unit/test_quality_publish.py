@@ -13,11 +13,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from cali.notify.slack.message import SlackMessage
 from cali.quality.engines import DuckDbEngine
 from cali.quality.publish import S3ReportStore, publish
 from cali.quality.report import QualityReport, quality_index_name
 from cali.quality.runner import run_quality
-from cali.slack_message import SlackMessage
 from tests.unit import quality_support as qs
 
 
@@ -92,7 +92,7 @@ def test_failing_day_posts_one_summary_even_when_rerun(
 
 
 def test_documents_match_the_index_template(reports: dict[str, QualityReport]) -> None:
-    from cali import search_index
+    from cali.search import index as search_index
 
     mapping = search_index.index_templates()[search_index.QUALITY_TEMPLATE]["template"]["mappings"]
     for _doc_id, document in reports["bad"].opensearch_documents():

@@ -39,7 +39,7 @@ class Engine(Protocol):
         ...
 
 
-# The DLQ's columns (cali.dlq.DlqEntry); both engines read them as text.
+# The DLQ's columns (cali.ingest.dlq.DlqEntry); both engines read them as text.
 DLQ_COLUMNS: Final = (
     "reason",
     "error",

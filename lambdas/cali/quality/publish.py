@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from cali.notify.slack.message import SlackMessage
 from cali.quality.report import QualityReport, quality_index_name
-from cali.slack_message import SlackMessage
 
 logger = logging.getLogger(__name__)
 

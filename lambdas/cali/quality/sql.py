@@ -11,9 +11,9 @@ Both engines see the same two tables (names in :data:`RAW_TABLE` and :data:`DLQ_
   (``raw/year=YYYY/month=MM/day=DD/hour=HH/*.gz``, Firehose's arrival hour). A line is read as
   text, not as JSON, because the archive holds whatever producers sent: pino, zap, logback,
   Fluent Bit records, and the malformed lines the consumer sent to the DLQ. The SQL parses
-  each line itself and resolves the same field aliases as the consumer (:mod:`cali.records`).
+  each line itself and resolves the same field aliases as the consumer (:mod:`cali.contracts.records`).
 * ``dlq_entries(reason, ..., year, month, day, hour)``: one row per DLQ entry
-  (``dlq/YYYY/MM/DD/HH/<id>.json``, :class:`cali.dlq.DlqEntry`).
+  (``dlq/YYYY/MM/DD/HH/<id>.json``, :class:`cali.ingest.dlq.DlqEntry`).
 
 Queries filter on the partition columns with literal values so that Athena's partition
 projection reads only the eight days a run needs (the day and its 7-day baseline).
@@ -27,8 +27,8 @@ from typing import Final
 import sqlglot
 from sqlglot import exp
 
-from cali.levels import _ALIASES
-from cali.records import _LEVEL_KEYS, _MESSAGE_KEYS, _SERVICE_KEYS, _TIME_KEYS
+from cali.contracts.levels import _ALIASES
+from cali.contracts.records import _LEVEL_KEYS, _MESSAGE_KEYS, _SERVICE_KEYS, _TIME_KEYS
 
 RAW_TABLE: Final = "raw_lines"
 DLQ_TABLE: Final = "dlq_entries"
@@ -51,7 +51,7 @@ def _first_of(keys: tuple[str, ...]) -> str:
 
 
 def _level_names() -> str:
-    """``(alias, level)`` rows: the consumer's level aliases (cali.levels), for one join."""
+    """``(alias, level)`` rows: the consumer's level aliases (cali.contracts.levels), for one join."""
     rows = ", ".join(f"('{alias}', '{level.name}')" for alias, level in sorted(_ALIASES.items()))
     return f"(VALUES {rows}) AS level_names(alias, level)"
 
