@@ -8,7 +8,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test check lint typecheck unit functional infra integration e2e synth nag bench \
-        bench-fingerprint bench-consumer bench-retrieval dashboards install clean
+        bench-fingerprint bench-consumer bench-retrieval bench-quality dashboards install clean
 
 ## install: create .venv and node_modules (idempotent; reruns only when pins change)
 install: $(VENV)/.installed node_modules/.installed
@@ -62,13 +62,15 @@ synth: install
 	$(BIN)/cfn-lint --non-zero-exit-code error cdk.out/assembly-*/*.template.json
 
 ## bench: every benchmark; the README quotes their output
-bench: bench-fingerprint bench-consumer bench-retrieval
+bench: bench-fingerprint bench-consumer bench-retrieval bench-quality
 bench-fingerprint: install
 	$(BIN)/python -m bench.fingerprint
 bench-consumer: install
 	$(BIN)/python -m bench.consumer
 bench-retrieval: install
 	$(BIN)/python -m bench.retrieval
+bench-quality: install
+	$(BIN)/python -m bench.quality
 
 ## dashboards: regenerate grafana/dashboards/*.json from grafana/build.py
 dashboards: install
