@@ -21,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -80,6 +81,10 @@ class QualityJob(Construct):
             code=lambda_.DockerImageCode.from_image_asset(
                 str(LAMBDAS_DIR),
                 file="quality_job/Dockerfile",
+                # The image's architecture must be the function's (Graviton by default).
+                platform=ecr_assets.Platform.LINUX_ARM64
+                if architecture.name == lambda_.Architecture.ARM_64.name
+                else ecr_assets.Platform.LINUX_AMD64,
                 exclude=["**/__pycache__", "**/*.pyc"],
             ),
             architecture=architecture,

@@ -125,3 +125,21 @@ def test_quality_job_permissions_are_scoped(env_template: tuple[str, dict[str, A
     assert "/raw/*" in text and "/dlq/*" in text
     assert "s3:DeleteObject" not in text
     one(template, "AWS::Scheduler::Schedule")
+
+
+def test_quality_job_environment_parses_with_its_settings(env_template: tuple[str, dict[str, Any]]) -> None:
+    from quality_job.handler import QualityJobSettings
+
+    _name, template = env_template
+    (function,) = [
+        res["Properties"]
+        for res in resources(template, "AWS::Lambda::Function").values()
+        if res["Properties"].get("PackageType") == "Image"
+    ]
+    env = function["Environment"]["Variables"]
+    known = {name.upper() for name in QualityJobSettings.model_fields} | {
+        "POWERTOOLS_SERVICE_NAME",
+        "GX_ANALYTICS_ENABLED",
+    }
+    assert set(env) <= known, set(env) - known
+    assert function["Architectures"] == ["arm64"]
