@@ -22,8 +22,11 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "lambdas"))
@@ -34,6 +37,7 @@ from cali.quality.runner import run_quality  # noqa: E402
 from cali_local.archive import write_raw  # noqa: E402
 
 DAY = date(2026, 12, 3)
+T = TypeVar("T")
 SERVICES = ("checkout", "payments", "catalog", "search", "auth", "orders", "shipping", "gateway")
 
 
@@ -92,7 +96,11 @@ def write_archive(root: Path, records: int, seed: int = 1) -> int:
     return written
 
 
-def _timed(fn):  # type: ignore[no-untyped-def]
+def _first(engine: DuckDbEngine, query: str) -> list[dict[str, Any]]:
+    return engine.run([query])[0]
+
+
+def _timed(fn: Callable[[], T]) -> tuple[T, float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     result = fn()
     return result, time.perf_counter() - wall, time.process_time() - cpu
@@ -123,13 +131,13 @@ def main() -> None:
         glob = root / "raw" / "year=*" / "month=*" / "day=*" / "hour=*" / "*.gz"
 
         def native_count() -> int:
-            return int(
-                native.execute(
-                    f"SELECT COUNT(*) FROM read_csv('{glob}', columns = {{'line': 'VARCHAR'}}, "
-                    "delim = '\x1e', quote = '', escape = '', header = false, auto_detect = false, "
-                    "hive_partitioning = true)"
-                ).fetchone()[0]
-            )
+            row = native.execute(
+                f"SELECT COUNT(*) FROM read_csv('{glob}', columns = {{'line': 'VARCHAR'}}, "
+                "delim = '\x1e', quote = '', escape = '', header = false, auto_detect = false, "
+                "hive_partitioning = true)"
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
 
         native_rows, native_wall, _ = _timed(native_count)
         assert native_rows == written, (native_rows, written)
@@ -143,7 +151,7 @@ def main() -> None:
         results = []
         total_query = 0.0
         for check, query in zip(CHECKS, queries, strict=True):
-            rows, wall, _ = _timed(lambda q=query: engine.run([q])[0])
+            rows, wall, _ = _timed(partial(_first, engine, query))
             results.append(rows)
             total_query += wall
             print(f"  query {check.name:<17} {wall:6.2f} s  {len(rows):>5} rows")
