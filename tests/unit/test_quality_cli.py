@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,3 +65,28 @@ def test_quality_run_exit_status_and_files(tmp_path: Path, capsys: pytest.Captur
     assert "FAIL  volume" in text and "service=billing" in text
     assert json.loads(out_json.read_text())["checks"][0]["passed"] is False
     assert "FAIL" in out_html.read_text()
+
+
+def test_env_runs_on_the_environments_athena_workgroup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cali.quality.engines import DuckDbEngine
+
+    qs.Week(tmp_path).write()
+    fake = qs.FakeAthena(DuckDbEngine(tmp_path).connection())
+    seen: dict[str, str] = {}
+    original = fake.start_query_execution
+
+    def start(QueryString: str, QueryExecutionContext: Any, WorkGroup: str) -> Any:
+        seen.update(workgroup=WorkGroup, database=QueryExecutionContext["Database"])
+        return original(QueryString, QueryExecutionContext, WorkGroup)
+
+    fake.start_query_execution = start  # type: ignore[method-assign]
+    monkeypatch.setattr("boto3.client", lambda name, *a, **k: fake)
+    monkeypatch.setattr("cali.quality.engines.AthenaEngine.poll_seconds", 0.0)
+    sql = "SELECT COUNT(*) AS n FROM raw_lines WHERE year = '2026' AND month = '12' AND day = '03'"
+    assert main(["archive", "query", "--env", "prod-eu", "--json", sql]) == 0
+    assert json.loads(capsys.readouterr().out) == {"n": 360}
+    assert seen == {"workgroup": "cali-prod-eu", "database": "cali_prod_eu"}
+    assert main(["quality", "run", "--env", "prod-eu", "--date", "2026-12-03"]) == 0
+    assert "(prod-eu, athena): 8/8 checks passed" in capsys.readouterr().out
