@@ -12,8 +12,9 @@ schedule's retry). An archive that outgrows this (hundreds of GB a day) should m
 polling into a Step Functions ``athena:startQueryExecution.sync`` map and keep the same
 handler for the judging step: the SQL and the checks do not change.
 
-The image is a container image (Great Expectations with pandas and scipy exceeds the
-250 MB limit of a zip bundle); ``cdk deploy`` builds it with Docker.
+The function is a container image: its requirements install to 415 MB for arm64 (scipy,
+pandas, numpy, Great Expectations), past a zip bundle's 250 MB; ``cdk deploy`` builds it
+with Docker (``cdk synth`` only stages the build context).
 """
 
 from __future__ import annotations
