@@ -24,7 +24,7 @@ from cali.quality.publish import OpenSearchIndex, publish
 from cali.quality.runner import run_quality
 from cali.search import index as search_index
 from tests.integration import test_dashboard_queries as grafana
-from tests.unit import quality_support as qs
+from tests.support import quality_support as qs
 
 pytestmark = pytest.mark.xdist_group("dashboard_queries")
 

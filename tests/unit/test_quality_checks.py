@@ -15,7 +15,7 @@ from cali.quality.engines import AthenaEngine, DuckDbEngine
 from cali.quality.report import QualityReport
 from cali.quality.runner import run_quality
 from cali.quality.sql import CHECK_SQL, check_sql, to_duckdb
-from tests.unit import quality_support as qs
+from tests.support import quality_support as qs
 
 Spoiler = Callable[[Path], qs.Week]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cali_cli.main import main
-from tests.unit import quality_support as qs
+from tests.support import quality_support as qs
 
 
 def test_archive_query_local(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,7 +18,7 @@ from cali.quality.engines import DuckDbEngine
 from cali.quality.publish import S3ReportStore, publish
 from cali.quality.report import QualityReport, quality_index_name
 from cali.quality.runner import run_quality
-from tests.unit import quality_support as qs
+from tests.support import quality_support as qs
 
 
 class RecordingIndex:
