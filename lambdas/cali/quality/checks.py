@@ -54,6 +54,8 @@ class Check:
     keys: tuple[str, ...]
     expectations: Callable[[QualitySettings], list[Any]]
     params: Callable[[QualitySettings], dict[str, object]] = lambda _s: {}
+    #: The rule in words, for the report (the expectation says it in GX's terms).
+    rule: Callable[[QualitySettings], str] = lambda _s: ""
 
     def sql(self, day: date, settings: QualitySettings) -> str:
         return check_sql(self.name, day, **self.params(settings))
@@ -82,24 +84,38 @@ CHECKS: tuple[Check, ...] = (
         ("service", "hour"),
         lambda s: [_between("ratio", low=s.silent_ratio, high=s.spike_ratio, strict_high=True)],
         lambda s: {"min_expected": s.min_expected_per_hour},
+        rule=lambda s: (
+            f"an hour is under {s.silent_ratio:.0%} of its baseline (silent) or at {s.spike_ratio:g}x or "
+            f"more; hours whose baseline has fewer than {s.min_expected_per_hour:g} lines are not judged"
+        ),
     ),
     Check(
         "required_fields",
         "Required fields present (service, message) and typed (level, timestamp)",
         ("service",),
         lambda s: [_between("violation_share", high=s.max_violation_share)],
+        rule=lambda s: (
+            f"more than {s.max_violation_share:.0%} of a service's lines lack a service or a message, "
+            "or carry a level or time that does not parse"
+        ),
     ),
     Check(
         "unparsed_share",
         "Lines that are not JSON or that no Fluent Bit parser structured",
         ("service",),
         lambda s: [_between("unparsed_share", high=s.max_unparsed_share)],
+        rule=lambda s: (
+            f"more than {s.max_unparsed_share:.0%} of a service's lines are not JSON or were not parsed"
+        ),
     ),
     Check(
         "dlq_share",
         "Records sent to the dead-letter queue, by reason",
         ("reason",),
         lambda s: [_between("dlq_share", high=s.max_dlq_share)],
+        rule=lambda s: (
+            f"more than {s.max_dlq_share:.0%} of the day's archived lines went to the dead-letter queue"
+        ),
     ),
     Check(
         "level_mix",
@@ -107,24 +123,36 @@ CHECKS: tuple[Check, ...] = (
         ("service",),
         lambda s: [_between("drift", high=s.max_level_drift)],
         lambda s: {"min_records": s.min_records_for_mix},
+        rule=lambda s: (
+            f"a service's level mix moved more than {s.max_level_drift:.0%} "
+            "(total variation distance) from its baseline"
+        ),
     ),
     Check(
         "time_skew",
         "Event time more than 15 minutes outside its arrival hour",
         ("service",),
         lambda s: [_between("skewed_share", high=s.max_skewed_share)],
+        rule=lambda s: (
+            f"more than {s.max_skewed_share:.0%} of a service's lines carry a time over 15 minutes "
+            "outside their arrival hour"
+        ),
     ),
     Check(
         "duplicates",
         "Duplicate records (identical timestamped lines)",
         ("service",),
         lambda s: [_between("duplicate_share", high=s.max_duplicate_share)],
+        rule=lambda s: (
+            f"more than {s.max_duplicate_share:.0%} of a service's timestamped lines are exact repeats"
+        ),
     ),
     Check(
         "new_fingerprints",
         "WARN+ message templates no baseline day had",
         ("service", "template"),
         lambda s: [_gx().expectations.ExpectTableRowCountToBeBetween(max_value=s.max_new_fingerprints)],
+        rule=lambda s: f"more than {s.max_new_fingerprints} WARN+ message templates that no baseline day had",
     ),
 )
 CHECKS_BY_NAME = {check.name: check for check in CHECKS}

@@ -23,6 +23,7 @@ def quality_index_name(day: date) -> str:
 class CheckResult(BaseModel):
     name: str
     title: str
+    rule: str = ""
     passed: bool
     row_count: int
     rows: list[dict[str, Any]]
@@ -58,6 +59,8 @@ class QualityReport(BaseModel):
         for check in self.checks:
             mark = "PASS" if check.passed else "FAIL"
             lines.append(f"  {mark}  {check.name:<17} {check.title}  [{check.row_count} rows]")
+            if not check.passed and check.rule:
+                lines.append(f"        fails when {check.rule}")
             for failure in check.failures:
                 lines.append(f"        {_describe(failure)}")
                 lines.extend(f"          {_row_text(row)}" for row in failure.rows[:10])
@@ -74,7 +77,8 @@ class QualityReport(BaseModel):
             )
             sections.append(
                 f"<section class='{status}'><h2>{status.upper()} &middot; {html.escape(check.name)}</h2>"
-                f"<p>{html.escape(check.title)} ({check.row_count} rows)</p>{failures}"
+                f"<p>{html.escape(check.title)} ({check.row_count} rows)</p>"
+                f"<p>Fails when {html.escape(check.rule)}.</p>{failures}"
                 f"<details><summary>all rows</summary>{_table(check.rows)}</details></section>"
             )
         title = f"CALI data quality {self.day} ({html.escape(self.environment)})"
@@ -122,7 +126,7 @@ class QualityReport(BaseModel):
             f"{len(self.failed)} check(s) failed"
         ]
         for check in self.failed:
-            lines.append(f"• *{check.name}*: {check.title}")
+            lines.append(f"• *{check.name}*: {check.title} (fails when {check.rule})")
             for failure in check.failures:
                 shown = ", ".join(_row_text(row) for row in failure.rows[:3])
                 more = f" (+{len(failure.rows) - 3} more)" if len(failure.rows) > 3 else ""

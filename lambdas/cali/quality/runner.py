@@ -25,6 +25,7 @@ def run_quality(
             CheckResult(
                 name=check.name,
                 title=check.title,
+                rule=check.rule(settings),
                 passed=verdict.passed,
                 row_count=len(rows),
                 rows=[dict(row) for row in rows[:MAX_ROWS]],
