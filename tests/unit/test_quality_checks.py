@@ -152,6 +152,20 @@ def test_athena_json_functions_return_null_on_bad_lines_locally_too(tmp_path: Pa
     assert "json_valid" in to_duckdb(sql).lower()
 
 
+def test_every_check_is_valid_athena_sql_and_translates_without_loss() -> None:
+    import sqlglot
+    from sqlglot.errors import ErrorLevel
+
+    settings = QualitySettings()
+    for check in CHECKS:
+        text = check.sql(qs.DAY, settings)
+        tree = sqlglot.parse_one(text, read="athena", error_level=ErrorLevel.RAISE)
+        # Athena → Athena keeps every construct (nothing the parser did not understand) …
+        tree.sql(dialect="athena", unsupported_level=ErrorLevel.RAISE)
+        # … and DuckDB can express all of it.
+        assert to_duckdb(text)
+
+
 def test_partition_filter_names_only_the_days_needed() -> None:
     sql = check_sql("volume", qs.DAY, min_expected=10)
     assert "day = '03'" in sql and "day = '26'" in sql and "day = '25'" not in sql

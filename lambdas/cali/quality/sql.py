@@ -26,6 +26,7 @@ from typing import Final
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.errors import ErrorLevel
 
 from cali.contracts.levels import _ALIASES
 from cali.contracts.records import _LEVEL_KEYS, _MESSAGE_KEYS, _SERVICE_KEYS, _TIME_KEYS
@@ -323,8 +324,9 @@ def to_duckdb(sql: str) -> str:
     The archive holds such lines (the DLQ's bad data), so every JSON extraction is guarded
     with ``json_valid`` to give users' ad-hoc queries Athena's result on both engines.
     """
-    tree = sqlglot.parse_one(sql, read="athena")
-    return tree.transform(_null_on_invalid_json).sql(dialect="duckdb")
+    tree = sqlglot.parse_one(sql, read="athena", error_level=ErrorLevel.RAISE)
+    # RAISE: a construct DuckDB cannot express fails here, loudly, instead of being dropped.
+    return tree.transform(_null_on_invalid_json).sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE)
 
 
 def _null_on_invalid_json(node: exp.Expression) -> exp.Expression:
