@@ -143,3 +143,11 @@ def test_quality_job_environment_parses_with_its_settings(env_template: tuple[st
     }
     assert set(env) <= known, set(env) - known
     assert function["Architectures"] == ["arm64"]
+
+
+def test_quality_job_may_write_and_grafana_read_the_quality_indices() -> None:
+    from opensearch_setup.security_roles import READER_ROLE, ROLE_BODIES, WRITER_ROLE
+
+    for role in (WRITER_ROLE, READER_ROLE):
+        patterns = {p for perm in ROLE_BODIES[role]["index_permissions"] for p in perm["index_patterns"]}
+        assert "cali-quality-*" in patterns, role

@@ -20,6 +20,7 @@ INCIDENTS_TEMPLATE = "cali-incidents"
 QUALITY_TEMPLATE = "cali-quality"
 LOGS_INDEX_PATTERN = "cali-logs-*"
 INCIDENTS_INDEX_PATTERN = "cali-incidents-*"
+QUALITY_INDEX_PATTERN = "cali-quality-*"
 LOGS_POLICY_ID = "cali-logs-retention"
 INCIDENTS_POLICY_ID = "cali-incidents-retention"
 
