@@ -69,6 +69,7 @@ class QualityJob(Construct):
             "ATHENA_DATABASE": sql.database_name,
             "REPORTS_BUCKET": sql.results.bucket_name,
             "POWERTOOLS_SERVICE_NAME": "quality_job",
+            "POWERTOOLS_METRICS_NAMESPACE": "CALI",
             "GX_ANALYTICS_ENABLED": "false",
         }
         if slack_secret is not None:

@@ -1,82 +1,100 @@
 """quality_job: the daily data-quality run (EventBridge Scheduler -> this function).
 
-Runs every check of ``cali.quality`` for one day on Athena and publishes the report. The
-event may name the day (``{"date": "2026-12-02"}``, for a rerun); the schedule sends none,
-which means yesterday (UTC), the last complete day.
+Runs every check of ``cali.quality`` for one day on Athena and publishes the report (S3,
+OpenSearch ``cali-quality-*``, Slack when a check fails). The event may name the day
+(``{"date": "2026-12-02"}``, for a rerun); the schedule sends none, which means yesterday
+(UTC), the last complete day.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger
-from pydantic import Field
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cali.contracts.settings import AnalyzerSettings
-from cali.quality.engines import AthenaEngine
-from cali.quality.publish import OpenSearchIndex, S3ReportStore, publish
+from cali.contracts.settings import QualityJobSettings, quality_job_settings
+from cali.quality.engines import AthenaEngine, Engine
+from cali.quality.publish import DocumentIndex, Notifier, OpenSearchIndex, ReportStore, S3ReportStore, publish
 from cali.quality.runner import run_quality
 
 logger = Logger(service="quality_job")
+metrics = Metrics(namespace="CALI", service="quality_job")
+copy_config_to_registered_loggers(source_logger=logger, include={"cali"})
 
 
-class QualityJobSettings(AnalyzerSettings):
-    athena_workgroup: str = Field("cali-local", description="Athena workgroup (results, scan limit)")
-    athena_database: str = Field("cali_local", description="Glue database with raw_lines, dlq_entries")
-    reports_bucket: str = Field("cali-local-results", description="Bucket for report.json / report.html")
-    quality_opensearch_endpoint: str = Field("", description="OpenSearch domain endpoint; empty: skip")
-    query_timeout_seconds: float = Field(600.0, gt=0, description="Longest wait for the queries")
-
-
-@lru_cache(maxsize=1)
-def settings() -> QualityJobSettings:
-    return QualityJobSettings()
+@dataclass(frozen=True)
+class Dependencies:
+    environment: str
+    engine: Engine
+    store: ReportStore
+    index: DocumentIndex | None
+    notifier: Notifier | None
 
 
 def _search_client(endpoint: str) -> Any:
     from opensearchpy import AWSV4SignerAuth, OpenSearch, RequestsHttpConnection
 
     session = boto3.Session()
-    credentials = session.get_credentials()
-    auth = AWSV4SignerAuth(credentials, session.region_name or "us-east-1", "es")
+    auth = AWSV4SignerAuth(session.get_credentials(), session.region_name or "us-east-1", "es")
     return OpenSearch(
         hosts=[{"host": endpoint, "port": 443}],
         http_auth=auth,
         use_ssl=True,
+        verify_certs=True,
         connection_class=RequestsHttpConnection,
     )
 
 
-def _notifier(config: QualityJobSettings) -> Any:
-    if not (config.slack_secret_arn or config.slack_webhook_url or config.slack_bot_token):
+def _notifier(settings: QualityJobSettings) -> Notifier | None:
+    if not (settings.slack_secret_arn or settings.slack_webhook_url or settings.slack_bot_token):
         return None
     from cali.notify.slack.delivery import make_notifier
 
-    return make_notifier(config)
+    return make_notifier(settings)
 
 
-@logger.inject_lambda_context
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    config = settings()
-    requested = (event or {}).get("date")
-    day = date.fromisoformat(requested) if requested else (datetime.now(UTC) - timedelta(days=1)).date()
-    engine = AthenaEngine(
-        boto3.client("athena"),
-        workgroup=config.athena_workgroup,
-        database=config.athena_database,
-        timeout_seconds=config.query_timeout_seconds,
-    )
-    report = run_quality(engine, day, environment=config.cali_env)
-    endpoint = config.quality_opensearch_endpoint
-    published = publish(
-        report,
-        store=S3ReportStore(boto3.client("s3"), config.reports_bucket),
+def compose(settings: QualityJobSettings) -> Dependencies:
+    endpoint = settings.quality_opensearch_endpoint
+    return Dependencies(
+        environment=settings.cali_env,
+        engine=AthenaEngine(
+            boto3.client("athena"),
+            workgroup=settings.athena_workgroup,
+            database=settings.athena_database,
+            timeout_seconds=settings.query_timeout_seconds,
+        ),
+        store=S3ReportStore(boto3.client("s3"), settings.reports_bucket),
         index=OpenSearchIndex(_search_client(endpoint)) if endpoint else None,
-        notifier=_notifier(config),
+        notifier=_notifier(settings),
     )
+
+
+@cache
+def dependencies() -> Dependencies:
+    return compose(quality_job_settings())
+
+
+def day_of(event: dict[str, Any] | None) -> date:
+    requested = (event or {}).get("date")
+    return date.fromisoformat(requested) if requested else (datetime.now(UTC) - timedelta(days=1)).date()
+
+
+@logger.inject_lambda_context(log_event=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    deps = dependencies()
+    day = day_of(event)
+    report = run_quality(deps.engine, day, environment=deps.environment)
+    published = publish(report, store=deps.store, index=deps.index, notifier=deps.notifier)
+    metrics.add_metric("QualityChecksFailed", MetricUnit.Count, len(report.failed))
+    metrics.add_metric("QualityQuerySeconds", MetricUnit.Seconds, report.query_seconds)
     summary = {
         "day": str(day),
         "passed": report.passed,

@@ -128,7 +128,7 @@ def test_quality_job_permissions_are_scoped(env_template: tuple[str, dict[str, A
 
 
 def test_quality_job_environment_parses_with_its_settings(env_template: tuple[str, dict[str, Any]]) -> None:
-    from quality_job.handler import QualityJobSettings
+    from cali.contracts.settings import QualityJobSettings
 
     _name, template = env_template
     (function,) = [
@@ -139,6 +139,7 @@ def test_quality_job_environment_parses_with_its_settings(env_template: tuple[st
     env = function["Environment"]["Variables"]
     known = {name.upper() for name in QualityJobSettings.model_fields} | {
         "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
         "GX_ANALYTICS_ENABLED",
     }
     assert set(env) <= known, set(env) - known

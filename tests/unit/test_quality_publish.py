@@ -13,6 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from cali.contracts.settings import quality_job_settings
 from cali.notify.slack.message import SlackMessage
 from cali.quality.engines import DuckDbEngine
 from cali.quality.publish import S3ReportStore, publish
@@ -135,11 +136,14 @@ def test_handler_runs_on_athena_and_publishes(
         "ATHENA_WORKGROUP": "cali-prod",
     }.items():
         monkeypatch.setenv(name, value)
-    job.settings.cache_clear()
+    # A new execution environment: settings and dependencies built from this environment.
+    quality_job_settings.cache_clear()
+    job.dependencies.cache_clear()
     try:
         summary = job.handler({"date": "2026-12-03"}, _Context())
     finally:
-        job.settings.cache_clear()
+        quality_job_settings.cache_clear()
+        job.dependencies.cache_clear()
     assert summary["passed"] is False and summary["failed"] == ["volume"]
     assert summary["report"] == "s3://results/quality-reports/prod/2026/12/03/report.html"
     assert summary["slack_posted"] is False  # no Slack configured: nothing to post to
