@@ -206,6 +206,7 @@ class ArchiveSql(Construct):
             actions=[
                 "athena:StartQueryExecution",
                 "athena:GetQueryExecution",
+                "athena:BatchGetQueryExecution",
                 "athena:GetQueryResults",
                 "athena:StopQueryExecution",
                 "athena:GetWorkGroup",

@@ -165,21 +165,34 @@ class FakeAthena:
         self.received: list[str] = []
         self._results: dict[str, tuple[list[dict[str, str]], list[list[str | None]]]] = {}
         self._polls: dict[str, int] = {}
+        self._failed: dict[str, str] = {}
 
     def start_query_execution(self, QueryString: str, QueryExecutionContext: Any, WorkGroup: str) -> Any:
         query_id = f"q{len(self.received)}"
         self.received.append(QueryString)
-        cursor = self.connection.execute(to_duckdb(QueryString))
+        self._polls[query_id] = 0
+        try:
+            cursor = self.connection.execute(to_duckdb(QueryString))
+        except Exception as error:  # Athena accepts the query and reports FAILED later
+            self._failed[query_id] = str(error).splitlines()[0]
+            return {"QueryExecutionId": query_id}
         info = [{"Name": d[0], "Type": _athena_type(str(d[1]))} for d in cursor.description]
         rows = [[None if v is None else _athena_text(v) for v in row] for row in cursor.fetchall()]
         self._results[query_id] = (info, rows)
-        self._polls[query_id] = 0
         return {"QueryExecutionId": query_id}
 
-    def get_query_execution(self, QueryExecutionId: str) -> Any:
-        self._polls[QueryExecutionId] += 1
-        state = ("QUEUED", "RUNNING", "SUCCEEDED")[min(self._polls[QueryExecutionId] - 1, 2)]
-        return {"QueryExecution": {"Status": {"State": state}}}
+    def batch_get_query_execution(self, QueryExecutionIds: list[str]) -> Any:
+        if not 1 <= len(QueryExecutionIds) <= 50:
+            raise ValueError("BatchGetQueryExecution takes 1 to 50 ids")  # Athena's limit
+        executions = []
+        for query_id in QueryExecutionIds:
+            self._polls[query_id] += 1
+            state = ("QUEUED", "RUNNING", "SUCCEEDED")[min(self._polls[query_id] - 1, 2)]
+            status: dict[str, str] = {"State": state}
+            if query_id in self._failed and state == "SUCCEEDED":
+                status = {"State": "FAILED", "StateChangeReason": self._failed[query_id]}
+            executions.append({"QueryExecutionId": query_id, "Status": status})
+        return {"QueryExecutions": executions, "UnprocessedQueryExecutionIds": []}
 
     def stop_query_execution(self, QueryExecutionId: str) -> None:
         raise AssertionError("no query should time out here")

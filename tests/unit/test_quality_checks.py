@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cali.quality.checks import CHECKS, QualitySettings
-from cali.quality.engines import AthenaEngine, DuckDbEngine
+from cali.quality.engines import AthenaEngine, DuckDbEngine, QueryError
 from cali.quality.report import QualityReport
 from cali.quality.runner import run_quality
 from cali.quality.sql import CHECK_SQL, check_sql, to_duckdb
@@ -137,6 +137,17 @@ def test_sql_is_one_source_for_both_engines(clean: Path) -> None:
     via_athena = run_quality(athena, qs.DAY, environment="test")
     via_duck = run_quality(duck, qs.DAY, environment="test")
     assert [(c.name, c.passed) for c in via_athena.checks] == [(c.name, c.passed) for c in via_duck.checks]
+
+
+def test_athena_failure_is_a_query_error_with_athenas_reason(clean: Path) -> None:
+    athena = AthenaEngine(
+        qs.FakeAthena(DuckDbEngine(clean).connection()),  # type: ignore[arg-type]
+        workgroup="cali-test",
+        database="cali_test",
+        poll_seconds=0,
+    )
+    with pytest.raises(QueryError, match=r"athena query q1 failed: .*nope"):
+        athena.run(["SELECT COUNT(*) AS n FROM raw_lines", "SELECT nope FROM raw_lines"])
 
 
 def test_athena_json_functions_return_null_on_bad_lines_locally_too(tmp_path: Path) -> None:

@@ -179,16 +179,19 @@ class AthenaEngine:
         deadline = time.monotonic() + self.timeout_seconds
         pending = set(ids)
         while pending:
-            for query_id in sorted(pending):
-                status = self.client.get_query_execution(QueryExecutionId=query_id)["QueryExecution"][
-                    "Status"
-                ]
+            # One call for all pending queries (up to 50 ids): polling each id would spend
+            # Athena's per-account GetQueryExecution rate on a loop.
+            response = self.client.batch_get_query_execution(QueryExecutionIds=sorted(pending))
+            for execution in response["QueryExecutions"]:
+                query_id, status = execution["QueryExecutionId"], execution["Status"]
                 state = status["State"]
                 if state == "SUCCEEDED":
                     pending.discard(query_id)
                 elif state in ("FAILED", "CANCELLED"):
                     reason = status.get("StateChangeReason", state)
                     raise QueryError(f"athena query {query_id} {state.lower()}: {reason}")
+            for missing in response.get("UnprocessedQueryExecutionIds", []):
+                raise QueryError(f"athena query {missing['QueryExecutionId']}: {missing.get('ErrorMessage')}")
             if pending:
                 if time.monotonic() > deadline:
                     for query_id in pending:
