@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from cali.ingest.dlq import DlqEntry
 from cali.quality.sql import DLQ_TABLE, RAW_TABLE, to_duckdb
 
 if TYPE_CHECKING:
@@ -39,21 +40,8 @@ class Engine(Protocol):
         ...
 
 
-# The DLQ's columns (cali.ingest.dlq.DlqEntry); both engines read them as text.
-DLQ_COLUMNS: Final = (
-    "reason",
-    "error",
-    "source",
-    "shard_id",
-    "sequence_number",
-    "partition_key",
-    "arrival_time",
-    "dlq_time",
-    "data_base64",
-    "event_index",
-    "stream_arn",
-    "replayed_at",
-)
+# The DLQ's columns are DlqEntry's fields (the Glue table's too); both engines read them as text.
+DLQ_COLUMNS: Final = tuple(DlqEntry.model_fields)
 
 
 @dataclass
