@@ -19,6 +19,8 @@ with Docker (``cdk synth`` only stages the build context).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
@@ -53,6 +55,7 @@ class QualityJob(Construct):
         search_domain_arn: str | None = None,
         search_domain_name: str | None = None,
         schedule: str = DEFAULT_SCHEDULE,
+        thresholds: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
@@ -72,6 +75,8 @@ class QualityJob(Construct):
             "POWERTOOLS_METRICS_NAMESPACE": "CALI",
             "GX_ANALYTICS_ENABLED": "false",
         }
+        if thresholds:
+            environment["QUALITY_THRESHOLDS"] = json.dumps(dict(thresholds), sort_keys=True)
         if slack_secret is not None:
             environment["SLACK_SECRET_ARN"] = slack_secret.secret_arn
             slack_secret.grant_read(self.role)

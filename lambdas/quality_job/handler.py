@@ -20,6 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cali.contracts.settings import QualityJobSettings, quality_job_settings
+from cali.quality.checks import QualitySettings
 from cali.quality.engines import AthenaEngine, Engine
 from cali.quality.publish import DocumentIndex, Notifier, OpenSearchIndex, ReportStore, S3ReportStore, publish
 from cali.quality.runner import run_quality
@@ -32,6 +33,7 @@ copy_config_to_registered_loggers(source_logger=logger, include={"cali"})
 @dataclass(frozen=True)
 class Dependencies:
     environment: str
+    thresholds: QualitySettings
     engine: Engine
     store: ReportStore
     index: DocumentIndex | None
@@ -64,6 +66,8 @@ def compose(settings: QualityJobSettings) -> Dependencies:
     endpoint = settings.quality_opensearch_endpoint
     return Dependencies(
         environment=settings.cali_env,
+        # A misspelt threshold name fails here, at init, not as a silently ignored override.
+        thresholds=QualitySettings(**settings.quality_thresholds),
         engine=AthenaEngine(
             boto3.client("athena"),
             workgroup=settings.athena_workgroup,
@@ -91,7 +95,7 @@ def day_of(event: dict[str, Any] | None) -> date:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = dependencies()
     day = day_of(event)
-    report = run_quality(deps.engine, day, environment=deps.environment)
+    report = run_quality(deps.engine, day, environment=deps.environment, settings=deps.thresholds)
     published = publish(report, store=deps.store, index=deps.index, notifier=deps.notifier)
     metrics.add_metric("QualityChecksFailed", MetricUnit.Count, len(report.failed))
     metrics.add_metric("QualityQuerySeconds", MetricUnit.Seconds, report.query_seconds)

@@ -134,6 +134,7 @@ def test_handler_runs_on_athena_and_publishes(
         "CALI_ENV": "prod",
         "REPORTS_BUCKET": "results",
         "ATHENA_WORKGROUP": "cali-prod",
+        "QUALITY_THRESHOLDS": '{"spike_ratio": 2.5}',
     }.items():
         monkeypatch.setenv(name, value)
     # A new execution environment: settings and dependencies built from this environment.
@@ -141,12 +142,14 @@ def test_handler_runs_on_athena_and_publishes(
     job.dependencies.cache_clear()
     try:
         summary = job.handler({"date": "2026-12-03"}, _Context())
+        thresholds = job.dependencies().thresholds
     finally:
         quality_job_settings.cache_clear()
         job.dependencies.cache_clear()
     assert summary["passed"] is False and summary["failed"] == ["volume"]
     assert summary["report"] == "s3://results/quality-reports/prod/2026/12/03/report.html"
     assert summary["slack_posted"] is False  # no Slack configured: nothing to post to
+    assert thresholds.spike_ratio == 2.5  # QUALITY_THRESHOLDS overrides one default
     assert len(fake.received) == 8 and all(
         "FROM raw_lines" in q or "FROM dlq_entries" in q for q in fake.received
     )
@@ -157,3 +160,13 @@ class _Context:
     memory_limit_in_mb = 2048
     invoked_function_arn = "arn:aws:lambda:eu-west-1:000000000000:function:quality_job"
     aws_request_id = "req-1"
+
+
+def test_a_misspelt_threshold_fails_at_init() -> None:
+    from pydantic import ValidationError
+    from quality_job import handler as job
+
+    from cali.contracts.settings import QualityJobSettings
+
+    with pytest.raises(ValidationError, match="max_dlq_shares"):
+        job.compose(QualityJobSettings(quality_thresholds={"max_dlq_shares": 0.1}))

@@ -112,6 +112,11 @@ class QualityJobSettings(AnalyzerSettings):
     reports_bucket: str = Field("cali-local-results", description="Bucket for report.json / report.html")
     quality_opensearch_endpoint: str = Field("", description="OpenSearch domain endpoint; empty: skip")
     query_timeout_seconds: float = Field(600.0, gt=0, description="Longest wait for the queries")
+    quality_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="JSON, overrides of the check thresholds (cali.quality.checks.QualitySettings), "
+        'e.g. {"max_dlq_share": 0.05}',
+    )
 
 
 @lru_cache(maxsize=1)
