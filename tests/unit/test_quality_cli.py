@@ -90,3 +90,31 @@ def test_env_runs_on_the_environments_athena_workgroup(
     assert seen == {"workgroup": "cali-prod-eu", "database": "cali_prod_eu"}
     assert main(["quality", "run", "--env", "prod-eu", "--date", "2026-12-03"]) == 0
     assert "(prod-eu, athena): 8/8 checks passed" in capsys.readouterr().out
+
+
+def test_download_copies_one_days_archive_from_a_bucket(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cali archive download` from a bucket (moto here; the demo's moto server or AWS alike)."""
+    import boto3
+    from moto import mock_aws
+
+    source = tmp_path / "bucket"
+    qs.Week(source).write()
+    qs.dead_letters(source, 2)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="archive")
+        for path in source.rglob("*"):
+            if path.is_file():
+                s3.put_object(Bucket="archive", Key=str(path.relative_to(source)), Body=path.read_bytes())
+        target = tmp_path / "copy"
+        assert (
+            main(["archive", "download", "--bucket", "archive", "--date", "2026-12-03", "--to", str(target)])
+            == 0
+        )
+    assert "copied 8 objects" in capsys.readouterr().out  # 3 hours x 2 services + 2 DLQ entries
+    assert {p.parent.parent.name for p in target.glob("raw/*/*/*/*/*.gz")} == {"day=03"}
+    sql = "SELECT COUNT(*) AS n FROM raw_lines WHERE year = '2026' AND month = '12' AND day = '03'"
+    assert main(["archive", "query", "--archive", str(target), "--json", sql]) == 0
+    assert json.loads(capsys.readouterr().out) == {"n": 360}
