@@ -8,8 +8,8 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test check lint typecheck unit functional faults infra integration e2e synth nag bench \
-        bench-fingerprint bench-consumer bench-retrieval bench-formats bench-interactions dashboards install clean lock \
-        actionlint doctor doctor-local bundle-report deploy diff notify-deploy
+        bench-fingerprint bench-consumer bench-retrieval bench-formats bench-interactions bench-quality \
+        dashboards install clean lock actionlint doctor doctor-local bundle-report deploy diff notify-deploy
 
 ## install: create .venv and node_modules (idempotent; reruns only when pins change)
 install: $(VENV)/.installed node_modules/.installed
@@ -94,7 +94,7 @@ notify-deploy:
 	$(PYTHON) .github/scripts/notify_deploy.py
 
 ## bench: every benchmark; the README quotes their output
-bench: bench-fingerprint bench-consumer bench-retrieval bench-formats bench-interactions
+bench: bench-fingerprint bench-consumer bench-retrieval bench-formats bench-interactions bench-quality
 bench-fingerprint: install
 	$(BIN)/python -m bench.fingerprint
 bench-consumer: install
@@ -108,6 +108,10 @@ bench-formats: install
 ## bench-interactions: latency of the Slack interactivity request path
 bench-interactions: install
 	$(BIN)/python -m bench.interactions
+
+## bench-quality: the local data-quality run over 1 million archived records
+bench-quality: install
+	$(BIN)/python -m bench.quality
 
 ## lock: re-resolve every Lambda's requirements.txt into requirements.lock (exact versions and
 ## sha256 hashes of the manylinux aarch64 / CPython 3.12 wheels Lambda runs). Synth installs

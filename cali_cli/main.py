@@ -27,6 +27,8 @@ COMMANDS: tuple[str, ...] = (
     "knowledge",
     "dashboards",
     "doctor",
+    "archive",
+    "quality",
 )
 
 

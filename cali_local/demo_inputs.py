@@ -20,10 +20,18 @@ Wave = list[bytes]
 
 
 def generated_events(
-    scenario: str, *, count: int, seed: int, bad_fraction: float, environment: str = "dev"
+    scenario: str,
+    *,
+    count: int,
+    seed: int,
+    bad_fraction: float,
+    environment: str = "dev",
+    start: datetime | None = None,
 ) -> list[GeneratedEvent]:
     return list(
-        generate(scenario, seed=seed, count=count, environment=environment, bad_fraction=bad_fraction)
+        generate(
+            scenario, seed=seed, count=count, environment=environment, bad_fraction=bad_fraction, start=start
+        )
     )
 
 
@@ -34,10 +42,16 @@ def split_waves(events: list[GeneratedEvent], waves: int = 2) -> list[Wave]:
 
 
 def generated_waves(
-    scenario: str, *, count: int, seed: int, bad_fraction: float, environment: str = "dev"
+    scenario: str,
+    *,
+    count: int,
+    seed: int,
+    bad_fraction: float,
+    environment: str = "dev",
+    start: datetime | None = None,
 ) -> list[Wave]:
     events = generated_events(
-        scenario, count=count, seed=seed, bad_fraction=bad_fraction, environment=environment
+        scenario, count=count, seed=seed, bad_fraction=bad_fraction, environment=environment, start=start
     )
     return split_waves(events)
 

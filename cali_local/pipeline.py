@@ -124,6 +124,12 @@ class PipelineOptions:
     #: With the local Slack sink: post in bot mode (buttons) and, after the waves, play the
     #: incident lifecycle (cali_local.lifecycle): ack, resolve, mute, escalate, regression, quiet.
     lifecycle: bool = False
+    #: The first wave logged again *now* (fresh event times) for the lifecycle's regression:
+    #: windows follow the lines' own time, so re-sending the same bytes is the same window.
+    #: None: wave 0 as it was (a replayed file keeps its times and shows no regression).
+    again: Callable[[], Sequence[bytes]] | None = None
+    #: Copy the bucket's raw/ and dlq/ here at the end, for `cali archive` / `cali quality --local`.
+    archive_copy: Path | None = None
 
 
 def handler_environment(
@@ -312,6 +318,10 @@ def _run(
                 f"redelivery: every Kinesis record delivered to log_consumer a second time; "
                 f"Slack messages {posted_before} before, {posted_after} after"
             )
+    if options.archive_copy is not None:
+        from cali_local.archive import replace_with_bucket
+
+        replace_with_bucket(services.clients.s3, resources.names.bucket, options.archive_copy)
     report = _report(
         options=options,
         services=services,
@@ -347,7 +357,8 @@ def _play_lifecycle(
     def resend() -> int:
         # After two windows the throttle treats the fingerprints as having stopped: `new` again.
         time.sleep(2 * options.throttle_window_seconds + 0.5)
-        count = put_records(services.clients.kinesis, resources.names.stream, options.waves[0])
+        wave = options.again() if options.again is not None else options.waves[0]
+        count = put_records(services.clients.kinesis, resources.names.stream, wave)
         pump.settle()
         return count
 

@@ -12,6 +12,7 @@ from constructs import Construct
 
 from stacks.alarms import Alarms
 from stacks.archive import Archive
+from stacks.archive_sql import ArchiveSql
 from stacks.config import LOG_RETENTION_DAYS, ResolvedEnvironment
 from stacks.delivery import Delivery
 from stacks.functions import Functions
@@ -20,6 +21,7 @@ from stacks.incident_queue import IncidentQueue
 from stacks.log_stream import LogStream
 from stacks.opensearch_setup import OpenSearchSetup
 from stacks.producer_policy import ProducerPolicy
+from stacks.quality_job import QualityJob
 from stacks.search_domain import SearchDomain
 from stacks.secrets import Secrets
 from stacks.sizing import log_shards_for, replicas_for
@@ -38,7 +40,9 @@ def log_retention(days: int) -> logs.RetentionDays:
 
 
 class CaliStack(Stack):
-    def __init__(
+    # One statement per construct, in the order of the architecture diagram: splitting it would
+    # scatter the wiring a reader follows top to bottom.
+    def __init__(  # noqa: PLR0915
         self, scope: Construct, construct_id: str, *, environment: ResolvedEnvironment, **kwargs: Any
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -135,6 +139,22 @@ class CaliStack(Stack):
             {"slack_interactions": lifecycle.interactions, "incident_lifecycle": lifecycle.worker}
         )
 
+        archive_sql = ArchiveSql(
+            self, "ArchiveSql", env_name=name, archive=archive.bucket, removal_policy=removal
+        )
+        quality = QualityJob(
+            self,
+            "QualityJob",
+            env_name=name,
+            sql=archive_sql,
+            architecture=ARCHITECTURE,
+            log_retention=retention,
+            slack_secret=secrets.slack,
+            search_endpoint=search.endpoint,
+            search_domain_arn=search.domain_arn,
+            search_domain_name=search.domain_name,
+        )
+        search.allow(quality.role)
         setup = OpenSearchSetup(
             self,
             "OpenSearchSetup",
@@ -143,7 +163,7 @@ class CaliStack(Stack):
             # One replica where a second node can hold it; none on a one-node dev domain.
             replicas=replicas_for(config.opensearch.data_nodes),
             log_shards=log_shards_for(config.opensearch.data_nodes),
-            writer_roles=delivery.search_writer_roles,
+            writer_roles=[*delivery.search_writer_roles, quality.role],
             reader_roles=readers,
             architecture=ARCHITECTURE,
             log_retention=retention,
@@ -156,7 +176,7 @@ class CaliStack(Stack):
         alarms = Alarms(self, "Alarms", config=config.alarms, removal_policy=removal)
         alarms.watch_stream(log_stream.stream)
         alarms.watch_consumer_lag(functions.log_consumer)
-        alarms.watch_functions(functions.all.items())
+        alarms.watch_functions([*functions.all.items(), ("quality_job", quality.function)])
         alarms.watch_dead_letters(
             [
                 ("IncidentDeadLetters", queues.dead_letters),

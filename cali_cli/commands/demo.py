@@ -71,10 +71,18 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--workdir", type=Path, default=Path(".cali"), help="scratch folder (default .cali)")
     parser.add_argument("--show", type=int, default=6, help="Slack messages to print (default 6)")
+    parser.add_argument(
+        "--no-quality",
+        action="store_true",
+        help="skip the closing data-quality report (see `cali quality --help`)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from collections.abc import Callable, Sequence
+    from datetime import UTC, datetime
+
     from cali_local.demo_inputs import (
         PRODUCTION_THROTTLE_WINDOW_SECONDS,
         REPLAY_ENV,
@@ -91,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     summary = None
     extra_env: dict[str, str] = {}
     window = args.throttle_window
+    again: Callable[[], Sequence[bytes]] | None = None
     if args.input is not None:
         try:
             files = input_files(args.input)
@@ -112,6 +121,19 @@ def run(args: argparse.Namespace) -> int:
             args.scenario, count=args.count, seed=args.seed, bad_fraction=args.bad_fraction
         )
         scenario = args.scenario
+
+        def first_wave_now(scenario: str = args.scenario) -> Sequence[bytes]:
+            """The first wave as the applications would log it again now (the regression)."""
+            fresh = generated_waves(
+                scenario,
+                count=args.count,
+                seed=args.seed,
+                bad_fraction=args.bad_fraction,
+                start=datetime.now(UTC),
+            )
+            return fresh[0]
+
+        again = first_wave_now
     print(f"cali demo: starting local services and the pipeline ({scenario}) ...", flush=True)
     try:
         report = run_pipeline(
@@ -122,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
                 throttle_window_seconds=3 if window is None else window,
                 extra_env=extra_env,
                 lifecycle=True,
+                archive_copy=args.workdir / "archive",
+                again=again,
             )
         )
     except NotALocalEndpointError as error:
@@ -139,4 +163,30 @@ def run(args: argparse.Namespace) -> int:
     if args.report is not None:
         args.report.write_text(report.model_dump_json(indent=2), encoding="utf-8")
         print(f"\nreport written to {args.report}")
+    if not args.no_quality:
+        _quality_report(args.workdir / "archive")
     return 0 if all(report.conservation.values()) else 1
+
+
+def _quality_report(archive: Path) -> None:
+    """The day's data-quality report over the archive the run just wrote (DuckDB)."""
+    from cali.quality.engines import DuckDbEngine
+    from cali.quality.runner import run_quality
+    from cali_cli.commands.quality import newest_day
+    from cali_local.quality_demo import SILENT_SERVICE, seed_baseline
+
+    day = newest_day(archive)
+    if day is None:
+        print("\ndata quality: nothing archived, no report")
+        return
+    seed_baseline(archive, day)
+    print(
+        f"\n== Data quality of {day} (local archive {archive}; a 7-day baseline was seeded in which "
+        f"service {SILENT_SERVICE!r} logs every hour: today it is silent on purpose) =="
+    )
+    report = run_quality(DuckDbEngine(archive), day, environment="demo")
+    print(report.to_text())
+    html = archive.parent / "quality-report.html"
+    html.write_text(report.to_html(), encoding="utf-8")
+    print(f"HTML report: {html}")
+    print("rerun it with `cali quality run --local`; query the archive with `cali archive query --local`")

@@ -1,7 +1,8 @@
 """Fine-grained access control roles CALI needs, and their mapping to IAM roles.
 
 FGAC maps an IAM role ARN (a "backend role") to an OpenSearch role. Firehose's roles get
-``cali_writer`` (create and write the cali-* indices); Grafana's gets ``cali_reader``.
+``cali_writer`` (create and write the cali-* indices), as does quality_job's; Grafana's gets
+``cali_reader``.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cali.search.index import INCIDENTS_INDEX_PATTERN, LOGS_INDEX_PATTERN, SearchClient
+from cali.search.index import INCIDENTS_INDEX_PATTERN, LOGS_INDEX_PATTERN, QUALITY_INDEX_PATTERN, SearchClient
 
 WRITER_ROLE = "cali_writer"
 READER_ROLE = "cali_reader"
-_INDICES = [LOGS_INDEX_PATTERN, INCIDENTS_INDEX_PATTERN]
+# cali-quality-*: quality_job writes the daily check results; Grafana reads them.
+_INDICES = [LOGS_INDEX_PATTERN, INCIDENTS_INDEX_PATTERN, QUALITY_INDEX_PATTERN]
 
 # Firehose's documented needs for an FGAC domain: bulk writes, index creation on
 # rotation, and the cluster/index metadata calls it makes before delivering.

@@ -8,6 +8,7 @@ knowledge sync, escalation and quiet timers (see cali_local.lifecycle).
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -27,6 +28,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> PipelineReport:
             workdir=tmp_path_factory.mktemp("lifecycle"),
             throttle_window_seconds=2,
             lifecycle=True,
+            again=lambda: split_waves(
+                generated_events("mixed", count=1200, seed=7, bad_fraction=0.0, start=datetime.now(UTC))
+            )[0],
         )
     )
 

@@ -68,7 +68,7 @@ def test_grafana_and_extra_readers_are_nag_clean_when_enabled(tmp_path: Path) ->
     ]
     principals = domain["AccessPolicies"]["Statement"][0]["Principal"]["AWS"]
     assert SELF_HOSTED_GRAFANA in principals
-    assert len(principals) == 5  # master, 2 Firehose, managed Grafana, self-hosted reader
+    assert len(principals) == 6  # master, 2 Firehose, quality_job, managed Grafana, self-hosted reader
     analyzer_env = [
         r["Properties"]["Environment"]["Variables"]
         for r in template["Resources"].values()

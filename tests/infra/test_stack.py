@@ -92,7 +92,7 @@ def test_stream_capacity_per_environment(synth: Synth) -> None:
 
 def test_every_bucket_is_private_encrypted_and_tls_only(template: dict[str, Any]) -> None:
     buckets = resources(template, "AWS::S3::Bucket")
-    assert len(buckets) == 2
+    assert len(buckets) == 3  # archive, its access logs, Athena results and quality reports
     policies = {p["Bucket"]["Ref"]: p["PolicyDocument"] for p in props(template, "AWS::S3::BucketPolicy")}
     for logical_id, bucket in buckets.items():
         p = bucket["Properties"]
@@ -209,7 +209,8 @@ def test_domain_access_policy_names_only_cali_roles(template: dict[str, Any]) ->
     assert statement["Effect"] == "Allow"
     principals = statement["Principal"]["AWS"]
     assert principals and all("Fn::GetAtt" in p for p in principals), "no wildcard or account principals"
-    assert len(principals) == 3  # master user + the two Firehose roles (no Grafana by default)
+    # master user + the two Firehose roles + quality_job (no Grafana by default)
+    assert len(principals) == 4
 
 
 def test_domain_sizing_differs_between_dev_and_prod(synth: Synth) -> None:
@@ -258,7 +259,8 @@ def test_secrets_have_no_plaintext(template: dict[str, Any]) -> None:
 
 def test_functions_runtime_logs_and_environment_contract(template: dict[str, Any]) -> None:
     functions = functions_by_service(template)
-    assert set(functions) == {*FUNCTIONS, "opensearch_setup"}
+    # quality_job (a container image) is checked in test_quality_stack.py.
+    assert set(functions) == {*FUNCTIONS, "opensearch_setup", "quality_job"}
     for service, settings in FUNCTIONS.items():
         function = functions[service]
         assert function["Runtime"] == "python3.12"
@@ -419,7 +421,7 @@ def test_firehose_roles_are_confused_deputy_safe(template: dict[str, Any]) -> No
 
 def test_opensearch_setup_maps_both_firehose_roles(template: dict[str, Any]) -> None:
     (setup,) = props(template, "Custom::CaliOpenSearchSetup")
-    assert len(setup["WriterRoleArns"]) == 2
+    assert len(setup["WriterRoleArns"]) == 3  # the two Firehose roles and quality_job
     assert setup["ReaderRoleArns"] == []
     assert int(setup["RetentionDays"]) >= 1
     deliveries = resources(template, "AWS::KinesisFirehose::DeliveryStream")
@@ -448,7 +450,7 @@ def test_alarms_cover_the_pipeline(template: dict[str, Any]) -> None:
     }
     assert expected <= metrics
     errors = [a for a in alarms if a.get("MetricName") == "Errors"]
-    assert len(errors) == 6
+    assert len(errors) == 7  # the four pipeline functions, the two lifecycle ones and quality_job
     for alarm in alarms:
         assert alarm["AlarmActions"] and alarm["OKActions"]
 

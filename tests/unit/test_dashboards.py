@@ -54,6 +54,7 @@ CALI_METRICS = {
 INDEX_OF_DATASOURCE = {
     "cali-opensearch-logs": search_index.LOGS_TEMPLATE,
     "cali-opensearch-incidents": search_index.INCIDENTS_TEMPLATE,
+    "cali-opensearch-quality": search_index.QUALITY_TEMPLATE,
 }
 
 
@@ -122,10 +123,10 @@ def test_check_command_fails_on_a_stale_file(
     assert "stale: grafana/dashboards/operations.json" in capsys.readouterr().err
 
 
-def test_three_dashboards_with_unique_uids(dashboards: dict[str, dict[str, Any]]) -> None:
-    assert set(dashboards) == {"operations", "incidents", "pipeline-health"}
+def test_four_dashboards_with_unique_uids(dashboards: dict[str, dict[str, Any]]) -> None:
+    assert set(dashboards) == {"operations", "incidents", "pipeline-health", "quality"}
     uids = [d["uid"] for d in dashboards.values()]
-    assert len(set(uids)) == 3
+    assert len(set(uids)) == 4
     for board in dashboards.values():
         ids = [p["id"] for p in panels(board) if "id" in p]
         assert len(ids) == len(set(ids))
@@ -182,8 +183,9 @@ def test_variables_used_are_defined_and_consistent(dashboards: dict[str, dict[st
             if isinstance(query, dict) and query.get("find") == "terms":
                 by_name.setdefault(variable["name"], set()).add(json.dumps(variable["datasource"]))
                 assert variable["includeAll"] and variable["allValue"] == "*"
-    # environment and service exist on both OpenSearch dashboards so links keep the filter.
-    assert len(by_name["environment"]) == 2 and len(by_name["service"]) == 2
+    # environment exists on every OpenSearch dashboard and service on the logs and incidents
+    # ones, so links keep the filter (the quality documents are per check, not per service).
+    assert len(by_name["environment"]) == 3 and len(by_name["service"]) == 2
 
 
 def test_opensearch_fields_exist_in_the_index_templates(dashboards: dict[str, dict[str, Any]]) -> None:

@@ -146,7 +146,7 @@ def test_apply_creates_then_is_idempotent_then_updates() -> None:
     client = FakeClient()
     search_index.apply(client, 14)
     ism = client.transport
-    assert set(ism.templates) == {"cali-logs", "cali-incidents"}
+    assert set(ism.templates) == {"cali-logs", "cali-incidents", "cali-quality"}
     assert set(ism.policies) == {"cali-logs-retention", "cali-incidents-retention"}
     assert ism.writes == 2
     search_index.apply(client, 14)  # unchanged: no write, no conflict

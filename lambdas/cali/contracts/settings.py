@@ -174,6 +174,21 @@ class KnowledgeSyncSettings(AnalyzerSettings):
     knowledge_dir: str = Field("knowledge_base", description="Runbooks and past incidents folder")
 
 
+class QualityJobSettings(AnalyzerSettings):
+    """quality_job: Athena for the checks, a bucket for the report; Slack fields as the analyzer's."""
+
+    athena_workgroup: str = Field("cali-local", description="Athena workgroup (results, scan limit)")
+    athena_database: str = Field("cali_local", description="Glue database with raw_lines, dlq_entries")
+    reports_bucket: str = Field("cali-local-results", description="Bucket for report.json / report.html")
+    quality_opensearch_endpoint: str = Field("", description="OpenSearch domain endpoint; empty: skip")
+    query_timeout_seconds: float = Field(600.0, gt=0, description="Longest wait for the queries")
+    quality_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="JSON, overrides of the check thresholds (cali.quality.checks.QualitySettings), "
+        'e.g. {"max_dlq_share": 0.05}',
+    )
+
+
 @lru_cache(maxsize=1)
 def consumer_settings() -> ConsumerSettings:
     return ConsumerSettings()
@@ -187,3 +202,8 @@ def analyzer_settings() -> AnalyzerSettings:
 @lru_cache(maxsize=1)
 def knowledge_sync_settings() -> KnowledgeSyncSettings:
     return KnowledgeSyncSettings()
+
+
+@lru_cache(maxsize=1)
+def quality_job_settings() -> QualityJobSettings:
+    return QualityJobSettings()

@@ -17,8 +17,10 @@ from typing import Any, Protocol
 
 LOGS_TEMPLATE = "cali-logs"
 INCIDENTS_TEMPLATE = "cali-incidents"
+QUALITY_TEMPLATE = "cali-quality"
 LOGS_INDEX_PATTERN = "cali-logs-*"
 INCIDENTS_INDEX_PATTERN = "cali-incidents-*"
+QUALITY_INDEX_PATTERN = "cali-quality-*"
 LOGS_POLICY_ID = "cali-logs-retention"
 INCIDENTS_POLICY_ID = "cali-incidents-retention"
 
@@ -30,6 +32,7 @@ _PACKAGE_DIR = "opensearch"
 _TEMPLATE_FILES = {
     LOGS_TEMPLATE: "cali-logs.template.json",
     INCIDENTS_TEMPLATE: "cali-incidents.template.json",
+    QUALITY_TEMPLATE: "cali-quality.template.json",
 }
 _POLICY_FILE = "retention.ism-policy.json"
 
