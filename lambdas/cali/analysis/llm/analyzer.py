@@ -22,7 +22,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ import openai
 
 from cali.analysis.llm.budget import BudgetUnavailableError, Reservation, TokenBudget
 from cali.analysis.llm.cache import CachedAnalysis, LlmCache
+from cali.analysis.llm.endpoint import RESPONSE_FORMATS, endpoint_limits, rejects_response_format
 from cali.analysis.llm.grounding import _SAFE_ID, check_grounding
 from cali.analysis.llm.parsing import LlmUnavailableError, parse_answer
 from cali.analysis.llm.pricing import DEFAULT_PRICES, ModelPrice, price_for
@@ -52,6 +53,29 @@ class LlmConfig:
     max_retries: int = 2
     cache_ttl_seconds: int = 86_400
     prices: Mapping[str, ModelPrice] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    self_hosted: bool = False
+    """A server of our own (``cali.llm_endpoint``): no retry after a timeout, tokens free
+    unless ``prices`` names the model."""
+
+
+def config_for_endpoint(
+    config: LlmConfig,
+    *,
+    base_url: str | None,
+    self_hosted: bool | None,
+    timeout_seconds: float | None = None,
+    max_retries: int | None = None,
+) -> LlmConfig:
+    """``config`` with the timeout, retries and kind that suit the endpoint (explicit values win)."""
+    limits = endpoint_limits(
+        base_url, self_hosted=self_hosted, timeout_seconds=timeout_seconds, max_retries=max_retries
+    )
+    return replace(
+        config,
+        timeout_seconds=limits.timeout_seconds,
+        max_retries=limits.max_retries,
+        self_hosted=limits.self_hosted,
+    )
 
 
 def cache_key(fingerprint: str, model: str, knowledge_ids: Sequence[str]) -> str:
@@ -77,11 +101,9 @@ class LlmAnalyzer:
         self._cache = cache
         self._monotonic = monotonic
         # Adapted once per instance when a server rejects one of them (see _adapt_options).
-        self._options: dict[str, Any] = {
-            "max_tokens": config.max_tokens,
-            "temperature": 0,
-            "response_format": {"type": "json_object"},
-        }
+        self._options: dict[str, Any] = {"max_tokens": config.max_tokens, "temperature": 0}
+        self._format = 0  # index in RESPONSE_FORMATS: json_schema, then json_object, then none
+        self._set_format(0)
 
     @classmethod
     def create_client(
@@ -147,9 +169,8 @@ class LlmAnalyzer:
             # The provider may bill each attempt's prompt before we gave up, and the SDK
             # retried the timeout: count every attempt, or a slow provider outspends the budget.
             spent = prompt.estimated_tokens * (cfg.max_retries + 1)
-            raise LlmUnavailableError(
-                f"LLM timed out after {cfg.timeout_seconds:g}s ({cfg.max_retries} retries)"
-            ) from exc
+            retries = "no retry: self-hosted" if cfg.self_hosted else f"{cfg.max_retries} retries"
+            raise LlmUnavailableError(f"LLM timed out after {cfg.timeout_seconds:g}s ({retries})") from exc
         except openai.RateLimitError as exc:
             raise LlmUnavailableError(f"LLM rate limited (429) after {cfg.max_retries} retries") from exc
         except openai.AuthenticationError as exc:
@@ -168,7 +189,7 @@ class LlmAnalyzer:
         if not content:
             raise LlmUnavailableError("LLM returned an empty answer", usage=usage)
         try:
-            answer = parse_answer(content)
+            answer, notes = parse_answer(content)
         except LlmUnavailableError as exc:
             if choice is not None and choice.finish_reason == "length":
                 raise LlmUnavailableError(
@@ -183,38 +204,50 @@ class LlmAnalyzer:
                 analysis=grounded, model=usage.model, flags=grounding_flags, created_at=datetime.now(UTC)
             ),
         )
-        return AnalysisResult(llm=grounded, similar=similar, usage=usage, flags=[*grounding_flags, *flags])
+        return AnalysisResult(
+            llm=grounded, similar=similar, usage=usage, flags=[*notes, *grounding_flags, *flags]
+        )
 
     def _complete(self, prompt: Prompt) -> ChatCompletion:
         assert self._client is not None
-        for _ in range(len(self._options) + 1):
+        for _ in range(len(self._options) + len(RESPONSE_FORMATS)):
             try:
                 completion: ChatCompletion = self._client.chat.completions.create(
                     model=self.config.model, messages=prompt.messages(), **self._options
                 )
                 return completion
-            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
-                if not self._adapt_options(str(exc)):
+            except openai.APIStatusError as exc:
+                if not self._adapt_options(exc.status_code, str(exc)):
                     raise
         raise LlmUnavailableError("LLM server rejected every request shape")
 
-    def _adapt_options(self, error: str) -> bool:
+    def _set_format(self, index: int) -> None:
+        self._format = index
+        response_format = RESPONSE_FORMATS[index]
+        if response_format is None:
+            self._options.pop("response_format", None)
+        else:
+            self._options["response_format"] = response_format
+
+    def _adapt_options(self, status: int, error: str) -> bool:
         """Drop or rename the option a server says it does not support; False if none applies.
 
-        Servers differ: some have no JSON mode, reasoning models refuse ``temperature`` and
-        want ``max_completion_tokens``. The change sticks for the rest of this instance.
+        Servers differ: some have no JSON mode or no ``json_schema`` (llama.cpp's answers it
+        with HTTP 500), reasoning models refuse ``temperature`` and want
+        ``max_completion_tokens``. The change sticks for the rest of this instance.
         """
         options = self._options
-        if "response_format" in options and ("response_format" in error or "json" in error.lower()):
-            del options["response_format"]
-        elif "temperature" in options and "temperature" in error:
+        if "temperature" in options and status == 400 and "temperature" in error:
             del options["temperature"]
         elif "max_tokens" in options and "'max_tokens'" in error and "max_completion_tokens" in error:
             options["max_completion_tokens"] = options.pop("max_tokens")
+        elif "response_format" in options and rejects_response_format(status, error):
+            self._set_format(self._format + 1)
         else:
             return False
         logger.info(
-            "LLM server rejected a request option; retrying without it", extra={"options": list(options)}
+            "LLM server rejected a request option; retrying without it",
+            extra={"status": status, "options": list(options), "response_format": self._format},
         )
         return True
 
@@ -232,6 +265,8 @@ class LlmAnalyzer:
             prompt_tokens, completion_tokens = prompt.estimated_tokens, estimate_tokens(content or "")
             flags.append("usage_estimated")
         price = price_for(self.config.model, self.config.prices)
+        if price is None and self.config.self_hosted:
+            price = ModelPrice(0.0, 0.0)  # our own server: no per-token bill
         if price is None:
             flags.append(f"unknown_model_cost:{_SAFE_ID.sub('', self.config.model)[:60]}")
             cost = 0.0
