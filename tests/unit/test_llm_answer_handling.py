@@ -147,7 +147,10 @@ def test_limits_follow_the_endpoint_kind_unless_set() -> None:
 
 
 def test_response_format_rejections_are_recognised() -> None:
-    assert rejects_response_format(500, "Internal Server Error")
-    assert rejects_response_format(400, "Invalid parameter: 'response_format' of type 'json_schema'")
-    assert not rejects_response_format(400, "maximum context length exceeded")
-    assert not rejects_response_format(503, "overloaded")
+    assert rejects_response_format(500, "Internal Server Error", sent_json_schema=True)
+    assert not rejects_response_format(500, "Internal Server Error", sent_json_schema=False)
+    assert rejects_response_format(
+        400, "'response_format' of type 'json_object' unsupported", sent_json_schema=False
+    )
+    assert not rejects_response_format(400, "maximum context length exceeded", sent_json_schema=True)
+    assert not rejects_response_format(503, "overloaded", sent_json_schema=True)

@@ -44,6 +44,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+NOT_CALLED_FOR_UPDATE = "update alert: no new LLM call (the first message of the thread has the analysis)"
+"""An update message shows counts only (``cali.notify.slack.message``): it reuses a cached
+answer for its incident document, and never pays for an analysis nobody would see."""
+
+
 @dataclass(frozen=True)
 class LlmConfig:
     model: str
@@ -122,10 +127,13 @@ class LlmAnalyzer:
             max_retries=config.max_retries,
         )
 
-    def analyze(self, incident: IncidentMessage, similar: Sequence[SimilarIncident]) -> AnalysisResult:
+    def analyze(
+        self, incident: IncidentMessage, similar: Sequence[SimilarIncident], *, cache_only: bool = False
+    ) -> AnalysisResult:
+        """``cache_only``: return the cached answer if there is one, never call the model."""
         hits = list(similar)
         try:
-            return self._analyze(incident, hits)
+            return self._analyze(incident, hits, cache_only=cache_only)
         except LlmUnavailableError as exc:
             logger.warning("LLM analysis degraded", extra={"reason": exc.reason})
             return AnalysisResult(llm=None, similar=hits, usage=exc.usage, degraded_reason=exc.reason)
@@ -137,7 +145,9 @@ class LlmAnalyzer:
                 degraded_reason=f"LLM analysis failed unexpectedly ({type(exc).__name__})",
             )
 
-    def _analyze(self, incident: IncidentMessage, similar: list[SimilarIncident]) -> AnalysisResult:  # noqa: C901, PLR0912
+    def _analyze(
+        self, incident: IncidentMessage, similar: list[SimilarIncident], *, cache_only: bool
+    ) -> AnalysisResult:
         if self._client is None:
             raise LlmUnavailableError("LLM not configured (no API key and no base URL)")
         cfg = self.config
@@ -151,6 +161,8 @@ class LlmAnalyzer:
                 usage=LlmUsage(model=cached.model, cached=True),
                 flags=list(cached.flags),
             )
+        if cache_only:
+            return AnalysisResult(similar=similar, degraded_reason=NOT_CALLED_FOR_UPDATE)
 
         try:
             reservation = self._budget.reserve(prompt.estimated_tokens + cfg.max_tokens)
@@ -241,7 +253,9 @@ class LlmAnalyzer:
             del options["temperature"]
         elif "max_tokens" in options and "'max_tokens'" in error and "max_completion_tokens" in error:
             options["max_completion_tokens"] = options.pop("max_tokens")
-        elif "response_format" in options and rejects_response_format(status, error):
+        elif "response_format" in options and rejects_response_format(
+            status, error, sent_json_schema=self._format == 0
+        ):
             self._set_format(self._format + 1)
         else:
             return False

@@ -110,11 +110,11 @@ RESPONSE_FORMATS: tuple[dict[str, Any] | None, ...] = (answer_json_schema(), {"t
 """Tried in this order; ``None`` sends no ``response_format`` at all."""
 
 
-def rejects_response_format(status: int | None, error: str) -> bool:
+def rejects_response_format(status: int | None, error: str, *, sent_json_schema: bool) -> bool:
     """Does this error look like the server refusing the ``response_format`` we sent?"""
     text = error.casefold()
     if status in (400, 422):
         return "response_format" in text or "json" in text or "schema" in text or "grammar" in text
-    # llama.cpp's server answers json_schema with a bare 500; a 500 for any other reason
-    # costs one extra attempt with a plainer format, once per process.
-    return status in (500, 501)
+    # llama.cpp's server answers json_schema with a bare 500. Only then is a 500 taken for a
+    # refusal (once per process); with a plainer format a 500 is the server's own failure.
+    return sent_json_schema and status in (500, 501)

@@ -100,10 +100,9 @@ def coerce_answer(answer: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     if extra:
         notes.append(f"answer_extra_keys_dropped:{len(extra)}")
     for key, limit in _TEXT_LIMITS.items():
-        if key in answer:
-            value = answer[key]
-            text = value if isinstance(value, str) else json.dumps(value)
-            data[key] = text if len(text) <= limit else text[: limit - 1] + "…"
+        value = answer.get(key)
+        # Text that is not text is left for validation to refuse: it is not an answer.
+        data[key] = value[: limit - 1] + "…" if isinstance(value, str) and len(value) > limit else value
     for key, limit in _LIST_LIMITS.items():
         if key in answer:
             data[key] = [item[:500] for item in _as_list(answer[key])][:limit]
