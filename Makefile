@@ -8,7 +8,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test check lint typecheck unit functional faults infra integration e2e synth nag bench \
-        bench-fingerprint bench-consumer bench-retrieval bench-formats dashboards install clean lock \
+        bench-fingerprint bench-consumer bench-retrieval bench-formats bench-analysis llm-local dashboards install clean lock \
         actionlint doctor doctor-local bundle-report deploy diff notify-deploy
 
 ## install: create .venv and node_modules (idempotent; reruns only when pins change)

@@ -139,6 +139,7 @@ def llm_config(settings: AnalyzerSettings) -> LlmConfig:
         prompt_max_tokens=settings.llm_prompt_max_tokens,
         cache_ttl_seconds=settings.llm_cache_ttl_seconds,
         prices=prices,
+        review_pass=settings.llm_review_pass,
     )
     return config_for_endpoint(
         config,

@@ -482,3 +482,31 @@ def test_citations_tolerate_whitespace_inside_brackets() -> None:
     answer = LlmAnalysis.model_validate(good_answer(cited_ids=["[ kb-001 ]", " KB-001\n"]))
     cleaned, flags = check_grounding(answer, prompt)
     assert cleaned.cited_ids == ["KB-001"] and flags == []
+
+
+def test_the_review_pass_can_only_lower_the_confidence(stub: OpenAiStub) -> None:
+    stub.script(
+        StubReply.answer(good_answer()),
+        StubReply.answer('Verdict: {"verdict": "unsupported", "reason": "no"}'),
+    )
+    analyzer, budget = make_analyzer(stub, review_pass=True)
+
+    result = analyzer.analyze(incident(), similar())
+
+    assert result.llm is not None and result.llm.confidence == "low"
+    assert result.flags[-2:] == ["review:unsupported", "review_capped:high->low"]
+    review = stub.completion_requests[1].body
+    assert review["max_tokens"] == 100 and "Be skeptical" in review["messages"][0]["content"]
+    assert (
+        result.usage is not None
+        and budget.used() == result.usage.prompt_tokens + result.usage.completion_tokens
+    )
+
+    stub.script(StubReply.answer(good_answer()), StubReply.answer('{"verdict": "proven"}'))
+    kept = analyzer.analyze(incident(fingerprint="fedcba9876543210"), similar())
+    assert kept.llm is not None and kept.llm.confidence == "high" and kept.flags[-1] == "review:proven"
+
+    stub.script(StubReply.answer(good_answer()), StubReply.answer("I think it is fine."))
+    failed = analyzer.analyze(incident(fingerprint="00000000000000ff"), similar())
+    assert failed.llm is not None and failed.llm.confidence == "high"
+    assert failed.flags[-1] == "review_failed:NoAnswerObjectError"

@@ -117,6 +117,9 @@ class AnalyzerSettings(CommonSettings):
         description="A server of our own (llama.cpp, vLLM): no retry after a timeout, zero price. "
         "Unset: true when LLM_BASE_URL is a loopback, private or cluster-internal address",
     )
+    llm_review_pass: bool = Field(
+        False, description="A skeptical second LLM call that may only lower the confidence (measured: README)"
+    )
     llm_timeout_seconds: float | None = Field(
         None, gt=0, description="Per attempt; unset: 20 s for a hosted API, 240 s self-hosted"
     )

@@ -31,11 +31,13 @@ import openai
 from cali.analysis.llm.budget import BudgetUnavailableError, Reservation, TokenBudget
 from cali.analysis.llm.cache import CachedAnalysis, LlmCache
 from cali.analysis.llm.endpoint import RESPONSE_FORMATS, endpoint_limits, rejects_response_format
+from cali.analysis.llm.extract import NoAnswerObjectError
 from cali.analysis.llm.grounding import _SAFE_ID, check_grounding
 from cali.analysis.llm.parsing import LlmUnavailableError, parse_answer
 from cali.analysis.llm.pricing import DEFAULT_PRICES, ModelPrice, price_for
 from cali.analysis.llm.prompt import PROMPT_VERSION, Prompt, build_prompt, estimate_tokens
-from cali.contracts.analysis import AnalysisResult, LlmUsage, SimilarIncident
+from cali.analysis.llm.review import apply_verdict, parse_verdict, review_messages
+from cali.contracts.analysis import AnalysisResult, LlmAnalysis, LlmUsage, SimilarIncident
 from cali.contracts.incident import IncidentMessage
 
 if TYPE_CHECKING:
@@ -59,6 +61,8 @@ class LlmConfig:
     cache_ttl_seconds: int = 86_400
     prices: Mapping[str, ModelPrice] = field(default_factory=lambda: dict(DEFAULT_PRICES))
     self_hosted: bool = False
+    review_pass: bool = False
+    """A skeptical second call that may only lower the confidence (``review.py``)."""
     """A server of our own (``cali.llm_endpoint``): no retry after a timeout, tokens free
     unless ``prices`` names the model."""
 
@@ -210,6 +214,9 @@ class LlmAnalyzer:
             raise LlmUnavailableError(exc.reason, usage=usage) from exc
 
         grounded, grounding_flags = check_grounding(answer, prompt)
+        if cfg.review_pass and grounded.cause_known and grounded.confidence != "low":
+            grounded, review_flags, usage = self._review(prompt, grounded, usage)
+            grounding_flags = [*grounding_flags, *review_flags]
         self._cache_put(
             key,
             CachedAnalysis(
@@ -219,6 +226,49 @@ class LlmAnalyzer:
         return AnalysisResult(
             llm=grounded, similar=similar, usage=usage, flags=[*notes, *grounding_flags, *flags]
         )
+
+    def _review(
+        self, prompt: Prompt, answer: LlmAnalysis, usage: LlmUsage
+    ) -> tuple[LlmAnalysis, list[str], LlmUsage]:
+        """The skeptical second pass (``review.py``); any failure keeps the answer as it is."""
+        assert self._client is not None
+        messages = review_messages(prompt.evidence_text, answer)
+        estimate = sum(estimate_tokens(str(m.get("content", ""))) for m in messages) + 100
+        try:
+            reservation = self._budget.reserve(estimate)
+        except BudgetUnavailableError:
+            reservation = None
+        if reservation is None:
+            return answer, ["review_skipped:budget"], usage
+        started = self._monotonic()
+        try:
+            options = {k: v for k, v in self._options.items() if k != "response_format"}
+            if self._format < len(RESPONSE_FORMATS) - 1:
+                options["response_format"] = {"type": "json_object"}
+            options[("max_completion_tokens" if "max_completion_tokens" in options else "max_tokens")] = 100
+            completion = self._client.chat.completions.create(
+                model=self.config.model, messages=messages, **options
+            )
+            content = completion.choices[0].message.content if completion.choices else None
+            verdict = parse_verdict(content or "")
+        except (openai.OpenAIError, NoAnswerObjectError) as exc:
+            self._settle(reservation, estimate)  # a failed or timed-out call may be billed
+            logger.warning("LLM review pass failed; keeping the answer", extra={"error": str(exc)[:200]})
+            return answer, [f"review_failed:{type(exc).__name__}"], usage
+        spent = estimate
+        if completion.usage is not None:
+            spent = completion.usage.prompt_tokens + completion.usage.completion_tokens
+        self._settle(reservation, spent)
+        if completion.usage is not None:
+            usage = usage.model_copy(
+                update={
+                    "prompt_tokens": usage.prompt_tokens + completion.usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens + completion.usage.completion_tokens,
+                    "latency_ms": round(usage.latency_ms + (self._monotonic() - started) * 1000, 1),
+                }
+            )
+        reviewed, flags = apply_verdict(answer, verdict)
+        return reviewed, flags, usage
 
     def _complete(self, prompt: Prompt) -> ChatCompletion:
         assert self._client is not None
