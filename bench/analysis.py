@@ -345,6 +345,7 @@ def run_answers(
             # Without the review pass, the answer would have shown this confidence.
             "pre_review_confidence": pre_review_confidence(result),
             "cited": result.llm.cited_ids if result.llm else [],
+            "result": result.model_dump(mode="json"),
         }
         with out.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(row) + "\n")
@@ -415,6 +416,23 @@ def print_answers(out: Path) -> None:
     )
 
 
+def slack_text(case: Case, answers: Path) -> str:
+    """The Slack message (its mrkdwn and plain texts, block by block) of one answered case."""
+    from cali.notify.slack.links import IncidentLinks
+    from cali.notify.slack.message import build_incident_message
+
+    rows = {json.loads(line)["id"]: json.loads(line) for line in answers.read_text().splitlines() if line}
+    result = AnalysisResult.model_validate(rows[case.id]["result"])
+    message = build_incident_message(case.incident, result, environment="bench", links=IncidentLinks())
+    lines: list[str] = []
+    for block in message.payload()["blocks"]:
+        texts = [block.get("text", {}), *block.get("elements", []), *block.get("fields", [])]
+        lines.extend(
+            str(t.get("text")) for t in texts if isinstance(t, dict) and isinstance(t.get("text"), str)
+        )
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------- main
 
 
@@ -428,10 +446,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="answer at most this many more cases")
     parser.add_argument("--show", action="store_true", help="print what each case shows")
     parser.add_argument("--review", action="store_true", help="with --answers: add the skeptical second pass")
+    parser.add_argument("--slack", metavar="CASE", help="with --answers: print the Slack text of that answer")
     args = parser.parse_args(argv)
 
     entries = load_knowledge_base(KB)
     known = {entry.id for entry in entries}
+    if args.slack and args.answers:
+        (case,) = [c for c in load_cases(args.cases, known) if c.id == args.slack]
+        print(slack_text(case, args.answers))
+        return 0
     policy = RelevancePolicy()
     with tempfile.TemporaryDirectory(prefix="cali-bench-") as tmp:
         if args.calibrate:
