@@ -168,6 +168,25 @@ class LlmAnalyzer:
         if cache_only:
             return AnalysisResult(similar=similar, degraded_reason=NOT_CALLED_FOR_UPDATE)
 
+        completion, usage, flags = self._call(prompt)
+        answer, notes = self._parse(completion, usage)
+        grounded, grounding_flags = check_grounding(answer, prompt)
+        if cfg.review_pass and grounded.cause_known and grounded.confidence != "low":
+            grounded, review_flags, usage = self._review(prompt, grounded, usage)
+            grounding_flags = [*grounding_flags, *review_flags]
+        self._cache_put(
+            key,
+            CachedAnalysis(
+                analysis=grounded, model=usage.model, flags=grounding_flags, created_at=datetime.now(UTC)
+            ),
+        )
+        return AnalysisResult(
+            llm=grounded, similar=similar, usage=usage, flags=[*notes, *grounding_flags, *flags]
+        )
+
+    def _call(self, prompt: Prompt) -> tuple[ChatCompletion, LlmUsage, list[str]]:
+        """One answer within the daily budget; every failure is an ``LlmUnavailableError``."""
+        cfg = self.config
         try:
             reservation = self._budget.reserve(prompt.estimated_tokens + cfg.max_tokens)
         except BudgetUnavailableError as exc:
@@ -181,6 +200,7 @@ class LlmAnalyzer:
             completion = self._complete(prompt)
             usage, flags = self._usage(completion, prompt, latency_ms=(self._monotonic() - started) * 1000)
             spent = usage.prompt_tokens + usage.completion_tokens
+            return completion, usage, flags
         except openai.APITimeoutError as exc:
             # The provider may bill each attempt's prompt before we gave up, and the SDK
             # retried the timeout: count every attempt, or a slow provider outspends the budget.
@@ -200,32 +220,19 @@ class LlmAnalyzer:
         finally:
             self._settle(reservation, spent)
 
+    def _parse(self, completion: ChatCompletion, usage: LlmUsage) -> tuple[LlmAnalysis, list[str]]:
         choice = completion.choices[0] if completion.choices else None
         content = choice.message.content if choice else None
         if not content:
             raise LlmUnavailableError("LLM returned an empty answer", usage=usage)
         try:
-            answer, notes = parse_answer(content)
+            return parse_answer(content)
         except LlmUnavailableError as exc:
             if choice is not None and choice.finish_reason == "length":
                 raise LlmUnavailableError(
-                    f"LLM answer cut at max_tokens={cfg.max_tokens}; {exc.reason}", usage=usage
+                    f"LLM answer cut at max_tokens={self.config.max_tokens}; {exc.reason}", usage=usage
                 ) from exc
             raise LlmUnavailableError(exc.reason, usage=usage) from exc
-
-        grounded, grounding_flags = check_grounding(answer, prompt)
-        if cfg.review_pass and grounded.cause_known and grounded.confidence != "low":
-            grounded, review_flags, usage = self._review(prompt, grounded, usage)
-            grounding_flags = [*grounding_flags, *review_flags]
-        self._cache_put(
-            key,
-            CachedAnalysis(
-                analysis=grounded, model=usage.model, flags=grounding_flags, created_at=datetime.now(UTC)
-            ),
-        )
-        return AnalysisResult(
-            llm=grounded, similar=similar, usage=usage, flags=[*notes, *grounding_flags, *flags]
-        )
 
     def _review(
         self, prompt: Prompt, answer: LlmAnalysis, usage: LlmUsage
