@@ -310,8 +310,7 @@ def run_answers(
     review: bool,
 ) -> None:
     from cali.analysis.llm.analyzer import LlmAnalyzer, LlmConfig, config_for_endpoint
-    from cali.analysis.llm.budget import InMemoryTokenBudget
-    from cali.analysis.llm.cache import InMemoryLlmCache
+    from cali_testing.analysis import InMemoryLlmCache, InMemoryTokenBudget
 
     base_url = os.environ.get("OPENAI_BASE_URL") or None
     model = os.environ.get("LLM_MODEL", "gpt-4o-mini")
