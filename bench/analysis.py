@@ -105,7 +105,8 @@ def load_cases(path: Path, known_ids: set[str]) -> list[Case]:
 
 
 def to_incident(raw: dict[str, Any]) -> IncidentMessage:
-    """The incident message the consumer would send for this log line (three occurrences)."""
+    """The incident message the consumer would send for this log line (three occurrences,
+    one sample: the consumer keeps distinct samples, and these would all be the same)."""
     message, stack = str(raw["message"]), raw.get("stack_trace")
     fp = fingerprint(message, stack)
     level = Level.from_name(str(raw.get("level", "ERROR")))
@@ -119,7 +120,7 @@ def to_incident(raw: dict[str, Any]) -> IncidentMessage:
             host=raw.get("host"),
             stack_trace=stack,
         )
-        for i in range(3)
+        for i in range(1)  # identical copies would only lengthen the prompt
     ]
     return IncidentMessage(
         incident_id=f"{fp.id}-20260514T0300",
@@ -134,7 +135,7 @@ def to_incident(raw: dict[str, Any]) -> IncidentMessage:
         count=3,
         window_count=3,
         first_seen=samples[0].timestamp,
-        last_seen=samples[-1].timestamp,
+        last_seen=samples[-1].timestamp + timedelta(seconds=34),
         samples=samples,
     )
 
@@ -314,12 +315,23 @@ def run_answers(
 
     base_url = os.environ.get("OPENAI_BASE_URL") or None
     model = os.environ.get("LLM_MODEL", "gpt-4o-mini")
-    cfg = config_for_endpoint(LlmConfig(model=model, review_pass=review), base_url=base_url, self_hosted=None)
+    timeout = os.environ.get("LLM_TIMEOUT_SECONDS")
+    cfg = config_for_endpoint(
+        LlmConfig(model=model, review_pass=review),
+        base_url=base_url,
+        self_hosted=None,
+        timeout_seconds=float(timeout) if timeout else None,
+    )
     client = LlmAnalyzer.create_client(cfg, api_key=os.environ.get("OPENAI_API_KEY"), base_url=base_url)
     analyzer = LlmAnalyzer(client, cfg, budget=InMemoryTokenBudget(10**9), cache=InMemoryLlmCache())
     out.parent.mkdir(parents=True, exist_ok=True)
     done = {json.loads(line)["id"] for line in out.read_text().splitlines()} if out.exists() else set()
-    todo = [case for case in cases if case.id not in done][: limit if limit is not None else None]
+    # Alternate incidents with and without relevant knowledge, so a run cut short by time
+    # still measures both kinds.
+    with_kb = [case for case in cases if case.relevant and case.id not in done]
+    without = [case for case in cases if not case.relevant and case.id not in done]
+    mixed = [case for pair in itertools.zip_longest(with_kb, without) for case in pair if case is not None]
+    todo = mixed[: limit if limit is not None else None]
     where = base_url or "api.openai.com"
     print(f"answers: {len(done)} already in {out}, {len(todo)} to run against {where} ({model})")
     for case in todo:
