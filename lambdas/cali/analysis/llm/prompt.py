@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-PROMPT_VERSION = "2026-12-03.1"
+PROMPT_VERSION = "2026-12-03.2"
 """Part of the cache key: bump it whenever the prompt or the grounding rules change."""
 
 CHARS_PER_TOKEN = 4
@@ -98,17 +98,18 @@ Reply with ONE JSON object and nothing else, with exactly these keys, like this 
 """
 
 ANSWER_EXAMPLE = {
-    "summary": "orders-api returned 500s: 120 errors in 5 minutes on 3 pods",
+    "summary": "<what broke, where, how often>",
     "cause_known": True,
-    "probable_root_cause": "the database connection pool is exhausted: requests wait 30 s for a connection",
-    "confidence": "medium",
-    "evidence": ["Connection is not available, request timed out after 30000ms"],
-    "cited_ids": [],
-    "next_actions": ["Check active vs idle connections and the slowest running queries"],
-    "unknowns": ["whether a long transaction holds the connections"],
+    "probable_root_cause": "<the cause the quoted log lines show, or 'Unknown: ...'>",
+    "confidence": "<low|medium|high>",
+    "evidence": ["<a line or part of a line copied from the logs>"],
+    "cited_ids": ["<id of a matching entry, if any>"],
+    "next_actions": ["<a concrete step>"],
+    "unknowns": ["<what would tell>"],
 }
 """A compact example object: a small model copied the full JSON Schema back, nesting its
-answer inside it; an example of the answer itself is what it imitates best."""
+answer inside it. Its values are descriptions, not a sample incident: a 1.5B model
+copied a concrete example's cause (a database pool) into an unrelated answer."""
 
 
 def system_message() -> str:
