@@ -30,6 +30,7 @@ import argparse
 import itertools
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -282,17 +283,19 @@ def calibrate(items: Sequence[Retrieved], stats: TermStats) -> RelevancePolicy:
 # ---------------------------------------------------------------------------- answers
 
 
-def rubric_correct(case: Case, result: AnalysisResult) -> bool:
-    llm = result.llm
-    if llm is None:
+def _says(text: str, phrase: str) -> bool:
+    """Whole-word, case-insensitive: "down" must not match "scale-down"."""
+    return re.search(rf"(?<![\w-]){re.escape(phrase)}", text, re.IGNORECASE) is not None
+
+
+def rubric_correct(case: Case, summary: str, root_cause: str, cause_known: bool) -> bool:
+    said = f"{summary}\n{root_cause}"
+    if any(_says(said, phrase) for phrase in case.must_not):
         return False
-    said = f"{llm.summary}\n{llm.probable_root_cause}".casefold()
-    if any(phrase.casefold() in said for phrase in case.must_not):
-        return False
-    if all(any(alt.casefold() in said for alt in group) for group in case.must):
+    if all(any(_says(said, alt) for alt in group) for group in case.must):
         return True
     # With no relevant knowledge, saying honestly that the cause is unknown is a right answer.
-    return not case.relevant and llm.cause_known is False
+    return not case.relevant and not cause_known
 
 
 def evidence_counts(result: AnalysisResult) -> tuple[int, int]:
@@ -346,7 +349,10 @@ def run_answers(
             "degraded_reason": result.degraded_reason,
             "confidence": result.llm.confidence if result.llm else None,
             "cause_known": result.llm.cause_known if result.llm else None,
-            "correct": rubric_correct(case, result),
+            "correct": result.llm is not None
+            and rubric_correct(
+                case, result.llm.summary, result.llm.probable_root_cause, result.llm.cause_known
+            ),
             "evidence_kept": kept,
             "evidence_written": written,
             "flags": result.flags,
@@ -406,8 +412,13 @@ def _share(pair: tuple[int, int]) -> str:
     return f"{wrong}/{total} = {wrong / total:.0%}" if total else "0/0"
 
 
-def print_answers(out: Path) -> None:
+def print_answers(out: Path, cases: Sequence[Case]) -> None:
+    by_id = {case.id: case for case in cases}
     rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    for row in rows:  # the rubric is applied again: a corrected rubric needs no new model run
+        row["correct"] = row["confidence"] is not None and rubric_correct(
+            by_id[row["id"]], row["summary"] or "", row["root_cause"] or "", row["cause_known"] is not False
+        )
     s = summarise_answers(rows)
     valid = "n/a" if s["evidence_valid"] is None else format(s["evidence_valid"], ".1%")
     print(
@@ -497,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.answers:
         by_id = {item.case.id: shown_for(item, policy, stats) for item in items}
         run_answers(cases, by_id, args.answers, limit=args.limit, review=args.review)
-        print_answers(args.answers)
+        print_answers(args.answers, cases)
     return 0  # a benchmark reports; tests/unit/test_analysis_bench.py asserts
 
 
