@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 import os
 import re
 import sys
@@ -305,6 +306,19 @@ def evidence_counts(result: AnalysisResult) -> tuple[int, int]:
     return kept, kept + rejected
 
 
+class _RejectedQuotes(logging.Handler):
+    """Collects the quotes grounding removed (the analyzer logs each one), for diagnosis."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.quotes: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        quote = getattr(record, "quote", None)
+        if isinstance(quote, str):
+            self.quotes.append(quote)
+
+
 def run_answers(
     cases: Sequence[Case],
     shown: dict[str, list[SimilarIncident]],
@@ -337,7 +351,10 @@ def run_answers(
     todo = mixed[: limit if limit is not None else None]
     where = base_url or "api.openai.com"
     print(f"answers: {len(done)} already in {out}, {len(todo)} to run against {where} ({model})")
+    rejected = _RejectedQuotes()
+    logging.getLogger("cali.analysis.llm.grounding").addHandler(rejected)
     for case in todo:
+        rejected.quotes.clear()
         started = time.perf_counter()
         result = analyzer.analyze(case.incident, shown[case.id])
         kept, written = evidence_counts(result)
@@ -363,6 +380,7 @@ def run_answers(
             "pre_review_confidence": pre_review_confidence(result),
             "cited": result.llm.cited_ids if result.llm else [],
             "result": result.model_dump(mode="json"),
+            "rejected_quotes": list(rejected.quotes),
         }
         with out.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(row) + "\n")
