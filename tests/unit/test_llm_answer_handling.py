@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cali.analysis.llm.confidence import Support, calibrated_confidence
+from cali.analysis.llm.confidence import Support, calibrated_confidence, copied_from
 from cali.analysis.llm.endpoint import (
     HOSTED_TIMEOUT_SECONDS,
     SELF_HOSTED_TIMEOUT_SECONDS,
@@ -154,3 +154,16 @@ def test_response_format_rejections_are_recognised() -> None:
     )
     assert not rejects_response_format(400, "maximum context length exceeded", sent_json_schema=True)
     assert not rejects_response_format(503, "overloaded", sent_json_schema=True)
+
+
+def test_a_cause_pasted_from_a_runbook_is_a_hypothesis_not_a_diagnosis() -> None:
+    runbook = (
+        "Every connection in the pool is checked out and not returned fast enough: a slow query "
+        "holding connections, a connection leak, or a pool too small for the request threads."
+    )
+    pasted = "Every connection in the pool is checked out and not returned fast enough (slow query)."
+    read = "Postgres at payments-db.internal:5432 refused the connections, so the pool could not open any."
+    assert copied_from(pasted, [runbook])
+    assert not copied_from(read, [runbook])
+    confidence, flags = calibrated_confidence(_support(cause_copied=True))
+    assert confidence == "medium" and flags == ["confidence_capped:high->medium:cause_copied_from_knowledge"]

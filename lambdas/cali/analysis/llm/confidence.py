@@ -10,6 +10,10 @@ claim capped by what supports it:
 * **retrieval relevance**: ``high`` needs a cited knowledge entry that passed the relevance
   check (only such entries are sent). Without one the cause rests on the model's reading
   of a few log lines: at most ``medium``;
+* **a pasted cause**: a root cause that is mostly the text of a knowledge entry's cause
+  is the entry's hypothesis, not something the logs showed: at most ``medium`` (the
+  model pasted a runbook's "slow query or pool too small" over a database that refused
+  connections, with real but unrelated quotes);
 * **the model's own claim**: never raised, and an answer that says the cause is unknown is
   ``low`` whatever else it claims.
 
@@ -19,6 +23,7 @@ and the evaluation can see why.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,6 +41,8 @@ class Support:
     quotes_kept: int
     cited_relevant: Sequence[str]
     """Cited ids that were sent as relevant knowledge (unknown citations already removed)."""
+    cause_copied: bool = False
+    """The root cause is mostly a knowledge entry's own text: a hypothesis, not a diagnosis."""
 
 
 def calibrated_confidence(support: Support) -> tuple[Confidence, list[str]]:
@@ -50,6 +57,8 @@ def calibrated_confidence(support: Support) -> tuple[Confidence, list[str]]:
         caps.append(("medium", "some_evidence_not_in_logs"))
     if not support.cited_relevant:
         caps.append(("medium", "no_relevant_entry_cited"))
+    if support.cause_copied:
+        caps.append(("medium", "cause_copied_from_knowledge"))
 
     level = _RANK[support.claimed]
     flags: list[str] = []
@@ -58,3 +67,19 @@ def calibrated_confidence(support: Support) -> tuple[Confidence, list[str]]:
             flags.append(f"confidence_capped:{_LEVEL[level]}->{cap}:{reason}")
             level = _RANK[cap]
     return _LEVEL[level], flags
+
+
+_WORD = re.compile(r"[a-z0-9]{4,}")
+COPIED_SHARE = 0.7
+"""Share of the answer's words (4+ letters) found in one entry's cause that makes it a copy."""
+
+
+def copied_from(cause: str, knowledge_causes: Sequence[str]) -> bool:
+    words = _WORD.findall(cause.casefold())
+    if len(words) < 6:
+        return False
+    for source in knowledge_causes:
+        vocabulary = set(_WORD.findall(source.casefold()))
+        if vocabulary and sum(1 for w in words if w in vocabulary) >= COPIED_SHARE * len(words):
+            return True
+    return False

@@ -6,7 +6,7 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from cali.analysis.llm.confidence import Support, calibrated_confidence
+from cali.analysis.llm.confidence import Support, calibrated_confidence, copied_from
 from cali.analysis.llm.prompt import Prompt
 from cali.contracts.analysis import LlmAnalysis
 
@@ -80,6 +80,7 @@ def check_grounding(analysis: LlmAnalysis, prompt: Prompt) -> tuple[LlmAnalysis,
             quotes_written=len(analysis.evidence),
             quotes_kept=len(evidence),
             cited_relevant=cited,
+            cause_copied=copied_from(analysis.probable_root_cause, prompt.knowledge_causes),
         )
     )
     flags.extend(capped)

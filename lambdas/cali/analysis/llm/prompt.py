@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-PROMPT_VERSION = "2026-12-03.2"
+PROMPT_VERSION = "2026-12-03.3"
 """Part of the cache key: bump it whenever the prompt or the grounding rules change."""
 
 CHARS_PER_TOKEN = 4
@@ -127,6 +127,8 @@ class Prompt:
     found here, never in the prompt's own labels (``--- sample 1 of 3``, ``message:``)."""
     knowledge_ids: tuple[str, ...]
     samples_sent: int
+    knowledge_causes: tuple[str, ...] = ()
+    """The root causes of the entries sent, to tell a pasted cause from a diagnosis."""
 
     @property
     def estimated_tokens(self) -> int:
@@ -198,12 +200,14 @@ def build_prompt(incident: IncidentMessage, similar: Sequence[SimilarIncident], 
     knowledge_budget = int(budget * _KNOWLEDGE_SHARE)
     entries: list[str] = []
     ids: list[str] = []
+    causes: list[str] = []
     for hit in similar:
         entry = _knowledge_entry(hit)
         if sum(map(len, entries)) + len(entry) > knowledge_budget:
             break
         entries.append(entry)
         ids.append(hit.id)
+        causes.append(hit.root_cause or "")
     knowledge = "\n\n".join(entries) if entries else NO_KNOWLEDGE
 
     logs_budget = budget - len(facts) - len(knowledge) - 300
@@ -233,6 +237,7 @@ def build_prompt(incident: IncidentMessage, similar: Sequence[SimilarIncident], 
         log_text=log_text,
         evidence_text=evidence_text,
         knowledge_ids=tuple(ids),
+        knowledge_causes=tuple(causes),
         samples_sent=sent,
     )
 

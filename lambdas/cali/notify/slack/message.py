@@ -166,6 +166,7 @@ _CAP_REASONS = {
     "some_evidence_not_in_logs": "a quoted line was not found in the logs",
     "no_relevant_entry_cited": "no matching runbook or past incident",
     "cause_unknown": "the logs do not show the cause",
+    "cause_copied_from_knowledge": "the cause is the runbook's, not read in the logs",
 }
 
 
