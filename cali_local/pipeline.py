@@ -159,8 +159,29 @@ def handler_environment(
         env["LLM_BASE_URL"] = os.environ["OPENAI_BASE_URL"]
     if os.environ.get("OPENAI_MODEL"):
         env["LLM_MODEL"] = os.environ["OPENAI_MODEL"]
+    for name in ("LLM_MODEL", "LLM_SELF_HOSTED", "LLM_TIMEOUT_SECONDS", "LLM_MAX_RETRIES", "LLM_PRICES"):
+        if os.environ.get(name):  # scripts/offline-llm.sh env sets these for a local model
+            env[name] = os.environ[name]
     env.update(options.extra_env)
     return env
+
+
+ANALYZER_TIMEOUT_SECONDS = 120.0
+"""The analyzer Lambda's default timeout (``stacks/config.py``)."""
+
+
+def analyzer_batching() -> dict[str, Any]:
+    """Timeout and batch size of the analyzer's event source, sized like production must be:
+    the timeout fits one incident's worst case (``seconds_needed``: 255 s with a self-hosted
+    model), and a batch holds no more incidents than fit in it, so the handler never hands
+    records back (each hand-back is a receive; five of them dead-letter the incident)."""
+    from incident_analyzer.handler import seconds_needed
+
+    from cali.contracts.settings import analyzer_settings
+
+    needed = seconds_needed(analyzer_settings())
+    timeout = max(ANALYZER_TIMEOUT_SECONDS, needed)
+    return {"timeout_seconds": timeout, "batch_size": max(1, min(10, int(timeout // needed)))}
 
 
 def _load_handlers() -> dict[str, Any]:
@@ -288,6 +309,7 @@ def _run(
                 wrapped["incident_analyzer"],
                 "incident_analyzer",
                 region=services.region,
+                **analyzer_batching(),
             ),
         )
         ingest_started = time.time()

@@ -42,6 +42,7 @@ def stub(openai_server: OpenAiStub) -> OpenAiStub:
     """The module's stub with nothing scripted and every switch a test may flip back off."""
     openai_server.reset()
     openai_server.reject_response_format = False
+    openai_server.json_schema_status = None
     openai_server.unsupported_params = frozenset()
     openai_server.api_key = None
     return openai_server

@@ -35,7 +35,7 @@ from cali.analysis.alert_state import DynamoDbAlertState
 from cali.analysis.analyzer import AlertNotPostedError, AnalysisOutcome, IncidentAnalysis
 from cali.analysis.embeddings import Embedder, make_embedder
 from cali.analysis.incident_sink import FirehoseIncidentSink, IncidentSink, OpenSearchIncidentSink
-from cali.analysis.llm.analyzer import LlmAnalyzer, LlmConfig
+from cali.analysis.llm.analyzer import NOT_CALLED_FOR_UPDATE, LlmAnalyzer, LlmConfig, config_for_endpoint
 from cali.analysis.llm.budget import DynamoDbTokenBudget
 from cali.analysis.llm.cache import DynamoDbLlmCache
 from cali.analysis.llm.pricing import DEFAULT_PRICES, ModelPrice
@@ -43,6 +43,7 @@ from cali.analysis.redaction import Redactor
 from cali.contracts.analysis import SimilarIncident
 from cali.contracts.incident import IncidentMessage
 from cali.contracts.settings import AnalyzerSettings, analyzer_settings
+from cali.knowledge.relevance import RelevancePolicy, TermStats
 from cali.knowledge.store import KnowledgeStore
 from cali.lifecycle.alerts import AlertLifecycle
 from cali.lifecycle.store import DynamoDbLifecycleStore
@@ -111,6 +112,9 @@ class LazyKnowledgeStore:
             vector, top_k=top_k, min_score=min_score, service=service, source=source, fingerprint=fingerprint
         )
 
+    def term_stats(self) -> TermStats:
+        return self._lazy.get().term_stats()
+
 
 def openai_api_key(settings: AnalyzerSettings) -> str | None:
     """From Secrets Manager in AWS; locally the usual ``OPENAI_API_KEY`` variable."""
@@ -133,14 +137,20 @@ def openai_api_key(settings: AnalyzerSettings) -> str | None:
 def llm_config(settings: AnalyzerSettings) -> LlmConfig:
     prices = dict(DEFAULT_PRICES)
     prices.update({model: ModelPrice(*price) for model, price in settings.llm_prices.items()})
-    return LlmConfig(
+    config = LlmConfig(
         model=settings.llm_model,
         max_tokens=settings.llm_max_tokens,
         prompt_max_tokens=settings.llm_prompt_max_tokens,
-        timeout_seconds=settings.llm_timeout_seconds,
-        max_retries=settings.llm_max_retries,
         cache_ttl_seconds=settings.llm_cache_ttl_seconds,
         prices=prices,
+        review_pass=settings.llm_review_pass,
+    )
+    return config_for_endpoint(
+        config,
+        base_url=settings.llm_base_url or None,
+        self_hosted=settings.llm_self_hosted,
+        timeout_seconds=settings.llm_timeout_seconds,
+        max_retries=settings.llm_max_retries,
     )
 
 
@@ -188,7 +198,12 @@ def compose(settings: AnalyzerSettings) -> IncidentAnalysis:
         environment=settings.cali_env,
         links_for=links_builder(settings),
         top_k=settings.retrieval_top_k,
-        min_score=settings.retrieval_min_score,
+        relevance=RelevancePolicy(
+            min_cosine=settings.retrieval_min_score,
+            min_agreement=settings.retrieval_min_agreement,
+            strong_cosine=settings.retrieval_strong_score,
+            max_gap=settings.retrieval_max_gap,
+        ),
         lifecycle=alert_lifecycle(settings, dynamodb),
     )
 
@@ -233,7 +248,7 @@ def emit_metrics(outcome: AnalysisOutcome) -> None:
         return
     metrics.add_metric("IncidentsAnalyzed", MetricUnit.Count, 1)
     metrics.add_metric("AnalysisLatencyMs", MetricUnit.Milliseconds, outcome.analysis_latency_ms)
-    if result.degraded:
+    if result.degraded and result.degraded_reason != NOT_CALLED_FOR_UPDATE:
         metrics.add_metric("AnalysisDegraded", MetricUnit.Count, 1)
     usage = result.usage
     if usage is not None and not usage.cached:
@@ -256,10 +271,15 @@ class _Batch:
 def seconds_needed(settings: AnalyzerSettings) -> float:
     """Time to start one more incident: one full LLM attempt plus retrieval, Slack and the sink.
 
-    Not the worst case (every retry timing out): that rarely happens and, with the default
-    batch size and timeout, would hand most records back to the queue for nothing.
+    The attempt is the endpoint's own timeout (``cali.analysis.llm.endpoint``: 20 s for a
+    hosted API, 240 s for a self-hosted server). Not the worst case of a hosted API (every
+    retry timing out): that rarely happens and, with the default batch size and timeout,
+    would hand most records back to the queue for nothing. A self-hosted endpoint has no
+    retries, so there it is the worst case. The Lambda timeout must be at least this much
+    (docs/analysis.md), and the SQS batch size at most timeout / this, or records handed
+    back count as receives and can dead-letter.
     """
-    return settings.llm_timeout_seconds + 15.0
+    return llm_config(settings).timeout_seconds + 15.0
 
 
 def record_handler(record: IncidentRecord, lambda_context: LambdaContext | None = None) -> None:

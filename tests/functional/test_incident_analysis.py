@@ -25,6 +25,7 @@ from cali.analysis.incident_sink import (
     OpenSearchIncidentSink,
     build_incident_document,
 )
+from cali.analysis.llm.analyzer import NOT_CALLED_FOR_UPDATE
 from cali.analysis.redaction import Redactor
 from cali.contracts.analysis import AnalysisResult
 from cali.contracts.incident import IncidentMessage
@@ -179,7 +180,7 @@ def test_incident_is_redacted_retrieved_analysed_posted_and_recorded(
 def test_llm_failure_still_posts_a_retrieval_only_alert(
     stub: OpenAiStub, embedder: LocalOnnxEmbedder, store: KnowledgeStore
 ) -> None:
-    stub.script(StubReply.server_error(500))
+    stub.script(StubReply.server_error(500), StubReply.server_error(500))  # json_schema, then json_object
     notifier, sink = RecordingNotifier(), InMemoryIncidentSink()
     analysis = make_analysis(stub, embedder, store, notifier=notifier, sink=sink)
 
@@ -395,3 +396,17 @@ def test_opensearch_sink_indexes_monthly_and_overwrites_on_redelivery() -> None:
 
     with pytest.raises(IncidentSinkError):
         OpenSearchIncidentSink.connect("http://127.0.0.1:9").record(_document())
+
+
+def test_an_update_alert_never_calls_the_llm(
+    stub: OpenAiStub, embedder: LocalOnnxEmbedder, store: KnowledgeStore
+) -> None:
+    # Slack's update message shows counts, not an analysis: it reuses a cached answer for
+    # its document when there is one, and otherwise costs no LLM call.
+    notifier = RecordingNotifier()
+    analysis = make_analysis(stub, embedder, store, notifier=notifier)
+
+    outcome = analysis.process(incident(kind="update", fingerprint="00000000000000aa"))
+
+    assert outcome.disposition == "posted" and stub.completion_requests == []
+    assert outcome.result is not None and outcome.result.degraded_reason == NOT_CALLED_FOR_UPDATE

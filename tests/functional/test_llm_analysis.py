@@ -58,10 +58,16 @@ def test_valid_answer_is_validated_costed_and_sent_with_a_defensive_prompt(stub:
 
     (request,) = stub.completion_requests
     body = request.body
-    assert body["response_format"] == {"type": "json_object"}
+    # The answer's exact shape first (strict json_schema); plainer formats only if refused.
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["schema"]["required"][0] == "summary"
     assert body["max_tokens"] == 800 and body["model"] == "gpt-4o-mini"
     system, user = body["messages"][0]["content"], body["messages"][1]["content"]
     assert "untrusted DATA" in system and '"probable_root_cause"' in system
+    # A compact example of the answer, not the JSON Schema (a small model nested its answer
+    # in a copy of the schema), and the knowledge framed as context, not as the answer.
+    assert '"properties"' not in system and '"cause_known": true' in system
+    assert "context, not the answer" in system
     assert "<<<LOGS\n" in user and "\nLOGS>>>" in user and POOL_MESSAGE in user
     assert "[KB-001] runbook" in user and "[INC-2041] incident" in user
     assert request.headers["authorization"] == "Bearer sk-test"
@@ -74,18 +80,23 @@ def test_malformed_json_degrades_but_counts_the_tokens(stub: OpenAiStub) -> None
     result = analyzer.analyze(incident(), similar())
 
     assert result.llm is None
-    assert result.degraded_reason is not None and "not valid JSON" in result.degraded_reason
+    assert result.degraded_reason == "LLM answer unusable: no JSON object in the answer"
     assert result.similar == similar()
     assert result.usage is not None and result.usage.completion_tokens > 0
     assert budget.used() == result.usage.prompt_tokens + result.usage.completion_tokens
 
 
 def test_schema_invalid_json_degrades(stub: OpenAiStub) -> None:
+    # Sloppy but usable answers are fitted (extra key dropped, unknown confidence read as
+    # low) and flagged; an answer whose required text is not text is refused.
     stub.script(StubReply.answer(good_answer(confidence="certain", mood="confident")))
     analyzer, _ = make_analyzer(stub)
-
     result = analyzer.analyze(incident(), similar())
+    assert result.llm is not None and result.llm.confidence == "low"
+    assert result.flags[:2] == ["answer_extra_keys_dropped:1", "answer_confidence_missing"]
 
+    stub.script(StubReply.answer(good_answer(probable_root_cause={"text": 1}, summary=None)))
+    result = analyzer.analyze(incident(fingerprint="fedcba9876543210"), similar())
     assert result.llm is None
     assert (
         result.degraded_reason is not None and "did not match the schema (2 errors" in result.degraded_reason
@@ -124,8 +135,13 @@ def test_fabricated_evidence_is_removed_and_unsupported_answer_drops_to_low(stub
 
     assert result.llm is not None
     assert result.llm.evidence == [] and result.llm.cited_ids == []
-    assert result.llm.confidence == "low"
-    assert result.flags == ["cited_id_not_retrieved:KB-7", "evidence_not_in_logs:2", "root_cause_unsupported"]
+    assert result.llm.confidence == "low" and result.llm.model_confidence == "high"
+    assert result.flags == [
+        "cited_id_not_retrieved:KB-7",
+        "evidence_not_in_logs:2",
+        "root_cause_unsupported",
+        "confidence_capped:high->low:no_evidence_in_logs",
+    ]
 
 
 def test_evidence_matching_ignores_case_whitespace_and_wrapping_quotes(stub: OpenAiStub) -> None:
@@ -168,13 +184,16 @@ def test_persistent_5xx_degrades_after_bounded_retries(stub: OpenAiStub) -> None
 
 
 def test_500_without_retry_after_uses_exponential_backoff_then_degrades(stub: OpenAiStub) -> None:
-    stub.script(StubReply.server_error(500), StubReply.server_error(500))
+    stub.script(*[StubReply.server_error(500)] * 4)
     analyzer, _ = make_analyzer(stub, max_retries=1)
 
     result = analyzer.analyze(incident(), similar())
 
     assert result.degraded_reason == "LLM request failed with HTTP 500 after 1 retries"
-    first, second = stub.completion_requests
+    first, second, *plainer = stub.completion_requests
+    # A 500 to json_schema may be a server that cannot do it (llama.cpp): json_object is
+    # tried once, and its 500 is the server's own failure.
+    assert [r.body["response_format"]["type"] for r in plainer] == ["json_object"] * 2
     assert second.received_at - first.received_at >= 0.3  # 0.5 s backoff minus up to 25 % jitter
 
 
@@ -243,8 +262,19 @@ def test_server_rejecting_json_mode_is_asked_once_more_without_it(stub: OpenAiSt
     assert analyzer.analyze(incident(), similar()).llm is not None
     assert analyzer.analyze(incident(fingerprint="fedcba9876543210"), similar()).llm is not None
 
-    formats = ["response_format" in r.body for r in stub.completion_requests]
-    assert formats == [True, False, False]
+    formats = [r.body.get("response_format", {}).get("type") for r in stub.completion_requests]
+    assert formats == ["json_schema", "json_object", None, None]
+
+
+def test_llama_cpp_style_500_on_json_schema_falls_back_to_json_object_for_good(stub: OpenAiStub) -> None:
+    stub.json_schema_status = 500
+    analyzer, _ = make_analyzer(stub, max_retries=0)
+
+    assert analyzer.analyze(incident(), similar()).llm is not None
+    assert analyzer.analyze(incident(fingerprint="fedcba9876543210"), similar()).llm is not None
+
+    formats = [r.body.get("response_format", {}).get("type") for r in stub.completion_requests]
+    assert formats == ["json_schema", "json_object", "json_object"]
 
 
 def test_reasoning_model_options_are_adapted_once(stub: OpenAiStub) -> None:
@@ -258,7 +288,7 @@ def test_reasoning_model_options_are_adapted_once(stub: OpenAiStub) -> None:
     assert len(bodies) == 4  # two rejected shapes, then one request per incident
     assert bodies[-1]["max_completion_tokens"] == 800
     assert "temperature" not in bodies[-1] and "max_tokens" not in bodies[-1]
-    assert bodies[-1]["response_format"] == {"type": "json_object"}
+    assert bodies[-1]["response_format"]["type"] == "json_schema"
 
 
 def test_answer_cut_at_max_tokens_degrades_with_that_reason(stub: OpenAiStub) -> None:
@@ -268,7 +298,7 @@ def test_answer_cut_at_max_tokens_degrades_with_that_reason(stub: OpenAiStub) ->
     result = analyzer.analyze(incident(), similar())
 
     assert result.degraded_reason is not None
-    assert result.degraded_reason.startswith("LLM answer cut at max_tokens=40; LLM answer was not valid JSON")
+    assert result.degraded_reason.startswith("LLM answer cut at max_tokens=40; LLM answer unusable")
 
 
 def test_rejected_api_key_degrades(stub: OpenAiStub) -> None:
@@ -337,9 +367,11 @@ def test_grounding_without_knowledge_requires_evidence() -> None:
         good_answer(cited_ids=[], evidence=["request timed out after 30000ms"])
     )
     cleaned, flags = check_grounding(answer, prompt)
-    assert flags == [] and cleaned.confidence == "high"
+    # Without a relevant entry the cause rests on the model's reading of the logs: medium.
+    assert flags == ["confidence_capped:high->medium:no_relevant_entry_cited"]
+    assert cleaned.confidence == "medium"
     cleaned, flags = check_grounding(answer.model_copy(update={"evidence": ["ms"]}), prompt)
-    assert flags == ["evidence_not_in_logs:1", "root_cause_unsupported"] and cleaned.confidence == "low"
+    assert flags[:2] == ["evidence_not_in_logs:1", "root_cause_unsupported"] and cleaned.confidence == "low"
 
 
 def test_cache_key_covers_prompt_version_model_and_knowledge() -> None:
@@ -437,12 +469,12 @@ def test_evidence_made_of_redaction_placeholders_is_not_grounded() -> None:
     prompt = build_prompt(redacted, [], max_tokens=3_000)
     answer = LlmAnalysis.model_validate(good_answer(cited_ids=[], evidence=["login failed for <EMAIL_1>"]))
     cleaned, flags = check_grounding(answer, prompt)
-    assert flags == [] and cleaned.evidence == ["login failed for <EMAIL_1>"]
+    assert "evidence_not_in_logs:1" not in flags and cleaned.evidence == ["login failed for <EMAIL_1>"]
     # A placeholder, or a piece of one, quotes nothing the logs said.
     hollow = ["<EMAIL_1>", "EMAIL_1", "IPV4_1", "<IPV4", "mail_1> from <ipv4_12"]
     cleaned, flags = check_grounding(answer.model_copy(update={"evidence": hollow}), prompt)
     assert cleaned.evidence == [] and cleaned.confidence == "low"
-    assert flags == ["evidence_not_in_logs:5", "root_cause_unsupported"]
+    assert flags[:2] == ["evidence_not_in_logs:5", "root_cause_unsupported"]
 
 
 def test_citations_tolerate_whitespace_inside_brackets() -> None:
@@ -450,3 +482,31 @@ def test_citations_tolerate_whitespace_inside_brackets() -> None:
     answer = LlmAnalysis.model_validate(good_answer(cited_ids=["[ kb-001 ]", " KB-001\n"]))
     cleaned, flags = check_grounding(answer, prompt)
     assert cleaned.cited_ids == ["KB-001"] and flags == []
+
+
+def test_the_review_pass_can_only_lower_the_confidence(stub: OpenAiStub) -> None:
+    stub.script(
+        StubReply.answer(good_answer()),
+        StubReply.answer('Verdict: {"verdict": "unsupported", "reason": "no"}'),
+    )
+    analyzer, budget = make_analyzer(stub, review_pass=True)
+
+    result = analyzer.analyze(incident(), similar())
+
+    assert result.llm is not None and result.llm.confidence == "low"
+    assert result.flags[-2:] == ["review:unsupported", "review_capped:high->low"]
+    review = stub.completion_requests[1].body
+    assert review["max_tokens"] == 100 and "Be skeptical" in review["messages"][0]["content"]
+    assert (
+        result.usage is not None
+        and budget.used() == result.usage.prompt_tokens + result.usage.completion_tokens
+    )
+
+    stub.script(StubReply.answer(good_answer()), StubReply.answer('{"verdict": "proven"}'))
+    kept = analyzer.analyze(incident(fingerprint="fedcba9876543210"), similar())
+    assert kept.llm is not None and kept.llm.confidence == "high" and kept.flags[-1] == "review:proven"
+
+    stub.script(StubReply.answer(good_answer()), StubReply.answer("I think it is fine."))
+    failed = analyzer.analyze(incident(fingerprint="00000000000000ff"), similar())
+    assert failed.llm is not None and failed.llm.confidence == "high"
+    assert failed.flags[-1] == "review_failed:NoAnswerObjectError"

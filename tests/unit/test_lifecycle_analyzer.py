@@ -15,6 +15,7 @@ from cali.analysis.redaction import Redactor
 from cali.contracts.analysis import AnalysisResult, SimilarIncident
 from cali.contracts.incident import IncidentMessage
 from cali.contracts.settings import EscalationRule
+from cali.knowledge.relevance import TermStats
 from cali.lifecycle import blocks
 from cali.lifecycle.alerts import AlertLifecycle
 from cali.lifecycle.state import Mute, Resolve
@@ -65,12 +66,26 @@ class CountingEmbedder:
 
 
 class NoKnowledge:
-    def search(self, vector: Sequence[float], **_: object) -> list[SimilarIncident]:
+    def search(
+        self,
+        vector: Sequence[float],
+        *,
+        top_k: int,
+        min_score: float,
+        service: str | None = None,
+        source: str | None = None,
+        fingerprint: str | None = None,
+    ) -> list[SimilarIncident]:
         return []
+
+    def term_stats(self) -> TermStats:
+        raise AssertionError("not reached: the embedder fails first")
 
 
 class NoLlm:
-    def analyze(self, incident: IncidentMessage, similar: Sequence[SimilarIncident]) -> AnalysisResult:
+    def analyze(
+        self, incident: IncidentMessage, similar: Sequence[SimilarIncident], *, cache_only: bool = False
+    ) -> AnalysisResult:
         raise AssertionError("not reached: the embedder fails first")
 
 

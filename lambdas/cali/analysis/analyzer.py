@@ -31,6 +31,7 @@ from cali.analysis.incident_sink import IncidentDocument, IncidentSink, SlackSta
 from cali.analysis.redaction import Redactor, redact_incident
 from cali.contracts.analysis import AnalysisResult, SimilarIncident
 from cali.contracts.incident import IncidentMessage
+from cali.knowledge.relevance import KnowledgeSearch, RelevancePolicy, retrieve
 from cali.lifecycle.alerts import AlertLifecycle
 from cali.notify.slack.delivery import SlackDeliveryError, SlackNotifier, SlackPostResult
 from cali.notify.slack.links import IncidentLinks
@@ -47,21 +48,10 @@ WEBHOOK_UNCERTAIN_ATTEMPTS = 2
 _QUERY_TRACE_LINES = 4
 
 
-class KnowledgeSearch(Protocol):
-    def search(
-        self,
-        vector: Sequence[float],
-        *,
-        top_k: int,
-        min_score: float,
-        service: str | None = None,
-        source: str | None = None,
-        fingerprint: str | None = None,
-    ) -> list[SimilarIncident]: ...
-
-
 class IncidentLlm(Protocol):
-    def analyze(self, incident: IncidentMessage, similar: Sequence[SimilarIncident]) -> AnalysisResult: ...
+    def analyze(
+        self, incident: IncidentMessage, similar: Sequence[SimilarIncident], *, cache_only: bool = False
+    ) -> AnalysisResult: ...
 
 
 LinksFor = Callable[[IncidentMessage], IncidentLinks]
@@ -126,7 +116,7 @@ class IncidentAnalysis:
         environment: str,
         links_for: LinksFor,
         top_k: int = 5,
-        min_score: float = 0.35,
+        relevance: RelevancePolicy | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.perf_counter,
         lifecycle: AlertLifecycle | None = None,
@@ -141,7 +131,7 @@ class IncidentAnalysis:
         self.environment = environment
         self.links_for = links_for
         self.top_k = top_k
-        self.min_score = min_score
+        self.relevance = relevance or RelevancePolicy()
         self._clock = clock
         self._monotonic = monotonic
         #: The invocation's remaining time (the handler sets the Lambda context's): an
@@ -300,8 +290,9 @@ class IncidentAnalysis:
 
     def analyze(self, redacted: IncidentMessage) -> AnalysisResult:
         """Retrieval then LLM; never raises: failures come back as a degraded result."""
+        query = incident_query_text(redacted)
         try:
-            (vector,) = self.embedder.embed([incident_query_text(redacted)])
+            (vector,) = self.embedder.embed([query])
         except Exception as exc:
             logger.exception("embedding failed; alert without retrieval or LLM")
             return AnalysisResult(
@@ -310,10 +301,13 @@ class IncidentAnalysis:
                 )
             )
         try:
-            similar = self.knowledge.search(
+            # Only entries judged relevant (cali.knowledge.relevance) are shown and sent.
+            similar = retrieve(
+                self.knowledge,
                 vector,
+                query,
+                policy=self.relevance,
                 top_k=self.top_k,
-                min_score=self.min_score,
                 # One service: keep its entries and the generic runbooks. Several: no filter.
                 service=redacted.services[0] if len(redacted.services) == 1 else None,
                 fingerprint=redacted.fingerprint,
@@ -327,7 +321,9 @@ class IncidentAnalysis:
                     "no similar incidents, no LLM analysis"
                 ),
             )
-        return self.llm.analyze(redacted, similar)
+        # An update message shows no analysis: a cached answer still fills its document, but
+        # the model is never called for it.
+        return self.llm.analyze(redacted, similar, cache_only=redacted.kind == "update")
 
     def _document(
         self, redacted: IncidentMessage, result: AnalysisResult, latency_ms: float, status: SlackStatus

@@ -243,5 +243,6 @@ def make_embedder(settings: AnalyzerSettings, api_key: str | None) -> Embedder:
         model=model,
         dim=settings.embedding_dim,
         base_url=settings.embedding_base_url or settings.llm_base_url or None,
-        timeout_seconds=settings.llm_timeout_seconds,
+        # An embedding call is short even on a self-hosted server: the hosted default fits.
+        timeout_seconds=settings.llm_timeout_seconds or 20.0,
     )

@@ -23,6 +23,12 @@ class LlmAnalysis(BaseModel):
     summary: str = Field(max_length=600)
     probable_root_cause: str = Field(max_length=1200)
     confidence: Confidence
+    cause_known: bool = Field(
+        True, description="False when the logs do not show the cause: the answer reads as 'unknown'"
+    )
+    model_confidence: Confidence | None = Field(
+        None, description="What the model claimed, before it was capped by the answer's support"
+    )
     evidence: list[str] = Field(default_factory=list, max_length=8, description="Verbatim log quotes")
     cited_ids: list[str] = Field(default_factory=list, max_length=10, description="Knowledge-base ids used")
     next_actions: list[str] = Field(default_factory=list, max_length=8)
@@ -42,6 +48,12 @@ class SimilarIncident(BaseModel):
     root_cause: str | None = None
     resolution: str | None = None
     runbook_url: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    fingerprint: str | None = Field(None, description="Set when recorded for one log template")
+    agreement: float | None = Field(
+        None, description="Weight of the distinctive terms the incident and the entry share"
+    )
+    matched_terms: list[str] = Field(default_factory=list, description="Those terms, heaviest first")
 
 
 class LlmUsage(BaseModel):

@@ -141,11 +141,23 @@ class AnalyzerSettings(CommonSettings, LifecycleTimerSettings):
     milvus_collection: str = "cali_knowledge"
     llm_base_url: str = Field("", description="OpenAI-compatible base URL; empty means api.openai.com")
     llm_model: str = "gpt-4o-mini"
-    llm_timeout_seconds: float = Field(20.0, gt=0)
+    llm_self_hosted: bool | None = Field(
+        None,
+        description="A server of our own (llama.cpp, vLLM): no retry after a timeout, zero price. "
+        "Unset: true when LLM_BASE_URL is a loopback, private or cluster-internal address",
+    )
+    llm_review_pass: bool = Field(
+        False, description="A skeptical second LLM call that may only lower the confidence (measured: README)"
+    )
+    llm_timeout_seconds: float | None = Field(
+        None, gt=0, description="Per attempt; unset: 20 s for a hosted API, 240 s self-hosted"
+    )
     llm_max_tokens: int = Field(800, gt=0)
     llm_daily_token_budget: int = Field(2_000_000, ge=0)
     llm_cache_ttl_seconds: int = Field(86_400, gt=0)
-    llm_max_retries: int = Field(2, ge=0, le=6, description="SDK retries on timeout, 429, 5xx")
+    llm_max_retries: int | None = Field(
+        None, ge=0, le=6, description="SDK retries on timeout, 429, 5xx; unset: 2 hosted, 0 self-hosted"
+    )
     llm_prompt_max_tokens: int = Field(3_000, ge=500, description="Cap of the incident part of the prompt")
     llm_prices: dict[str, tuple[float, float]] = Field(
         default_factory=dict,
@@ -158,7 +170,18 @@ class AnalyzerSettings(CommonSettings, LifecycleTimerSettings):
         "", description="OpenAI-compatible base URL for embeddings; empty means llm_base_url"
     )
     retrieval_top_k: int = Field(5, ge=1, le=50)
-    retrieval_min_score: float = Field(0.35, ge=-1.0, le=1.0)
+    retrieval_min_score: float = Field(
+        0.35, ge=-1.0, le=1.0, description="Cosine below which no entry is shown (docs/analysis.md)"
+    )
+    retrieval_min_agreement: float = Field(
+        7.0, ge=0.0, description="Weight of shared distinctive terms an entry needs besides its cosine"
+    )
+    retrieval_strong_score: float = Field(
+        0.60, ge=-1.0, le=1.01, description="Cosine at which an entry is shown without lexical agreement"
+    )
+    retrieval_max_gap: float = Field(
+        0.05, ge=0.0, le=2.0, description="Entries this far below the best shown cosine are not shown"
+    )
     redaction_extra_patterns: dict[str, str] = Field(
         default_factory=dict, description="JSON object, placeholder label -> regex"
     )

@@ -11,6 +11,7 @@ and an entry whose hash has not changed is neither embedded nor written again.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,6 +21,7 @@ from pydantic import BaseModel
 from cali.analysis.embeddings import Embedder, check_dimension
 from cali.contracts.analysis import SimilarIncident
 from cali.knowledge.base import KnowledgeEntry
+from cali.knowledge.relevance import TermStats, entry_text
 
 if TYPE_CHECKING:
     from cali.contracts.settings import AnalyzerSettings
@@ -60,6 +62,9 @@ FINGERPRINT_BOOST = 0.15
 """Added to the cosine score of an entry recorded for the very fingerprint being analysed
 (capped at 1.0): the same log template seen and resolved before is the strongest evidence
 retrieval can give, stronger than any wording similarity."""
+
+
+TERM_STATS_MAX_AGE_SECONDS = 3600.0
 
 
 class KnowledgeStoreError(RuntimeError):
@@ -103,6 +108,7 @@ class KnowledgeStore:
         self.collection = collection
         self.dim = dim
         self._ready = False
+        self._stats: tuple[float, TermStats] | None = None
 
     @classmethod
     def connect(
@@ -222,6 +228,7 @@ class KnowledgeStore:
         if len(set(ids)) != len(ids):
             raise ValueError("upsert() got the same id twice")
         existing = self.existing_hashes(ids)
+        self._stats = None
         report = UpsertReport()
         changed: list[tuple[KnowledgeEntry, str]] = []
         for entry in entries:
@@ -248,6 +255,7 @@ class KnowledgeStore:
         self._require_ready()
         if not ids:
             return 0
+        self._stats = None
         result = self._client.delete(self.collection, ids=list(ids))
         # pymilvus returns the deleted ids (Lite) or {"delete_count": n} (server).
         if isinstance(result, dict):
@@ -266,6 +274,18 @@ class KnowledgeStore:
             limit=limit,
         )
         return sorted((dict(row) for row in rows), key=lambda row: str(row["id"]))
+
+    def term_stats(self) -> TermStats:
+        """Document frequencies over every entry, for the relevance check (cached: entries
+        change only with a sync, and an hour-old frequency table judges just as well)."""
+        now = time.monotonic()
+        if self._stats is None or now - self._stats[0] > TERM_STATS_MAX_AGE_SECONDS:
+            rows = self.list_rows()
+            texts = [
+                entry_text(str(row.get("title") or ""), str(row.get("tags") or "").split(",")) for row in rows
+            ]
+            self._stats = (now, TermStats.from_texts(texts))
+        return self._stats[1]
 
     def search(
         self,
@@ -345,6 +365,8 @@ def _to_similar(entry_id: str, score: float, entity: dict[str, Any]) -> SimilarI
         root_cause=entity.get("root_cause") or None,
         resolution=entity.get("resolution") or None,
         runbook_url=entity.get("runbook_url") or None,
+        fingerprint=entity.get("fingerprint") or None,
+        tags=[tag for tag in str(entity.get("tags") or "").split(",") if tag],
     )
 
 

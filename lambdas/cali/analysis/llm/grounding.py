@@ -6,6 +6,7 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
+from cali.analysis.llm.confidence import Support, calibrated_confidence, copied_from
 from cali.analysis.llm.prompt import Prompt
 from cali.contracts.analysis import LlmAnalysis
 
@@ -23,7 +24,10 @@ def _normalise(text: str) -> str:
 # placeholder, or a piece of one ("EMAIL_1"), quotes nothing the logs actually said.
 _ANY_PLACEHOLDER = re.compile(r"<[A-Za-z][A-Za-z0-9_]*_\d+>")
 _OPAQUE = "\ue000"
-_MIN_EVIDENCE_CHARS = 4
+MIN_QUOTE_CHARS = 12
+"""Letters and digits a quote must carry (placeholders not counted): ``ERROR gateway`` or a
+lone word proves nothing about a cause; ``No space left on device`` does."""
+MIN_QUOTE_WORDS = 2
 
 
 def _evidence_text(text: str) -> str:
@@ -32,7 +36,7 @@ def _evidence_text(text: str) -> str:
 
 def _grounded(needle: str, haystack: str) -> bool:
     said = sum(1 for c in needle if c.isalnum())
-    return said >= _MIN_EVIDENCE_CHARS and needle in haystack
+    return said >= MIN_QUOTE_CHARS and len(needle.split()) >= MIN_QUOTE_WORDS and needle in haystack
 
 
 _QUOTE_WRAPPING = "\"'`“”‘’ …."
@@ -40,7 +44,8 @@ _SAFE_ID = re.compile(r"[^\w.\-:#/]")
 
 
 def check_grounding(analysis: LlmAnalysis, prompt: Prompt) -> tuple[LlmAnalysis, list[str]]:
-    """Remove unsupported citations and quotes; return the cleaned answer and the flags."""
+    """Remove unsupported citations and quotes, then compute the confidence to show from
+    what survived (``cali.llm_confidence``); return the cleaned answer and the flags."""
     flags: list[str] = []
     allowed = {i.casefold(): i for i in prompt.knowledge_ids}
     cited: list[str] = []
@@ -53,7 +58,7 @@ def check_grounding(analysis: LlmAnalysis, prompt: Prompt) -> tuple[LlmAnalysis,
         elif canonical not in cited:
             cited.append(canonical)
 
-    haystack = _evidence_text(prompt.log_text)
+    haystack = _evidence_text(prompt.evidence_text)
     evidence: list[str] = []
     rejected = 0
     for quote in analysis.evidence:
@@ -65,10 +70,26 @@ def check_grounding(analysis: LlmAnalysis, prompt: Prompt) -> tuple[LlmAnalysis,
             logger.warning("LLM evidence not found in the logs", extra={"quote": quote[:200]})
     if rejected:
         flags.append(f"evidence_not_in_logs:{rejected}")
-
-    confidence = analysis.confidence
-    if not evidence and not cited:
+    if not evidence:
         flags.append("root_cause_unsupported")
-        confidence = "low"
-    cleaned = analysis.model_copy(update={"cited_ids": cited, "evidence": evidence, "confidence": confidence})
+
+    confidence, capped = calibrated_confidence(
+        Support(
+            claimed=analysis.confidence,
+            cause_known=analysis.cause_known,
+            quotes_written=len(analysis.evidence),
+            quotes_kept=len(evidence),
+            cited_relevant=cited,
+            cause_copied=copied_from(analysis.probable_root_cause, prompt.knowledge_causes),
+        )
+    )
+    flags.extend(capped)
+    cleaned = analysis.model_copy(
+        update={
+            "cited_ids": cited,
+            "evidence": evidence,
+            "confidence": confidence,
+            "model_confidence": analysis.model_confidence or analysis.confidence,
+        }
+    )
     return cleaned, flags

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from cali.analysis.llm.extract import NoAnswerObjectError, coerce_answer, extract_answer
 from cali.contracts.analysis import LlmAnalysis, LlmUsage
 
 if TYPE_CHECKING:
@@ -26,20 +25,15 @@ class LlmUnavailableError(Exception):
         self.usage = usage
 
 
-_FENCE = re.compile(r"^```(?:json)?\s*(?P<body>.*?)\s*```$", re.DOTALL)
-
-
-def parse_answer(content: str) -> LlmAnalysis:
-    text = content.strip()
-    fenced = _FENCE.match(text)  # some OpenAI-compatible servers wrap JSON in a fence
-    if fenced:
-        text = fenced.group("body")
+def parse_answer(content: str) -> tuple[LlmAnalysis, list[str]]:
+    """The answer in ``content`` (fenced, surrounded by prose or wrapped: see ``llm_extract``),
+    fitted to ``LlmAnalysis``; also the flags saying what had to be fixed."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise LlmUnavailableError(f"LLM answer was not valid JSON ({exc.msg} at char {exc.pos})") from exc
+        data, notes = coerce_answer(extract_answer(content))
+    except NoAnswerObjectError as exc:
+        raise LlmUnavailableError(f"LLM answer unusable: {exc}") from exc
     try:
-        return LlmAnalysis.model_validate(data)
+        return LlmAnalysis.model_validate(data), notes
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "answer"

@@ -160,6 +160,27 @@ def _excerpt(incident: IncidentMessage) -> SectionBlock:
     )
 
 
+_CAP_REASONS = {
+    "no_evidence_in_logs": "no quoted line was found in the logs",
+    "most_evidence_not_in_logs": "most quoted lines were not found in the logs",
+    "some_evidence_not_in_logs": "a quoted line was not found in the logs",
+    "no_relevant_entry_cited": "no matching runbook or past incident",
+    "cause_unknown": "the logs do not show the cause",
+    "cause_copied_from_knowledge": "the cause is the runbook's, not read in the logs",
+}
+
+
+def _why(result: AnalysisResult) -> str:
+    """Why the shown confidence is below the model's claim (``cali.analysis.llm.confidence``)."""
+    reasons = [
+        _CAP_REASONS.get(flag.rsplit(":", 1)[1], "")
+        for flag in result.flags
+        if flag.startswith("confidence_capped:")
+    ]
+    reasons = [reason for reason in reasons if reason]
+    return f": {'; '.join(reasons)}" if reasons else ""
+
+
 def _analysis_blocks(result: AnalysisResult) -> list[Block]:
     llm = result.llm
     if llm is None:
@@ -172,7 +193,12 @@ def _analysis_blocks(result: AnalysisResult) -> list[Block]:
         return [SectionBlock(text=MarkdownTextObject(text=text))]
 
     blocks: list[Block] = []
-    head = f"*Probable root cause* (confidence: *{llm.confidence}*)\n"
+    if llm.cause_known:
+        head = f"*Probable root cause* (confidence: *{llm.confidence}*{_why(result)})\n"
+    else:
+        # "Unknown" is an answer: say plainly that the logs do not show the cause, then
+        # what is known and (below) what would tell.
+        head = ":grey_question: *Root cause not determined from these logs*\n"
     body = _fit_escaped(llm.probable_root_cause, 1500) + "\n\n" + _fit_escaped(llm.summary, 1000)
     blocks.append(SectionBlock(text=MarkdownTextObject(text=truncate(head + body, SECTION_TEXT_MAX))))
 
@@ -281,7 +307,10 @@ def _fallback_text(incident: IncidentMessage, environment: str, result: Analysis
             f"({incident.count} occurrences)"
         )
         if result.llm is not None:
-            text += f". Probable cause: {result.llm.probable_root_cause}"
+            cause = (
+                result.llm.probable_root_cause if result.llm.cause_known else "not determined from the logs"
+            )
+            text += f". Probable cause: {cause}"
     return _fit_escaped(" ".join(text.split()), FALLBACK_TEXT_MAX)
 
 
