@@ -2,6 +2,12 @@
 
 429 waits for ``Retry-After`` (capped: a longer wait goes back to SQS), 5xx and connection
 errors back off exponentially; both a bounded number of times, with an injectable ``sleep``.
+
+Why subclasses of slack_sdk's ``RetryHandler`` and not its stock Rate-limit / Server-error /
+Connection-error handlers: the stock ones sleep with ``time.sleep`` inside
+``prepare_for_next_attempt`` (tests would wait in real time, and nothing caps Retry-After),
+and the stock connection handler re-sends a POST after a read timeout, which posts an alert
+twice (docs/reliability.md, row 3). Ours retry only a request that never reached Slack.
 """
 
 from __future__ import annotations
@@ -10,16 +16,12 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 from urllib.error import URLError
 
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger(__name__)
 
