@@ -83,17 +83,13 @@ def truncate(text: str, limit: int) -> str:
     return f"{text[:limit]}…[truncated {len(text) - limit} chars]"
 
 
-def parse_timestamp(value: object) -> datetime:  # noqa: C901
+def parse_timestamp(value: object) -> datetime:
     """Parse ISO-8601, epoch s/ms/µs/ns (number or digits), logback and log4j forms; UTC if naive.
 
     Raises ``ValueError`` on anything else, which becomes ``invalid_field:timestamp``.
     """
-    if isinstance(value, bool):
-        raise ValueError("a boolean is not a timestamp")
-    if isinstance(value, int | float):
-        return _from_epoch(float(value))
     if not isinstance(value, str):
-        raise ValueError(f"unsupported timestamp type {type(value).__name__}")
+        return _parse_non_text_timestamp(value)
     text = value.strip()
     if not text:
         raise ValueError("empty timestamp")
@@ -107,18 +103,33 @@ def parse_timestamp(value: object) -> datetime:  # noqa: C901
     try:
         parsed = datetime.fromisoformat(iso)
     except ValueError:
-        match = _LOG4J_DATE.match(text)
-        if match is None:
-            raise ValueError(f"unrecognised timestamp {text[:40]!r}") from None
-        parsed = datetime.strptime(match.group(1), "%d %b %Y %H:%M:%S")
-        if match.group(2):
-            parsed = parsed.replace(microsecond=int(match.group(2).ljust(6, "0")))
+        parsed = _parse_log4j_date(text)
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     try:
         return parsed.astimezone(UTC)
     except OverflowError as exc:  # not a ValueError: Pydantic would let it fail the batch
         raise ValueError(f"timestamp {text[:40]!r} out of range in UTC") from exc
+
+
+def _parse_non_text_timestamp(value: object) -> datetime:
+    # Checked before the string path's work; bool first, since it is an int subclass.
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a timestamp")
+    if isinstance(value, int | float):
+        return _from_epoch(float(value))
+    raise ValueError(f"unsupported timestamp type {type(value).__name__}")
+
+
+def _parse_log4j_date(text: str) -> datetime:
+    """The fallback when ``fromisoformat`` refused ``text``: log4j's DATE form, naive."""
+    match = _LOG4J_DATE.match(text)
+    if match is None:
+        raise ValueError(f"unrecognised timestamp {text[:40]!r}") from None
+    parsed = datetime.strptime(match.group(1), "%d %b %Y %H:%M:%S")
+    if match.group(2):
+        parsed = parsed.replace(microsecond=int(match.group(2).ljust(6, "0")))
+    return parsed
 
 
 def _from_epoch(number: float) -> datetime:
@@ -215,7 +226,7 @@ class _InvalidField(ValueError):
         self.name = name
 
 
-def normalise_event(event: dict[str, Any], arrival_time: datetime | None = None) -> dict[str, Any]:  # noqa: C901, PLR0912, PLR0915
+def normalise_event(event: dict[str, Any], arrival_time: datetime | None = None) -> dict[str, Any]:
     """Map one decoded event's keys onto ``LogRecord``'s fields (before type validation).
 
     One pass over the keys: each known alias claims its slot (the most specific alias wins,
@@ -226,6 +237,40 @@ def normalise_event(event: dict[str, Any], arrival_time: datetime | None = None)
     """
     found: dict[str, tuple[int, str, Any]] = {}
     fields: dict[str, Any] = {}
+    kube = _claim(event, found, fields)
+
+    message = found.get("message", _UNCLAIMED)[2]
+    stack = found.get("stack_trace", _UNCLAIMED)[2]
+    if isinstance(message, str):
+        if stack is None and "\n" in message:
+            head, _, tail = message.partition("\n")
+            if tail.strip():
+                message, stack = head, tail
+        message = message.rstrip("\r\n")
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = truncate(message, MAX_MESSAGE_CHARS)
+    if stack is not None:
+        stack = _clip_stack(stack)
+
+    service = _service(found, kube)
+    timestamp = found.get("timestamp", _UNCLAIMED)[2]
+    level = found.get("level", _UNCLAIMED)[2]
+    if level is None:
+        level = _sniff_level(message)
+    canonical: dict[str, Any] = {
+        "timestamp": arrival_time if timestamp is None else timestamp,
+        "level": Level.INFO if level is None else level,
+        "service": UNKNOWN_SERVICE if service is None else service,
+        "message": message,
+        "stack_trace": stack,
+        "fields": fields,
+    }
+    _add_short_slots(found, canonical)
+    return canonical
+
+
+def _claim(event: dict[str, Any], found: dict[str, tuple[int, str, Any]], fields: dict[str, Any]) -> Any:
+    """The key pass of ``normalise_event``: fill ``found`` and ``fields``, return the kubernetes map."""
     kube: Any = None
     slot_of = _SLOT_OF
     for key, value in event.items():
@@ -244,27 +289,36 @@ def normalise_event(event: dict[str, Any], arrival_time: datetime | None = None)
         previous = found.get(slot)
         if previous is None:
             found[slot] = (priority, key, value)
-        elif priority < previous[0]:
-            found[slot] = (priority, key, value)
-            fields[previous[1]] = previous[2]
         else:
-            fields[key] = value
+            _contest(found, fields, slot, (priority, key, value), previous)
+    return kube
 
-    message = found.get("message", _UNCLAIMED)[2]
-    stack = found.get("stack_trace", _UNCLAIMED)[2]
-    if isinstance(message, str):
-        if stack is None and "\n" in message:
-            head, _, tail = message.partition("\n")
-            if tail.strip():
-                message, stack = head, tail
-        message = message.rstrip("\r\n")
-        if len(message) > MAX_MESSAGE_CHARS:
-            message = truncate(message, MAX_MESSAGE_CHARS)
+
+def _contest(
+    found: dict[str, tuple[int, str, Any]],
+    fields: dict[str, Any],
+    slot: str,
+    claim: tuple[int, str, Any],
+    previous: tuple[int, str, Any],
+) -> None:
+    # Two aliases for one slot (rare): the more specific keeps it, the other goes to ``fields``.
+    if claim[0] < previous[0]:
+        found[slot] = claim
+        fields[previous[1]] = previous[2]
+    else:
+        fields[claim[1]] = claim[2]
+
+
+def _clip_stack(stack: Any) -> Any:
     if isinstance(stack, list):
         stack = "\n".join(str(line) for line in stack)
     if isinstance(stack, str) and len(stack) > MAX_STACK_TRACE_CHARS:
         stack = truncate(stack, MAX_STACK_TRACE_CHARS)
+    return stack
 
+
+def _service(found: dict[str, tuple[int, str, Any]], kube: Any) -> Any:
+    """The service alias, else the pod's app label, else the container; kubernetes fills pod slots too."""
     service = found.get("service", _UNCLAIMED)[2]
     if kube is not None:
         labels = kube.get("labels")
@@ -281,20 +335,21 @@ def normalise_event(event: dict[str, Any], arrival_time: datetime | None = None)
     service = service or found.get("container", _UNCLAIMED)[2]
     if isinstance(service, str) and len(service) > MAX_SHORT_FIELD_CHARS:
         service = truncate(service, MAX_SHORT_FIELD_CHARS)
-    timestamp = found.get("timestamp", _UNCLAIMED)[2]
-    level = found.get("level", _UNCLAIMED)[2]
-    if level is None and isinstance(message, str):
-        sniffed = _HEADER_LEVEL.search(message, 0, HEADER_CHARS)
-        if sniffed is not None:
-            level = sniffed.group(1) or sniffed.group(2)
-    canonical: dict[str, Any] = {
-        "timestamp": arrival_time if timestamp is None else timestamp,
-        "level": Level.INFO if level is None else level,
-        "service": UNKNOWN_SERVICE if service is None else service,
-        "message": message,
-        "stack_trace": stack,
-        "fields": fields,
-    }
+    return service
+
+
+def _sniff_level(message: Any) -> str | None:
+    """No level field: a level word in the message's header, if any."""
+    if not isinstance(message, str):
+        return None
+    sniffed = _HEADER_LEVEL.search(message, 0, HEADER_CHARS)
+    if sniffed is None:
+        return None
+    level: str = sniffed.group(1) or sniffed.group(2)
+    return level
+
+
+def _add_short_slots(found: dict[str, tuple[int, str, Any]], canonical: dict[str, Any]) -> None:
     for name in _SHORT_SLOTS:
         claimed = found.get(name)
         if claimed is None:
@@ -310,7 +365,6 @@ def normalise_event(event: dict[str, Any], arrival_time: datetime | None = None)
             canonical[name] = _short(value)
         except TypeError as exc:
             raise _InvalidField(name, f"{name} must be a string or number, got {exc}") from None
-    return canonical
 
 
 _CANONICAL: Final = {"canonical": True}
