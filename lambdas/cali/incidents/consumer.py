@@ -29,11 +29,12 @@ from cali.contracts.levels import Level
 from cali.contracts.records import LogRecord, RecordError, build_record
 from cali.fingerprint import Fingerprint
 from cali.incidents.aggregation import IncidentAggregate, aggregate, incident_message
-from cali.incidents.alert_queue import IdempotentAlertSender, alert_key
+from cali.incidents.alert_queue import IdempotentAlertSender, SendReport, alert_key
 from cali.incidents.throttle import (
     AlertDecision,
     FailOpenLimiter,
     Observation,
+    Outcome,
     StoreThrottled,
     StoreUnavailable,
     Throttle,
@@ -246,28 +247,36 @@ class BatchConsumer:
         finally:
             self._reset()
 
-    def _finish(self) -> BatchResult:  # noqa: C901, PLR0912, PLR0915
-        counts = self.counts
-        failed: set[str] = set()
-        if self._dlq:
-            try:
-                self.dlq.write([entry for entry, _ in self._dlq])
-            except Exception:
-                # Bad data must be findable: without the DLQ write the records are retried.
-                logger.exception("DLQ write failed; will retry", extra={"entries": len(self._dlq)})
-                failed.update(seq for _, seq in self._dlq)
-            else:
-                logger.info("Bad records sent to the DLQ", extra={"reasons": dict(counts.invalid_reasons)})
-
-        to_send: list[IncidentMessage] = []
-        owner: dict[str, tuple[str, str]] = {}  # alert key -> (fingerprint, outbox key)
-        open_owner: dict[str, str] = {}  # fail-open alert key -> fingerprint
+    def _finish(self) -> BatchResult:
+        failed: set[str] = set()  # sequence numbers Lambda must redeliver
+        self._write_dlq(failed)
         groups = aggregate(self._kept)
+        outgoing = self._decide_alerts(groups, failed)
+        if outgoing.to_send:
+            self._send_alerts(outgoing, groups, failed)
+        self._log_batch(len(groups), len(failed))
+        return BatchResult(self.counts, failed, outgoing.to_send)
+
+    def _write_dlq(self, failed: set[str]) -> None:
+        if not self._dlq:
+            return
+        try:
+            self.dlq.write([entry for entry, _ in self._dlq])
+        except Exception:
+            # Bad data must be findable: without the DLQ write the records are retried.
+            logger.exception("DLQ write failed; will retry", extra={"entries": len(self._dlq)})
+            failed.update(seq for _, seq in self._dlq)
+        else:
+            logger.info("Bad records sent to the DLQ", extra={"reasons": dict(self.counts.invalid_reasons)})
+
+    def _decide_alerts(self, groups: dict[str, IncidentAggregate], failed: set[str]) -> _Outgoing:
+        """Ask the throttle about each fingerprint; fall back to fail-open alerts when it cannot answer."""
+        outgoing = _Outgoing()
         store_down = False
         for fp_id, group in groups.items():
             # Windows follow the events' own time (bounded by the skew rule), not the batch's.
             obs = Observation(fp_id, self._shard, group.sequence_numbers, _epoch_ms(group.last_seen))
-            bypass = store_down
+            outcome: Outcome | None = None
             if not store_down:
                 try:
                     outcome = self.throttle.observe(obs, functools.partial(self._render, group))
@@ -277,7 +286,7 @@ class BatchConsumer:
                     continue
                 except StoreUnavailable:
                     logger.exception("State store unavailable: alerting fails open under the rate limit")
-                    store_down = bypass = True
+                    store_down = True
                 except Exception:
                     # A bug or an unreadable state item for this fingerprint only: a retry
                     # would fail the same way and take the whole batch (good records too)
@@ -286,54 +295,78 @@ class BatchConsumer:
                         "Throttle failed for one fingerprint; it alerts fail-open",
                         extra={"fingerprint": fp_id},
                     )
-                    bypass = True
-            if bypass:
-                message = self._fail_open(group)
-                if message is not None:
-                    to_send.append(message)
-                    open_owner[alert_key(message)] = fp_id
-                continue
-            counts.duplicates += outcome.duplicates
-            for key, body in outcome.pending.items():
-                message = IncidentMessage.model_validate_json(body)
-                to_send.append(message)
-                owner[alert_key(message)] = (fp_id, key)
-            if not outcome.alerts:
-                counts.alerts_suppressed += 1
-                continue
-            for alert in outcome.alerts:
-                message = IncidentMessage.model_validate_json(outcome.written[alert.key])
-                if message.kind == "new":
-                    counts.incidents_opened += 1
-                to_send.append(message)
-                owner[alert_key(message)] = (fp_id, alert.key)
+            if outcome is None:
+                self._queue_fail_open(fp_id, group, outgoing)
+            else:
+                self._queue_decided(fp_id, outcome, outgoing)
+        return outgoing
 
-        if to_send:
-            fail_open = [m for m in to_send if alert_key(m) not in owner]
-            tracked = _unique([m for m in to_send if alert_key(m) in owner])
-            report = self.sender.send(tracked) if tracked else None
-            if fail_open:
-                open_report = self.sender.send(fail_open, idempotent=False)
-                counts.alerts_sent += len(open_report.sent)
-                for message in open_report.failed:
-                    # Nothing else remembers a fail-open alert: its records must come back.
-                    fp_id = open_owner[alert_key(message)]
-                    failed.update(self._sequence[s] for s in groups[fp_id].sequence_numbers)
-            if report is not None:
-                counts.alerts_sent += len(report.sent)
-                confirmed: dict[str, list[str]] = {}
-                for message in [*report.sent, *report.already_sent]:
-                    fp_id, key = owner[alert_key(message)]
-                    confirmed.setdefault(fp_id, []).append(key)
-                for fp_id, keys in confirmed.items():
-                    try:
-                        self.throttle.store.confirm_sent(fp_id, keys)
-                    except (StoreThrottled, StoreUnavailable):
-                        logger.warning("Outbox not cleared; the idempotency record prevents a resend")
-                for message in report.failed:
-                    owning = groups.get(owner[alert_key(message)][0])
-                    if owning is not None:
-                        failed.update(self._sequence[s] for s in owning.sequence_numbers)
+    def _queue_fail_open(self, fp_id: str, group: IncidentAggregate, outgoing: _Outgoing) -> None:
+        message = self._fail_open(group)
+        if message is not None:
+            outgoing.to_send.append(message)
+            outgoing.open_owner[alert_key(message)] = fp_id
+
+    def _queue_decided(self, fp_id: str, outcome: Outcome, outgoing: _Outgoing) -> None:
+        """The throttle's alerts, after the outbox entries an earlier attempt left unsent."""
+        counts = self.counts
+        counts.duplicates += outcome.duplicates
+        for key, body in outcome.pending.items():
+            message = IncidentMessage.model_validate_json(body)
+            outgoing.to_send.append(message)
+            outgoing.owner[alert_key(message)] = (fp_id, key)
+        if not outcome.alerts:
+            counts.alerts_suppressed += 1
+            return
+        for alert in outcome.alerts:
+            message = IncidentMessage.model_validate_json(outcome.written[alert.key])
+            if message.kind == "new":
+                counts.incidents_opened += 1
+            outgoing.to_send.append(message)
+            outgoing.owner[alert_key(message)] = (fp_id, alert.key)
+
+    def _send_alerts(
+        self, outgoing: _Outgoing, groups: dict[str, IncidentAggregate], failed: set[str]
+    ) -> None:
+        owner = outgoing.owner
+        fail_open = [m for m in outgoing.to_send if alert_key(m) not in owner]
+        tracked = _unique([m for m in outgoing.to_send if alert_key(m) in owner])
+        report = self.sender.send(tracked) if tracked else None
+        if fail_open:
+            open_report = self.sender.send(fail_open, idempotent=False)
+            self.counts.alerts_sent += len(open_report.sent)
+            for message in open_report.failed:
+                # Nothing else remembers a fail-open alert: its records must come back.
+                fp_id = outgoing.open_owner[alert_key(message)]
+                failed.update(self._sequence[s] for s in groups[fp_id].sequence_numbers)
+        if report is not None:
+            self._settle_tracked(report, owner, groups, failed)
+
+    def _settle_tracked(
+        self,
+        report: SendReport,
+        owner: dict[str, tuple[str, str]],
+        groups: dict[str, IncidentAggregate],
+        failed: set[str],
+    ) -> None:
+        """Clear the outbox of what was sent; the records behind an unsent alert come back."""
+        self.counts.alerts_sent += len(report.sent)
+        confirmed: dict[str, list[str]] = {}
+        for message in [*report.sent, *report.already_sent]:
+            fp_id, key = owner[alert_key(message)]
+            confirmed.setdefault(fp_id, []).append(key)
+        for fp_id, keys in confirmed.items():
+            try:
+                self.throttle.store.confirm_sent(fp_id, keys)
+            except (StoreThrottled, StoreUnavailable):
+                logger.warning("Outbox not cleared; the idempotency record prevents a resend")
+        for message in report.failed:
+            owning = groups.get(owner[alert_key(message)][0])
+            if owning is not None:
+                failed.update(self._sequence[s] for s in owning.sequence_numbers)
+
+    def _log_batch(self, incidents: int, retry_records: int) -> None:
+        counts = self.counts
         logger.info(
             "Batch processed",
             extra={
@@ -342,12 +375,11 @@ class BatchConsumer:
                 "filtered": counts.filtered,
                 "invalid": counts.invalid,
                 "control_messages": counts.control_messages,
-                "incidents": len(groups),
+                "incidents": incidents,
                 "alerts_sent": counts.alerts_sent,
-                "retry_records": len(failed),
+                "retry_records": retry_records,
             },
         )
-        return BatchResult(counts, failed, to_send)
 
     def _render(self, group: IncidentAggregate, alerts: Sequence[AlertDecision]) -> dict[str, str]:
         rendered: dict[str, str] = {}
@@ -386,6 +418,15 @@ class BatchConsumer:
             environment=self.config.environment,
             max_samples=self.config.max_samples,
         )
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    """The alerts one batch will send, and who owns each (to clear its outbox or retry its records)."""
+
+    to_send: list[IncidentMessage] = field(default_factory=list)
+    owner: dict[str, tuple[str, str]] = field(default_factory=dict)  # alert key -> (fingerprint, outbox key)
+    open_owner: dict[str, str] = field(default_factory=dict)  # fail-open alert key -> fingerprint
 
 
 def _epoch_ms(moment: datetime) -> int:
