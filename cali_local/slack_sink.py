@@ -311,268 +311,282 @@ class SlackSink:
         with self._lock:
             return next((m for m in self.messages if m.channel == channel and m.ts == ts), None)
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:  # noqa: C901
-        sink = self
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        """The request handler class the server instantiates per request, bound to this sink."""
 
-        class Handler(BaseHTTPRequestHandler):
-            server_version = "CaliSlackSink/1.0"
+        class Handler(_SinkHandler):
+            pass
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return  # quiet: tests and the demo print what matters
-
-            def do_POST(self) -> None:
-                with sink._lock:
-                    sink.requests += 1
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                if sink.latency_seconds:
-                    time.sleep(sink.latency_seconds)
-                fault = sink._next_fault()
-                if fault is not None:
-                    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-                    self._send(fault.status, fault.body, content_type="text/plain", headers=headers)
-                    return
-                if self.path.startswith(WEBHOOK_PATH_PREFIX):
-                    self._webhook(raw)
-                elif self.path.startswith("/api/"):
-                    self._api(self.path[len("/api/") :].split("?")[0], raw)
-                else:
-                    self._send(404, "not_found", content_type="text/plain")
-
-            # incoming webhook: plain-text answers, errors as 4xx
-            def _webhook(self, raw: bytes) -> None:
-                try:
-                    payload = json.loads(raw or b"{}")
-                except json.JSONDecodeError:
-                    self._reject(400, "invalid_payload", plain=True)
-                    return
-                if not isinstance(payload, dict):
-                    self._reject(400, "invalid_payload", plain=True)
-                    return
-                channel = "#webhook"
-                retry_after = sink._take_rate_token(channel)
-                if retry_after is not None:
-                    self._send(
-                        429,
-                        "rate_limited",
-                        content_type="text/plain",
-                        headers={"Retry-After": str(retry_after)},
-                    )
-                    return
-                try:
-                    validate_message(payload.get("text"), payload.get("blocks"))
-                    if sink.refuse_blocks and payload.get("blocks"):
-                        raise BlockKitError("invalid_blocks")
-                except BlockKitError as exc:
-                    self._reject(400, str(exc), plain=True)
-                    return
-                sink._record(
-                    RecordedMessage(
-                        channel=channel,
-                        ts=sink._new_ts(),
-                        text=str(payload.get("text") or ""),
-                        blocks=list(payload.get("blocks") or []),
-                        via="webhook",
-                    )
-                )
-                time.sleep(sink._late())  # accepted; the answer may come after the client gave up
-                self._send(200, "ok", content_type="text/plain")
-
-            # Web API: HTTP 200 with ok=false for API errors, 429 for rate limits
-            def _api(self, method: str, raw: bytes) -> None:
-                args = self._api_args(raw)
-                if args is None:
-                    self._api_error("invalid_json")
-                    return
-                auth = self.headers.get("Authorization", "")
-                token = (
-                    auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else args.get("token")
-                )
-                if not token:
-                    self._api_error("not_authed")
-                    return
-                if token != sink.token:
-                    self._api_error("invalid_auth")
-                    return
-                methods: dict[str, Callable[[dict[str, Any]], None]] = {
-                    "chat.postMessage": self._post_message,
-                    "chat.update": self._update,
-                    "views.open": self._open_view,
-                    "conversations.history": lambda a: self._history(a, replies=False),
-                    "conversations.replies": lambda a: self._history(a, replies=True),
-                    "usergroups.users.list": self._usergroup_users,
-                }
-                if method in methods:
-                    methods[method](args)
-                elif method in {"auth.test", "api.test"}:
-                    self._json(200, {"ok": True, "user_id": "U0CALIBOT", "team_id": "T0CALI"})
-                else:
-                    self._api_error("unknown_method")
-
-            def _api_args(self, raw: bytes) -> dict[str, Any] | None:
-                content_type = self.headers.get("Content-Type", "")
-                try:
-                    if "json" in content_type:
-                        parsed = json.loads(raw or b"{}")
-                        return parsed if isinstance(parsed, dict) else None
-                    form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8")).items()}
-                    if isinstance(form.get("blocks"), str):
-                        form["blocks"] = json.loads(form["blocks"])
-                    return dict(form)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    return None
-
-            def _post_message(self, args: dict[str, Any]) -> None:
-                channel = str(args.get("channel") or "")
-                if not channel:
-                    self._api_error("channel_not_found")
-                    return
-                retry_after = sink._take_rate_token(channel)
-                if retry_after is not None:
-                    self._json(
-                        429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": str(retry_after)}
-                    )
-                    return
-                try:
-                    blocks = _json_arg(args.get("blocks"), "invalid_blocks_format")
-                    metadata = _json_arg(args.get("metadata"), "invalid_metadata_format")
-                    validate_message(args.get("text"), blocks)
-                    if sink.refuse_blocks and blocks:
-                        raise BlockKitError("invalid_blocks")
-                except BlockKitError as exc:
-                    self._api_error(str(exc))
-                    return
-                thread_ts = args.get("thread_ts") or None
-                if thread_ts is not None:
-                    parent = sink._find(channel, str(thread_ts))
-                    if parent is None:
-                        self._api_error("thread_not_found")
-                        return
-                    thread_ts = parent.thread_ts or parent.ts  # replies to a reply join the root
-                message = RecordedMessage(
-                    channel=channel,
-                    ts=sink._new_ts(),
-                    text=str(args.get("text") or ""),
-                    blocks=list(blocks or []),
-                    thread_ts=thread_ts,
-                    metadata=metadata if isinstance(metadata, dict) else None,
-                )
-                sink._record(message)
-                time.sleep(sink._late())  # accepted; the answer may come after the client gave up
-                self._json(
-                    200,
-                    {
-                        "ok": True,
-                        "channel": channel,
-                        "ts": message.ts,
-                        "message": {"text": message.text, "ts": message.ts, "thread_ts": thread_ts},
-                    },
-                )
-
-            def _history(self, args: dict[str, Any], *, replies: bool) -> None:
-                """conversations.history: top-level messages, newest first (no replies);
-                conversations.replies: the thread of ``ts``, its root included."""
-                channel = str(args.get("channel") or "")
-                oldest = float(args.get("oldest") or 0)
-                latest = float(args.get("latest") or "inf")
-                inclusive = str(args.get("inclusive", "")).lower() in {"1", "true"}
-                limit = int(args.get("limit") or 100)
-                root = str(args.get("ts") or "")
-                include_metadata = str(args.get("include_all_metadata", "")).lower() in {"1", "true"}
-
-                def wanted(m: RecordedMessage) -> bool:
-                    in_thread = root in (m.ts, m.thread_ts) if replies else m.thread_ts is None
-                    ts = float(m.ts)
-                    before = ts <= latest if inclusive else ts < latest
-                    return m.channel == channel and in_thread and ts >= oldest and before
-
-                with sink._lock:
-                    found = [m for m in reversed(sink.messages) if wanted(m)][:limit]
-                messages = []
-                for m in found:
-                    item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "blocks": m.blocks}
-                    if m.thread_ts:
-                        item["thread_ts"] = m.thread_ts
-                    if include_metadata and m.metadata is not None:
-                        item["metadata"] = m.metadata
-                    messages.append(item)
-                self._json(200, {"ok": True, "messages": messages, "has_more": False})
-
-            def _update(self, args: dict[str, Any]) -> None:
-                channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
-                existing = sink._find(channel, ts)
-                if existing is None:
-                    self._api_error("message_not_found")
-                    return
-                blocks = args.get("blocks", existing.blocks)
-                try:
-                    validate_message(args.get("text", existing.text), blocks)
-                except BlockKitError as exc:
-                    self._api_error(str(exc))
-                    return
-                with sink._lock:
-                    existing.text = str(args.get("text", existing.text) or "")
-                    existing.blocks = list(blocks or [])
-                    existing.edited = True
-                self._json(200, {"ok": True, "channel": channel, "ts": ts, "text": existing.text})
-
-            def _open_view(self, args: dict[str, Any]) -> None:
-                view = args.get("view")
-                if isinstance(view, str):
-                    try:
-                        view = json.loads(view)
-                    except json.JSONDecodeError:
-                        view = None
-                if not args.get("trigger_id"):
-                    self._api_error("invalid_trigger_id")
-                    return
-                if not isinstance(view, dict) or view.get("type") != "modal" or not view.get("blocks"):
-                    self._api_error("invalid_arguments")
-                    return
-                with sink._lock:
-                    sink.views.append(view)
-                self._json(200, {"ok": True, "view": {"id": f"V{len(sink.views):08d}", **view}})
-
-            def _usergroup_users(self, args: dict[str, Any]) -> None:
-                group = str(args.get("usergroup") or "")
-                if group not in sink.usergroups:
-                    self._api_error("no_such_subteam")
-                else:
-                    self._json(200, {"ok": True, "users": sink.usergroups[group]})
-
-            def _reject(self, status: int, error: str, *, plain: bool) -> None:
-                with sink._lock:
-                    sink.rejected.append((status, error))
-                self._send(status, error, content_type="text/plain")
-
-            def _api_error(self, error: str) -> None:
-                with sink._lock:
-                    sink.rejected.append((200, error))
-                self._json(200, {"ok": False, "error": error})
-
-            def _json(
-                self, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
-            ) -> None:
-                self._send(
-                    status, json.dumps(body), content_type="application/json; charset=utf-8", headers=headers
-                )
-
-            def _send(
-                self, status: int, body: str, *, content_type: str, headers: Mapping[str, str] | None = None
-            ) -> None:
-                data = body.encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                try:
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    return  # the client gave up waiting (its timeout): the answer is lost
-
+        Handler.sink = self
         return Handler
+
+
+class _SinkHandler(BaseHTTPRequestHandler):
+    """Answers one request the way Slack would; ``sink`` holds the state and test controls."""
+
+    sink: SlackSink
+
+    server_version = "CaliSlackSink/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # quiet: tests and the demo print what matters
+
+    def do_POST(self) -> None:
+        with self.sink._lock:
+            self.sink.requests += 1
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if self.sink.latency_seconds:
+            time.sleep(self.sink.latency_seconds)
+        fault = self.sink._next_fault()
+        if fault is not None:
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            self._send(fault.status, fault.body, content_type="text/plain", headers=headers)
+            return
+        if self.path.startswith(WEBHOOK_PATH_PREFIX):
+            self._webhook(raw)
+        elif self.path.startswith("/api/"):
+            self._api(self.path[len("/api/") :].split("?")[0], raw)
+        else:
+            self._send(404, "not_found", content_type="text/plain")
+
+    # incoming webhook: plain-text answers, errors as 4xx
+    def _webhook(self, raw: bytes) -> None:
+        try:
+            payload = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            self._reject(400, "invalid_payload", plain=True)
+            return
+        if not isinstance(payload, dict):
+            self._reject(400, "invalid_payload", plain=True)
+            return
+        channel = "#webhook"
+        retry_after = self.sink._take_rate_token(channel)
+        if retry_after is not None:
+            self._send(
+                429,
+                "rate_limited",
+                content_type="text/plain",
+                headers={"Retry-After": str(retry_after)},
+            )
+            return
+        try:
+            validate_message(payload.get("text"), payload.get("blocks"))
+            if self.sink.refuse_blocks and payload.get("blocks"):
+                raise BlockKitError("invalid_blocks")
+        except BlockKitError as exc:
+            self._reject(400, str(exc), plain=True)
+            return
+        self.sink._record(
+            RecordedMessage(
+                channel=channel,
+                ts=self.sink._new_ts(),
+                text=str(payload.get("text") or ""),
+                blocks=list(payload.get("blocks") or []),
+                via="webhook",
+            )
+        )
+        time.sleep(self.sink._late())  # accepted; the answer may come after the client gave up
+        self._send(200, "ok", content_type="text/plain")
+
+    # Web API: HTTP 200 with ok=false for API errors, 429 for rate limits
+    def _api(self, method: str, raw: bytes) -> None:
+        args = self._api_args(raw)
+        if args is None:
+            self._api_error("invalid_json")
+            return
+        auth = self.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else args.get("token")
+        if not token:
+            self._api_error("not_authed")
+            return
+        if token != self.sink.token:
+            self._api_error("invalid_auth")
+            return
+        answer = _API_METHODS.get(method)
+        if answer is None:
+            self._api_error("unknown_method")
+        else:
+            answer(self, args)
+
+    def _auth_test(self, _args: dict[str, Any]) -> None:
+        self._json(200, {"ok": True, "user_id": "U0CALIBOT", "team_id": "T0CALI"})
+
+    def _api_args(self, raw: bytes) -> dict[str, Any] | None:
+        content_type = self.headers.get("Content-Type", "")
+        try:
+            if "json" in content_type:
+                parsed = json.loads(raw or b"{}")
+                return parsed if isinstance(parsed, dict) else None
+            form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8")).items()}
+            if isinstance(form.get("blocks"), str):
+                form["blocks"] = json.loads(form["blocks"])
+            return dict(form)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+
+    def _post_message(self, args: dict[str, Any]) -> None:
+        channel = str(args.get("channel") or "")
+        if not channel:
+            self._api_error("channel_not_found")
+            return
+        retry_after = self.sink._take_rate_token(channel)
+        if retry_after is not None:
+            self._json(429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": str(retry_after)})
+            return
+        try:
+            blocks = _json_arg(args.get("blocks"), "invalid_blocks_format")
+            metadata = _json_arg(args.get("metadata"), "invalid_metadata_format")
+            validate_message(args.get("text"), blocks)
+            if self.sink.refuse_blocks and blocks:
+                raise BlockKitError("invalid_blocks")
+        except BlockKitError as exc:
+            self._api_error(str(exc))
+            return
+        thread_ts = args.get("thread_ts") or None
+        if thread_ts is not None:
+            parent = self.sink._find(channel, str(thread_ts))
+            if parent is None:
+                self._api_error("thread_not_found")
+                return
+            thread_ts = parent.thread_ts or parent.ts  # replies to a reply join the root
+        message = RecordedMessage(
+            channel=channel,
+            ts=self.sink._new_ts(),
+            text=str(args.get("text") or ""),
+            blocks=list(blocks or []),
+            thread_ts=thread_ts,
+            metadata=metadata if isinstance(metadata, dict) else None,
+        )
+        self.sink._record(message)
+        time.sleep(self.sink._late())  # accepted; the answer may come after the client gave up
+        self._json(
+            200,
+            {
+                "ok": True,
+                "channel": channel,
+                "ts": message.ts,
+                "message": {"text": message.text, "ts": message.ts, "thread_ts": thread_ts},
+            },
+        )
+
+    def _conversations_history(self, args: dict[str, Any]) -> None:
+        self._history(args, replies=False)
+
+    def _conversations_replies(self, args: dict[str, Any]) -> None:
+        self._history(args, replies=True)
+
+    def _history(self, args: dict[str, Any], *, replies: bool) -> None:
+        """conversations.history: top-level messages, newest first (no replies);
+        conversations.replies: the thread of ``ts``, its root included."""
+        channel = str(args.get("channel") or "")
+        oldest = float(args.get("oldest") or 0)
+        latest = float(args.get("latest") or "inf")
+        inclusive = str(args.get("inclusive", "")).lower() in {"1", "true"}
+        limit = int(args.get("limit") or 100)
+        root = str(args.get("ts") or "")
+        include_metadata = str(args.get("include_all_metadata", "")).lower() in {"1", "true"}
+
+        def wanted(m: RecordedMessage) -> bool:
+            in_thread = root in (m.ts, m.thread_ts) if replies else m.thread_ts is None
+            ts = float(m.ts)
+            before = ts <= latest if inclusive else ts < latest
+            return m.channel == channel and in_thread and ts >= oldest and before
+
+        with self.sink._lock:
+            found = [m for m in reversed(self.sink.messages) if wanted(m)][:limit]
+        messages = []
+        for m in found:
+            item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "blocks": m.blocks}
+            if m.thread_ts:
+                item["thread_ts"] = m.thread_ts
+            if include_metadata and m.metadata is not None:
+                item["metadata"] = m.metadata
+            messages.append(item)
+        self._json(200, {"ok": True, "messages": messages, "has_more": False})
+
+    def _update(self, args: dict[str, Any]) -> None:
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        existing = self.sink._find(channel, ts)
+        if existing is None:
+            self._api_error("message_not_found")
+            return
+        blocks = args.get("blocks", existing.blocks)
+        try:
+            validate_message(args.get("text", existing.text), blocks)
+        except BlockKitError as exc:
+            self._api_error(str(exc))
+            return
+        with self.sink._lock:
+            existing.text = str(args.get("text", existing.text) or "")
+            existing.blocks = list(blocks or [])
+            existing.edited = True
+        self._json(200, {"ok": True, "channel": channel, "ts": ts, "text": existing.text})
+
+    def _open_view(self, args: dict[str, Any]) -> None:
+        view = args.get("view")
+        if isinstance(view, str):
+            try:
+                view = json.loads(view)
+            except json.JSONDecodeError:
+                view = None
+        if not args.get("trigger_id"):
+            self._api_error("invalid_trigger_id")
+            return
+        if not isinstance(view, dict) or view.get("type") != "modal" or not view.get("blocks"):
+            self._api_error("invalid_arguments")
+            return
+        with self.sink._lock:
+            self.sink.views.append(view)
+        self._json(200, {"ok": True, "view": {"id": f"V{len(self.sink.views):08d}", **view}})
+
+    def _usergroup_users(self, args: dict[str, Any]) -> None:
+        group = str(args.get("usergroup") or "")
+        if group not in self.sink.usergroups:
+            self._api_error("no_such_subteam")
+        else:
+            self._json(200, {"ok": True, "users": self.sink.usergroups[group]})
+
+    def _reject(self, status: int, error: str, *, plain: bool) -> None:
+        with self.sink._lock:
+            self.sink.rejected.append((status, error))
+        self._send(status, error, content_type="text/plain")
+
+    def _api_error(self, error: str) -> None:
+        with self.sink._lock:
+            self.sink.rejected.append((200, error))
+        self._json(200, {"ok": False, "error": error})
+
+    def _json(self, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> None:
+        self._send(status, json.dumps(body), content_type="application/json; charset=utf-8", headers=headers)
+
+    def _send(
+        self, status: int, body: str, *, content_type: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        data = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        try:
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the client gave up waiting (its timeout): the answer is lost
+
+
+# The Web API methods the sink answers (``POST /api/<method>``), after the token check.
+_API_METHODS: dict[str, Callable[[_SinkHandler, dict[str, Any]], None]] = {
+    "chat.postMessage": _SinkHandler._post_message,
+    "chat.update": _SinkHandler._update,
+    "views.open": _SinkHandler._open_view,
+    "conversations.history": _SinkHandler._conversations_history,
+    "conversations.replies": _SinkHandler._conversations_replies,
+    "usergroups.users.list": _SinkHandler._usergroup_users,
+    "auth.test": _SinkHandler._auth_test,
+    "api.test": _SinkHandler._auth_test,
+}
 
 
 def _json_arg(value: Any, error: str) -> Any:

@@ -147,47 +147,59 @@ def _logfmt_ident(char: str) -> bool:
     return char > " " and char not in '="'
 
 
-def _logfmt_pairs(text: str) -> Iterator[tuple[str, str, bool, bool, bool]]:  # noqa: C901, PLR0912
+def _logfmt_skip(text: str, i: int, *, ident: bool) -> int:
+    """The index of the first character from ``i`` whose ``ident_byte`` is not ``ident``."""
+    end = len(text)
+    while i < end and _logfmt_ident(text[i]) == ident:
+        i += 1
+    return i
+
+
+def _logfmt_quoted(text: str, i: int) -> tuple[str, bool, int]:
+    """(raw value, has_escape, index after the closing quote) from ``i``, just past the opening quote.
+
+    An unterminated quote runs to the end of the text, as in ``logfmt_parser()``.
+    """
+    end, start, escaped = len(text), i, False
+    while i < end and text[i] != '"':
+        if text[i] == "\\":
+            escaped = True
+            i += 1
+            if i == end:
+                break
+        i += 1
+    value = text[start:i]
+    if i < end and text[i] == '"':
+        i += 1
+    return value, escaped, i
+
+
+def _logfmt_value(text: str, i: int) -> tuple[str, bool, bool, int]:
+    """(raw value, quoted, has_escape, index after the value) from ``i``, just past the ``=``."""
+    if i < len(text) and text[i] == '"':
+        value, escaped, i = _logfmt_quoted(text, i + 1)
+        return value, True, escaped, i
+    value_end = _logfmt_skip(text, i, ident=True)
+    return text[i:value_end], False, False, value_end
+
+
+def _logfmt_pairs(text: str) -> Iterator[tuple[str, str, bool, bool, bool]]:
     """(key, raw value, value_set, quoted, has_escape) as ``logfmt_parser()`` scans them."""
     i, end = 0, len(text)
-    while i < end:
-        while i < end and not _logfmt_ident(text[i]):
-            i += 1
+    while True:
+        i = _logfmt_skip(text, i, ident=False)
         if i == end:
             break
         start = i
-        while i < end and _logfmt_ident(text[i]):
-            i += 1
+        i = _logfmt_skip(text, i, ident=True)
         key = text[start:i]
         value, value_set, quoted, escaped = "", False, False, False
         if i < end and text[i] == "=":
             value_set = True
-            i += 1
-            if i < end and text[i] == '"':
-                i += 1
-                quoted = True
-                vstart = i
-                while i < end and text[i] != '"':
-                    if text[i] == "\\":
-                        escaped = True
-                        i += 1
-                        if i == end:
-                            break
-                    i += 1
-                value = text[vstart:i]
-                if i < end and text[i] == '"':
-                    i += 1
-            else:
-                vstart = i
-                while i < end and _logfmt_ident(text[i]):
-                    i += 1
-                value = text[vstart:i]
+            value, quoted, escaped, i = _logfmt_value(text, i + 1)
         yield key, value, value_set, quoted, escaped
-        if i == end:
-            break
-        if text[i] == "\r":
-            break
-        if text[i] == "\n":
+        # a line break right after a pair ends the scan, as in logfmt_parser()
+        if i == end or text[i] in "\r\n":
             break
 
 

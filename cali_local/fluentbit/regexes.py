@@ -70,7 +70,65 @@ _FORBIDDEN_ESCAPES = {
 }
 
 
-def portability_problems(source: str) -> list[str]:  # noqa: C901, PLR0912, PLR0915
+# Group openings Python reads differently from Onigmo, checked in this order after "(".
+_GROUP_PREFIX_PROBLEMS = (
+    ("?>", "atomic group"),
+    ("?<=", "lookbehind"),
+    ("?<!", "lookbehind"),
+)
+_PORTABLE_GROUP_PREFIXES = ("?:", "?=", "?!", "?#")
+
+
+def _named_group_problem(body: str, i: int, names: list[str]) -> str | None:
+    """Record the name of the ``(?<name>`` group at ``i``; a problem if Python cannot spell it."""
+    end = body.find(">", i)
+    name = body[i + 3 : end]
+    names.append(name)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return f"group name {name!r} must be letters, digits and _"
+    return None
+
+
+def _group_problem(body: str, i: int, names: list[str]) -> str | None:
+    """The problem with the group opened by the ``(`` at ``i``, if any."""
+    rest = body[i + 1 : i + 4]
+    if not rest.startswith("?"):
+        return f"unnamed capturing group at {i}: use (?:...) or (?<name>...)"
+    for prefix, what in _GROUP_PREFIX_PROBLEMS:
+        if rest.startswith(prefix):
+            return f"{what} at {i}"
+    if rest.startswith("?<"):
+        return _named_group_problem(body, i, names)
+    if rest.startswith("?P"):
+        return f"Python-only named group syntax at {i}"
+    if not rest.startswith(_PORTABLE_GROUP_PREFIXES):
+        return f"inline flag or unsupported group {body[i : i + 4]!r} at {i}"
+    return None
+
+
+def _class_body_start(body: str, i: int) -> int:
+    """The index after the ``[`` at ``i`` where the class's closing ``]`` may appear.
+
+    A leading ``]`` or ``^]`` is a literal in both dialects.
+    """
+    j = i + 1
+    if j < len(body) and body[j] == "^":
+        j += 1
+    if j < len(body) and body[j] == "]":
+        j += 1
+    return j
+
+
+def _outside_class_problem(body: str, i: int, names: list[str]) -> str | None:
+    """The problem with the character at ``i``, outside a character class, other than ``\\`` and ``[``."""
+    if body[i] == "(":
+        return _group_problem(body, i, names)
+    if body[i] in "*+?}" and body[i + 1 : i + 2] == "+":
+        return f"possessive quantifier at {i}"
+    return None
+
+
+def portability_problems(source: str) -> list[str]:
     """Constructs that Onigmo and Python's ``re`` do not read the same way.
 
     Checked by walking the pattern once, outside and inside character classes:
@@ -79,60 +137,28 @@ def portability_problems(source: str) -> list[str]:  # noqa: C901, PLR0912, PLR0
     nested character-class sets and the escapes in ``_FORBIDDEN_ESCAPES``.
     """
     body, _ = split_slashes(source)
-    problems: list[str] = []
+    problems: list[str | None] = []
     names: list[str] = []
-    i = 0
-    in_class = False
-    n = len(body)
-    while i < n:
+    i, in_class = 0, False
+    while i < len(body):
         c = body[i]
         if c == "\\":
-            nxt = body[i + 1] if i + 1 < n else ""
+            nxt = body[i + 1 : i + 2]
             if nxt in _FORBIDDEN_ESCAPES:
                 problems.append(f"forbidden escape {_FORBIDDEN_ESCAPES[nxt]} at {i}")
             i += 2
-            continue
-        if in_class:
-            if c == "[":
-                problems.append(f"nested character class at {i}")
-            elif c == "]":
-                in_class = False
+        elif in_class:
+            problems.append(f"nested character class at {i}" if c == "[" else None)
+            in_class = c != "]"
             i += 1
-            continue
-        if c == "[":
+        elif c == "[":
             in_class = True
-            # a leading ']' or '^]' is a literal in both dialects
-            j = i + 1
-            if j < n and body[j] == "^":
-                j += 1
-            if j < n and body[j] == "]":
-                j += 1
-            i = j
-            continue
-        if c == "(":
-            rest = body[i + 1 : i + 4]
-            if not rest.startswith("?"):
-                problems.append(f"unnamed capturing group at {i}: use (?:...) or (?<name>...)")
-            elif rest.startswith("?>"):
-                problems.append(f"atomic group at {i}")
-            elif rest.startswith(("?<=", "?<!")):
-                problems.append(f"lookbehind at {i}")
-            elif rest.startswith("?<"):
-                end = body.find(">", i)
-                name = body[i + 3 : end]
-                if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                    problems.append(f"group name {name!r} must be letters, digits and _")
-                names.append(name)
-            elif rest.startswith("?P"):
-                problems.append(f"Python-only named group syntax at {i}")
-            elif rest.startswith("?") and not rest.startswith(("?:", "?=", "?!", "?#")):
-                problems.append(f"inline flag or unsupported group {body[i : i + 4]!r} at {i}")
+            i = _class_body_start(body, i)
+        else:
+            problems.append(_outside_class_problem(body, i, names))
             i += 1
-            continue
-        if c in "*+?}" and i + 1 < n and body[i + 1] == "+":
-            problems.append(f"possessive quantifier at {i}")
-        i += 1
+    found = [problem for problem in problems if problem is not None]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        problems.append(f"duplicate group names {duplicates}")
-    return problems
+        found.append(f"duplicate group names {duplicates}")
+    return found
