@@ -527,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         by_id = {item.case.id: shown_for(item, policy, stats) for item in items}
         run_answers(cases, by_id, args.answers, limit=args.limit, review=args.review)
         print_answers(args.answers, cases)
-    return 0  # a benchmark reports; tests/unit/test_analysis_bench.py asserts
+    return 0  # a benchmark reports; tests/functional/test_analysis_bench.py asserts
 
 
 if __name__ == "__main__":
