@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -19,15 +19,13 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks._nag import acknowledge, acknowledge_wildcards, arn_of
+from stacks._nag import acknowledge_wildcards, arn_of
 from stacks.archive import DLQ_PREFIX
-from stacks.bundling import RUNTIME, function_code
+from stacks.cali_function import cali_function
 from stacks.config import EnvironmentConfig
 from stacks.incident_queue import IncidentQueue
 from stacks.secrets import Secrets
 from stacks.state_table import StateTable
-
-METRICS_NAMESPACE = "CALI"
 
 
 class Functions(Construct):
@@ -191,43 +189,18 @@ class Functions(Construct):
         extra_folders: tuple[str, ...] = (),
         reserved_concurrency: int | None = None,
     ) -> lambda_.Function:
-        log_group = logs.LogGroup(
-            self, f"{construct_id}Logs", retention=self._log_retention, removal_policy=RemovalPolicy.DESTROY
-        )
-        # An explicit role instead of the AWSLambdaBasicExecutionRole managed policy:
-        # it may write to this function's log group and nothing else by default.
-        role = iam.Role(
-            self,
-            f"{construct_id}Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"CALI {folder}",
-        )
-        log_group.grant_write(role)
-        function = lambda_.Function(
+        function = cali_function(
             self,
             construct_id,
-            runtime=RUNTIME,
+            folder,
             architecture=self._architecture,
-            code=function_code(folder, self._architecture, extra_folders),
-            handler=f"{folder}.handler.handler",
-            memory_size=memory,
-            timeout=Duration.seconds(timeout),
-            role=role,
-            log_group=log_group,
-            reserved_concurrent_executions=reserved_concurrency,
+            log_retention=self._log_retention,
+            memory=memory,
+            timeout=timeout,
             description=description,
-            environment={
-                **environment,
-                "POWERTOOLS_SERVICE_NAME": folder,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-                "LOG_LEVEL": "INFO",
-            },
-        )
-        acknowledge(
-            function,
-            "L1",
-            "Python 3.12 is the runtime CALI targets and tests (dependencies are bundled as "
-            "cp312 wheels); moving to a newer runtime is a deliberate, tested upgrade.",
+            environment=environment,
+            extra_folders=extra_folders,
+            reserved_concurrency=reserved_concurrency,
         )
         self.all[folder] = function
         return function

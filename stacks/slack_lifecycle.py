@@ -27,7 +27,6 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
@@ -37,7 +36,7 @@ from constructs import Construct
 from pydantic import BaseModel, ConfigDict, Field
 
 from stacks._nag import acknowledge, acknowledge_wildcards
-from stacks.bundling import RUNTIME, function_code
+from stacks.cali_function import cali_function
 
 ROUTE = "/slack/events"
 
@@ -318,40 +317,15 @@ class SlackLifecycle(Construct):
         description: str,
         environment: dict[str, str],
     ) -> lambda_.Function:
-        log_group = logs.LogGroup(
-            self, f"{construct_id}Logs", retention=self._log_retention, removal_policy=RemovalPolicy.DESTROY
-        )
-        role = iam.Role(
-            self,
-            f"{construct_id}Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"CALI {folder}",
-        )
-        log_group.grant_write(role)
-        function = lambda_.Function(
+        return cali_function(
             self,
             construct_id,
-            runtime=RUNTIME,
+            folder,
             architecture=self._architecture,
-            code=function_code(folder, self._architecture, ()),
-            handler=f"{folder}.handler.handler",
-            memory_size=512,
-            timeout=Duration.seconds(timeout),
-            role=role,
-            log_group=log_group,
-            reserved_concurrent_executions=reserved,
+            log_retention=self._log_retention,
+            memory=512,
+            timeout=timeout,
             description=description,
-            environment={
-                **environment,
-                "POWERTOOLS_SERVICE_NAME": folder,
-                "POWERTOOLS_METRICS_NAMESPACE": "CALI",
-                "LOG_LEVEL": "INFO",
-            },
+            environment=environment,
+            reserved_concurrency=reserved,
         )
-        acknowledge(
-            function,
-            "L1",
-            "Python 3.12 is the runtime CALI targets and tests (dependencies are bundled as "
-            "cp312 wheels); moving to a newer runtime is a deliberate, tested upgrade.",
-        )
-        return function
