@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cali.analysis.analyzer import incident_query_text
+from cali.analysis.analyzer import incident_lines, incident_query_text
 from cali.analysis.embeddings import LocalOnnxEmbedder
 from cali.analysis.redaction import Redactor, redact_incident
 from cali.contracts.analysis import AnalysisResult, SimilarIncident
@@ -49,7 +49,16 @@ from cali.contracts.incident import IncidentMessage, SampleLine
 from cali.contracts.levels import Level
 from cali.fingerprint import fingerprint
 from cali.knowledge.base import KnowledgeEntry, load_knowledge_base
-from cali.knowledge.relevance import RelevancePolicy, TermStats, entry_text, judge
+from cali.knowledge.relevance import (
+    LineMatcher,
+    RelevancePolicy,
+    Signals,
+    TermStats,
+    decide,
+    entry_text,
+    judge,
+    measure,
+)
 from cali.knowledge.store import KnowledgeStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,6 +159,9 @@ class Retrieved:
     case: Case
     query: str
     candidates: list[SimilarIncident] = field(default_factory=list)
+    line_scores: dict[str, float] = field(default_factory=dict)
+    measured: list[Signals] | None = None
+    """The policy-independent signals, measured once (calibration tries thousands of policies)."""
 
 
 def retrieve_candidates(
@@ -162,6 +174,7 @@ def retrieve_candidates(
     store.upsert(entries, embedder)
     stats = store.term_stats()
     out: list[Retrieved] = []
+    matcher = LineMatcher(embedder)
     queries = [incident_query_text(case.incident) for case in cases]
     vectors = embedder.embed(queries)
     for case, query, vector in zip(cases, queries, vectors, strict=True):
@@ -173,7 +186,7 @@ def retrieve_candidates(
             service=incident.services[0] if len(incident.services) == 1 else None,
             fingerprint=incident.fingerprint,
         )
-        out.append(Retrieved(case, query, hits))
+        out.append(Retrieved(case, query, hits, matcher.scores(incident_lines(incident), hits)))
     store.close()
     return out, stats
 
@@ -209,11 +222,13 @@ def shown_for(item: Retrieved, policy: RelevancePolicy | None, stats: TermStats)
     """What the alert would show: ``policy=None`` is the old rule (cosine >= 0.35 alone)."""
     if policy is None:
         return [hit for hit in item.candidates if hit.score >= COSINE_ONLY_FLOOR][:TOP_K]
-    fp = item.case.incident.fingerprint
-    same = frozenset(hit.id for hit in item.candidates if hit.fingerprint == fp)
-    return [
-        j.hit for j in judge(item.query, item.candidates, stats, policy, fingerprint_ids=same) if j.relevant
-    ][:TOP_K]
+    if item.measured is None:
+        fp = item.case.incident.fingerprint
+        same = frozenset(hit.id for hit in item.candidates if hit.fingerprint == fp)
+        item.measured = measure(
+            item.query, item.candidates, stats, line_scores=item.line_scores, fingerprint_ids=same
+        )
+    return [j.hit for j in decide(item.measured, policy) if j.relevant][:TOP_K]
 
 
 def score_retrieval(
@@ -246,6 +261,22 @@ def score_retrieval(
     return score, shown_by_case
 
 
+def show_case(item: Retrieved, policy: RelevancePolicy, stats: TermStats, shown: list[str]) -> None:
+    """One case: what was shown, and the signals of every shown or relevant candidate."""
+    relevant = item.case.relevant
+    mark = "ok " if (not relevant and not shown) or any(i in relevant for i in shown[:3]) else "MISS"
+    print(f"  {mark} {item.case.id:<28} relevant={sorted(relevant)} shown={shown}")
+    judged = judge(item.query, item.candidates, stats, policy, line_scores=item.line_scores)
+    for j in judged:
+        if j.hit.id in relevant or j.hit.id in shown:
+            flag = "shown " if j.hit.id in shown else "      "
+            flag += "relevant" if j.hit.id in relevant else "UNRELATED"
+            print(
+                f"        {j.hit.id:<44} line {j.line_match:.2f} agreement {j.agreement:4.2f} "
+                f"cosine {j.hit.score:.2f} {flag} {list(j.shared[:5])}"
+            )
+
+
 def describe(name: str, s: RetrievalScore) -> str:
     return (
         f"{name:<34} shown {s.shown:>3}  unrelated {s.unrelated_share:6.1%}  "
@@ -258,20 +289,25 @@ def calibrate(items: Sequence[Retrieved], stats: TermStats) -> RelevancePolicy:
     negatives showing anything; ties go to the stricter policy."""
     best: tuple[tuple[float, ...], RelevancePolicy] | None = None
     grid = itertools.product(
-        (0.25, 0.30, 0.35, 0.40),
-        (0.0, 3.0, 5.0, 6.0, 7.0, 8.0, 9.0),
-        (0.60, 0.65, 0.70, 1.01),
-        (0.05, 0.10, 1.0),
+        [x / 100 for x in range(50, 96, 2)],
+        [x / 100 for x in range(30, 70, 2)],
+        (1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0, 3.5),
+        (0.05, 0.10, 0.15, 0.20, 1.0),
+        (0.0, 0.5, 0.6, 0.7),
     )
-    for min_cos, min_agree, strong, gap in grid:
+    for alone, min_line, min_agree, gap, share in grid:
+        if min_line > alone:
+            continue
         policy = RelevancePolicy(
-            min_cosine=min_cos, min_agreement=min_agree, strong_cosine=strong, max_gap=gap
+            line_alone=alone, min_line=min_line, min_agreement=min_agree, max_gap=gap, min_share=share
         )
         s, _ = score_retrieval(items, policy, stats)
         leak = 1 - s.abstention
         if s.unrelated_share > TARGET_UNRELATED or leak > TARGET_UNRELATED:
             continue
-        key = (s.top3, -leak, -s.unrelated_share, min_agree, min_cos, strong, -gap)
+        # Ties go to the strictest policy (what the calibration set cannot tell apart, the
+        # evaluation set should not be asked to).
+        key = (s.top3, -leak, -s.unrelated_share, min_line, min_agree, share, -gap, alone)
         if best is None or key > best[0]:
             best = (key, policy)
     if best is None:
@@ -512,13 +548,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(entries)} knowledge entries, embedder all-MiniLM-L6-v2 int8 ONNX, Milvus Lite"
     )
     print(describe(f"cosine >= {COSINE_ONLY_FLOOR} alone", baseline))
-    print(describe("cosine + lexical agreement", score))
+    print(describe("line match + lexical agreement", score))
     print(f"policy: {policy}")
     if args.show:
         for item in items:
-            print(
-                f"  {item.case.id:<28} relevant={sorted(item.case.relevant)} shown={shown_ids[item.case.id]}"
-            )
+            show_case(item, policy, stats, shown_ids[item.case.id])
     print(
         f"targets (unrelated <= {TARGET_UNRELATED:.0%}, top-3 >= {TARGET_TOP3}): "
         f"{'met' if score.meets_targets() else 'NOT met'}"

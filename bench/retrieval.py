@@ -19,9 +19,10 @@ Reported: hit rate at 1 and 3 and MRR counting any relevant entry, the same agai
 Ranking is measured without a similarity floor. Target: top-3 >= 0.9.
 
 Queries with ``"expected": null`` are negatives: ordinary application errors that no entry
-covers. With them the benchmark checks the similarity floor (``--min-score``, default the
-analyzer's ``RETRIEVAL_MIN_SCORE``): the share of positives whose relevant entry still
-clears it within the top 3, and the share of negatives that would show a hit anyway.
+covers. With them the benchmark checks a similarity floor (``--min-score``, default 0.35,
+the old analyzer floor; the analyzer now decides with its relevance check): the share of
+positives whose relevant entry still clears it within the top 3, and the share of negatives
+that would show a hit anyway.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cali.analysis.embeddings import LocalOnnxEmbedder
-from cali.contracts.settings import AnalyzerSettings
 from cali.knowledge.base import load_knowledge_base
 from cali.knowledge.store import KnowledgeStore
 
@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--min-score",
         type=float,
-        default=AnalyzerSettings().retrieval_min_score,
-        help="similarity floor to evaluate (default: RETRIEVAL_MIN_SCORE)",
+        default=0.35,
+        help="similarity floor to evaluate (default: 0.35)",
     )
     args = parser.parse_args(argv)
 

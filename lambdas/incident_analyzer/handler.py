@@ -200,9 +200,11 @@ def compose(settings: AnalyzerSettings) -> IncidentAnalysis:
         top_k=settings.retrieval_top_k,
         relevance=RelevancePolicy(
             min_cosine=settings.retrieval_min_score,
+            line_alone=settings.retrieval_line_alone,
+            min_line=settings.retrieval_min_line,
             min_agreement=settings.retrieval_min_agreement,
-            strong_cosine=settings.retrieval_strong_score,
             max_gap=settings.retrieval_max_gap,
+            min_share=settings.retrieval_min_share,
         ),
         lifecycle=alert_lifecycle(settings, dynamodb),
     )

@@ -26,9 +26,8 @@ def test_retrieval_shows_no_unrelated_runbook_and_abstains_on_incidents_it_does_
     cosine_only, _ = score_retrieval(items, None, stats)
 
     assert score.negatives >= 20
-    assert score.unrelated_share <= 0.05  # the target
+    # The targets, with the policy fitted on the separate calibration set.
+    assert score.unrelated_share <= 0.05
+    assert score.top3 >= 0.9
     assert score.abstention >= 0.9
-    # Top-3 on positives is 0.677 today against a 0.9 target (README, "Analysis quality"):
-    # this guards against losing more, it does not claim the target.
-    assert score.top3 >= 0.65
     assert cosine_only.unrelated_share > 0.5  # what the check is for: the old floor alone

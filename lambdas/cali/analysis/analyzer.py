@@ -31,7 +31,15 @@ from cali.analysis.incident_sink import IncidentDocument, IncidentSink, SlackSta
 from cali.analysis.redaction import Redactor, redact_incident
 from cali.contracts.analysis import AnalysisResult, SimilarIncident
 from cali.contracts.incident import IncidentMessage
-from cali.knowledge.relevance import KnowledgeSearch, RelevancePolicy, retrieve
+from cali.knowledge.codes import code_meanings
+from cali.knowledge.relevance import (
+    MAX_LINE_CHARS,
+    KnowledgeSearch,
+    LineMatcher,
+    RelevancePolicy,
+    retrieve,
+    without_frames,
+)
 from cali.lifecycle.alerts import AlertLifecycle
 from cali.notify.slack.delivery import SlackDeliveryError, SlackNotifier, SlackPostResult
 from cali.notify.slack.links import IncidentLinks
@@ -46,6 +54,7 @@ LOOKUP_SLACK_SECONDS = 60.0
 # Webhook posts whose answer never came before the alert counts as delivered (one re-post).
 WEBHOOK_UNCERTAIN_ATTEMPTS = 2
 _QUERY_TRACE_LINES = 4
+_LINE_TRACE_LINES = 3
 
 
 class IncidentLlm(Protocol):
@@ -73,8 +82,34 @@ def incident_query_text(incident: IncidentMessage) -> str:
             parts.append(sample.message)
         if sample.stack_trace:
             parts.extend(sample.stack_trace.strip().splitlines()[:_QUERY_TRACE_LINES])
+    meanings = code_meanings(_incident_text(incident))
+    if meanings:
+        # Last before the service line, so the 1,000-character cut keeps it only when the
+        # log text left room: the text itself matters more.
+        parts.append("Meaning: " + "; ".join(meanings))
     parts.append("Service: " + ", ".join(incident.services))
     return "\n".join(parts)[:QUERY_MAX_CHARS]
+
+
+def _incident_text(incident: IncidentMessage) -> str:
+    sample = incident.samples[0] if incident.samples else None
+    if sample is None:
+        return incident.template
+    return "\n".join([incident.template, sample.message, sample.stack_trace or ""])
+
+
+def incident_lines(incident: IncidentMessage) -> list[str]:
+    """The lines matched against the entries' example lines: the sample's message, the
+    exception lines of its stack trace (not its frames) and the meaning of its codes."""
+    sample = incident.samples[0] if incident.samples else None
+    lines = [sample.message if sample else incident.template]
+    if sample and sample.stack_trace:
+        kept = [line.strip() for line in without_frames(sample.stack_trace).splitlines() if line.strip()]
+        lines.extend(kept[:_LINE_TRACE_LINES])
+    meanings = code_meanings(_incident_text(incident))
+    if meanings:
+        lines.append("; ".join(meanings))
+    return [line[:MAX_LINE_CHARS] for line in lines]
 
 
 class AlertNotPostedError(RuntimeError):
@@ -124,6 +159,7 @@ class IncidentAnalysis:
         self.redactor = redactor
         self.embedder = embedder
         self.knowledge = knowledge
+        self.matcher = LineMatcher(embedder)
         self.llm = llm
         self.notifier = notifier
         self.sink = sink
@@ -304,8 +340,10 @@ class IncidentAnalysis:
             # Only entries judged relevant (cali.knowledge.relevance) are shown and sent.
             similar = retrieve(
                 self.knowledge,
+                self.matcher,
                 vector,
                 query,
+                incident_lines(redacted),
                 policy=self.relevance,
                 top_k=self.top_k,
                 # One service: keep its entries and the generic runbooks. Several: no filter.

@@ -54,6 +54,12 @@ class SimilarIncident(BaseModel):
         None, description="Weight of the distinctive terms the incident and the entry share"
     )
     matched_terms: list[str] = Field(default_factory=list, description="Those terms, heaviest first")
+    line_match: float | None = Field(
+        None, description="Best cosine between an incident line and one of the entry's example lines"
+    )
+    # What the relevance check reads; kept out of documents, prompts and Slack.
+    lexicon: tuple[str, ...] = Field(default=(), exclude=True, repr=False)
+    examples: tuple[str, ...] = Field(default=(), exclude=True, repr=False)
 
 
 class LlmUsage(BaseModel):

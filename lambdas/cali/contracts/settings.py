@@ -171,16 +171,22 @@ class AnalyzerSettings(CommonSettings, LifecycleTimerSettings):
     )
     retrieval_top_k: int = Field(5, ge=1, le=50)
     retrieval_min_score: float = Field(
-        0.35, ge=-1.0, le=1.0, description="Cosine below which no entry is shown (docs/analysis.md)"
+        0.15, ge=-1.0, le=1.0, description="Cosine floor of the candidate search (docs/analysis.md)"
+    )
+    retrieval_line_alone: float = Field(
+        0.78, ge=-1.0, le=1.01, description="Line match at which an entry is shown without lexical agreement"
+    )
+    retrieval_min_line: float = Field(
+        0.38, ge=-1.0, le=1.01, description="Line match an entry needs together with lexical agreement"
     )
     retrieval_min_agreement: float = Field(
-        7.0, ge=0.0, description="Weight of shared distinctive terms an entry needs besides its cosine"
+        2.0, ge=0.0, description="Weight of shared distinctive terms (~ number of rare ones) an entry needs"
     )
-    retrieval_strong_score: float = Field(
-        0.60, ge=-1.0, le=1.01, description="Cosine at which an entry is shown without lexical agreement"
+    retrieval_min_share: float = Field(
+        0.7, ge=0.0, le=1.0, description="Share of the best candidate's agreement an entry needs"
     )
     retrieval_max_gap: float = Field(
-        0.05, ge=0.0, le=2.0, description="Entries this far below the best shown cosine are not shown"
+        0.05, ge=0.0, le=2.0, description="Entries this far below the best shown line match are not shown"
     )
     redaction_extra_patterns: dict[str, str] = Field(
         default_factory=dict, description="JSON object, placeholder label -> regex"

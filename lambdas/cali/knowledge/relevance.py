@@ -2,22 +2,28 @@
 
 A cosine similarity between a log line and a runbook says "both are about failing
 software": unrelated entries of the knowledge base score 0.35-0.55 against real logs they
-were not written for (a ZooKeeper worker leaving -> "SQS queue backlog"). An entry is
-shown only when
+were not written for (a ZooKeeper worker leaving -> "SQS queue backlog"). Three signals
+are measured for each candidate the vector search returns:
 
-* it was recorded for this very fingerprint (the same log template resolved before), or
-* its cosine clears ``min_cosine`` **and** the incident and the entry agree lexically:
-  they share distinctive terms (exception types, error codes, key words such as
-  ``enospc``, ``x509``, ``deadlock``, ``hikaripool``) whose weight, an inverse document
-  frequency over the whole knowledge base, reaches ``min_agreement``; words every entry
-  uses ("error", "service", "failed") weigh almost nothing, or
-* its cosine alone is very high (``strong_cosine``).
+* **line match**: the best cosine between one of the incident's lines (its message, the
+  exception lines of its stack trace, the meaning of its error codes) and one of the
+  example log lines the entry shows under "Symptoms". Log line against log line is far
+  more telling than log line against a whole runbook: the same failure scores 0.65-1.0,
+  a different failure of the same library rarely above 0.55;
+* **lexical agreement**: the distinctive terms the incident and the entry share (exception
+  types, error codes, key words such as ``enospc``, ``x509``, ``deadlock``) weighted by
+  their inverse document frequency over the knowledge base, so words every entry uses
+  ("error", "service", "failed") weigh almost nothing. Stack-frame lines and package
+  paths (``com.acme.shop.``) are left out: they name the code, not the failure;
+* the entry was recorded for this very **fingerprint** (the same template resolved before).
 
-The three numbers are fitted on a labelled calibration set that is mostly negatives
+An entry is shown when it has the same fingerprint, or its line match reaches
+``line_alone``, or its line match reaches ``min_line`` **and** its agreement reaches
+``min_agreement``; and only within ``max_gap`` of the best line match shown. The numbers are
+fitted on a labelled calibration set that is mostly negatives
 (``python -m bench.analysis --calibrate``) and judged on a separate evaluation set.
-A small ONNX cross-encoder would be a third signal; none ships its weights inside a
-PyPI package usable offline (flashrank and fastembed download them at run time), so the
-measured choice was between cosine alone and cosine with lexical agreement.
+A small ONNX cross-encoder would be another signal; none ships its weights inside a PyPI
+package usable offline (flashrank and fastembed download them at run time).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 from cali.contracts.analysis import SimilarIncident
@@ -36,6 +43,18 @@ from cali.contracts.analysis import SimilarIncident
 # they look like a status or exit code (3 digits): ports, ids and counts are noise.
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*|(?<![\d.])\d{3}(?![\d.])")
 _TIMED_OUT = re.compile(r"\btimed?[\s_-]*out\b", re.IGNORECASE)
+# ``java.lang.IllegalStateException`` -> ``IllegalStateException``: a package path names
+# the code (and often the company), not the failure; two incidents of one app share it.
+_DOTTED = re.compile(r"\b(?:[A-Za-z_][\w$]*\.){2,}([A-Za-z_][\w$]*)")
+# A stack frame: Java/Node ``at ...``, Python ``File "..."``, Go function and file lines,
+# ``... 3 more``. Frames name the code path, not the failure.
+_FRAME = re.compile(
+    r"""^\s*(?:at\s|File\s"|goroutine\s\d+\s\[|\.\.\.\s\d+\s(?:more|common)|\S+\.go:\d+"""
+    r"""|(?:[\w.-]+/)+[\w.-]+\.(?:\(\*?\w+\)\.)?[\w.$]+\(.*\)$)"""
+)
+_FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
+MAX_EXAMPLE_LINES = 8
+MAX_LINE_CHARS = 300
 _STOP = frozenset(
     [
         "the",
@@ -107,7 +126,7 @@ def _stem(word: str) -> str:
 
 def terms(text: str) -> set[str]:
     """The distinctive-term candidates of a text (lower-cased, lightly stemmed, no stop words)."""
-    text = _TIMED_OUT.sub(" timeout ", text)
+    text = _DOTTED.sub(r"\1", _TIMED_OUT.sub(" timeout ", text))
     found: set[str] = set()
     for match in _WORD.finditer(text):
         word = match.group().lower()
@@ -117,12 +136,26 @@ def terms(text: str) -> set[str]:
     return found
 
 
-def entry_text(title: str, tags: Sequence[str]) -> str:
-    """What an entry is about, for the lexical check: its title and tags, the vocabulary its
-    author chose. Measured: adding the root-cause prose (or the symptoms) raised recall on
-    the calibration set but showed 3-4x more unrelated entries on the evaluation set, its
-    ordinary words ("token", "client", "credential") matching unrelated incidents."""
-    return " ".join([title, *(tag.replace("-", " ") + " " + tag for tag in tags)])
+def without_frames(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not _FRAME.match(line))
+
+
+def entry_text(title: str, tags: Sequence[str], symptoms: str = "") -> str:
+    """What an entry is about, for the lexical check: its title, tags and symptoms (without
+    stack frames). The root-cause prose is left out: measured, its ordinary words ("token",
+    "client", "credential") matched unrelated incidents 3-4x more often."""
+    named = " ".join([title, *(tag.replace("-", " ") + " " + tag for tag in tags)])
+    return f"{named}\n{without_frames(symptoms)}" if symptoms else named
+
+
+def example_lines(symptoms: str) -> tuple[str, ...]:
+    """The log lines an entry shows under "Symptoms": its fenced blocks' lines, or, for an
+    entry without one (a resolved incident: summary and template), its lines as written.
+    Frames and very short lines are left out; at most :data:`MAX_EXAMPLE_LINES`."""
+    blocks = _FENCE.findall(symptoms)
+    text = "\n".join(blocks) if blocks else symptoms
+    lines = [line.strip()[:MAX_LINE_CHARS] for line in without_frames(text).splitlines()]
+    return tuple(dict.fromkeys(line for line in lines if len(line) >= 12))[:MAX_EXAMPLE_LINES]
 
 
 @dataclass(frozen=True)
@@ -134,17 +167,25 @@ class TermStats:
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> TermStats:
+        return cls.from_term_sets(terms(text) for text in texts)
+
+    @classmethod
+    def from_term_sets(cls, sets: Iterable[Iterable[str]]) -> TermStats:
         counts: Counter[str] = Counter()
         documents = 0
-        for text in texts:
+        for found in sets:
             documents += 1
-            counts.update(terms(text))
+            counts.update(set(found))
         return cls(documents=documents, frequency=dict(counts))
 
     def weight(self, term: str) -> float:
-        """Inverse document frequency: 0 for a term in every entry, highest for a rare one."""
+        """Inverse document frequency over its own maximum: 0 for a term in every entry,
+        about 1 for a term in one entry. Scaled so that a threshold on the sum means "about
+        this many rare terms" whether the knowledge base holds 30 entries or 3,000 (a raw
+        IDF grows with the log of its size)."""
         df = self.frequency.get(term, 0)
-        return max(0.0, math.log((self.documents + 1) / (df + 0.5)))
+        scale = math.log(self.documents + 2)
+        return max(0.0, math.log((self.documents + 1) / (df + 0.5)) / scale)
 
 
 EMPTY_STATS = TermStats(documents=0, frequency={})
@@ -154,12 +195,20 @@ EMPTY_STATS = TermStats(documents=0, frequency={})
 class RelevancePolicy:
     """When a candidate is shown. Defaults: fitted by ``python -m bench.analysis --calibrate``."""
 
-    min_cosine: float = 0.35
-    min_agreement: float = 7.0
-    strong_cosine: float = 0.60
+    min_cosine: float = 0.15
+    """Floor of the vector search that finds candidates (the judge needs some to reject)."""
+    line_alone: float = 0.78
+    """Line match at which an entry is shown without lexical agreement."""
+    min_line: float = 0.38
+    min_agreement: float = 2.0
     max_gap: float = 0.05
-    """Entries more than this below the best accepted cosine are not shown: the second and
-    third "similar" entries were the main source of unrelated runbooks."""
+    """Entries more than this below the best accepted line match are not shown: the second
+    and third "similar" entries were the main source of unrelated runbooks."""
+    min_share: float = 0.7
+    """An entry's agreement must reach this share of the best agreement among the candidates
+    whose lines match (``min_line``): when one entry shares clearly more of the incident's
+    distinctive words, entries that share only a library's boilerplate ("An error occurred
+    (...) when calling the ... operation") are weaker matches than their lines suggest."""
 
 
 @dataclass(frozen=True)
@@ -167,19 +216,89 @@ class Judged:
     hit: SimilarIncident
     agreement: float
     shared: tuple[str, ...]
+    line_match: float
     relevant: bool
 
 
-def query_terms(query: str) -> set[str]:
-    """Terms of the incident's query text, without the service line: a past incident of
-    the same service with another cause shares its name, not its failure."""
-    return terms("\n".join(line for line in query.splitlines() if not line.startswith("Service: ")))
+@lru_cache(maxsize=256)
+def query_terms(query: str) -> frozenset[str]:
+    """Terms of the incident's query text, without the service line (a past incident of the
+    same service with another cause shares its name, not its failure) and stack frames.
+    Cached: calibration judges one query under thousands of policies."""
+    kept = [line for line in query.splitlines() if not line.startswith("Service: ")]
+    return frozenset(terms(without_frames("\n".join(kept))))
 
 
-def agreement(query_terms: set[str], hit: SimilarIncident, stats: TermStats) -> tuple[float, tuple[str, ...]]:
-    shared = query_terms & terms(entry_text(hit.title, hit.tags))
+def agreement(
+    query_terms: frozenset[str], hit: SimilarIncident, stats: TermStats
+) -> tuple[float, tuple[str, ...]]:
+    shared = query_terms & set(hit.lexicon)
     ranked = sorted(shared, key=lambda t: (-stats.weight(t), t))
     return round(sum(stats.weight(t) for t in shared), 3), tuple(ranked)
+
+
+def _accepts(policy: RelevancePolicy, line: float, weight: float, lead: float) -> bool:
+    if line >= policy.line_alone:
+        return True
+    return line >= policy.min_line and weight >= max(policy.min_agreement, policy.min_share * lead)
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What the relevance check measured for one candidate (independent of the policy)."""
+
+    hit: SimilarIncident
+    agreement: float
+    shared: tuple[str, ...]
+    line_match: float
+    same_fingerprint: bool
+
+
+def measure(
+    query: str,
+    candidates: Sequence[SimilarIncident],
+    stats: TermStats,
+    *,
+    line_scores: Mapping[str, float],
+    fingerprint_ids: frozenset[str] = frozenset(),
+) -> list[Signals]:
+    """Each candidate's signals, best line match first (entries of the same fingerprint lead)."""
+    wanted = query_terms(query)
+    ordered = sorted(
+        candidates,
+        key=lambda hit: (hit.id not in fingerprint_ids, -line_scores.get(hit.id, 0.0), -hit.score, hit.id),
+    )
+    return [
+        Signals(
+            hit=hit,
+            agreement=weight,
+            shared=shared,
+            line_match=round(line_scores.get(hit.id, 0.0), 4),
+            same_fingerprint=hit.id in fingerprint_ids,
+        )
+        for hit in ordered
+        for weight, shared in [agreement(wanted, hit, stats)]
+    ]
+
+
+def decide(signals: Sequence[Signals], policy: RelevancePolicy) -> list[Judged]:
+    """The verdict on each measured candidate, in the same order."""
+    lead = max((s.agreement for s in signals if s.line_match >= policy.min_line), default=0.0)
+    judged: list[Judged] = []
+    best: float | None = None
+    for s in signals:
+        relevant = s.same_fingerprint or (
+            _accepts(policy, s.line_match, s.agreement, lead)
+            and (best is None or s.line_match >= best - policy.max_gap)
+        )
+        if relevant and best is None:
+            best = s.line_match
+        judged.append(
+            Judged(
+                hit=s.hit, agreement=s.agreement, shared=s.shared, line_match=s.line_match, relevant=relevant
+            )
+        )
+    return judged
 
 
 def judge(
@@ -188,24 +307,12 @@ def judge(
     stats: TermStats,
     policy: RelevancePolicy,
     *,
+    line_scores: Mapping[str, float],
     fingerprint_ids: frozenset[str] = frozenset(),
 ) -> list[Judged]:
-    """Every candidate with its lexical agreement and verdict, in the candidates' order
-    (best cosine first, as the store returns them)."""
-    wanted = query_terms(query)
-    judged: list[Judged] = []
-    best: float | None = None
-    for hit in candidates:
-        score, shared = agreement(wanted, hit, stats)
-        relevant = hit.id in fingerprint_ids or (
-            hit.score >= policy.min_cosine
-            and (hit.score >= policy.strong_cosine or score >= policy.min_agreement)
-            and (best is None or hit.score >= best - policy.max_gap)
-        )
-        if relevant and best is None:
-            best = hit.score
-        judged.append(Judged(hit=hit, agreement=score, shared=shared, relevant=relevant))
-    return judged
+    """Every candidate with its signals and verdict, best line match first."""
+    measured = measure(query, candidates, stats, line_scores=line_scores, fingerprint_ids=fingerprint_ids)
+    return decide(measured, policy)
 
 
 def relevant_hits(
@@ -215,12 +322,16 @@ def relevant_hits(
     policy: RelevancePolicy,
     *,
     top_k: int,
+    line_scores: Mapping[str, float],
     fingerprint_ids: frozenset[str] = frozenset(),
 ) -> list[SimilarIncident]:
-    """The candidates judged relevant, best cosine first, each carrying what it matched on."""
+    """The candidates judged relevant, best first, each carrying what it matched on."""
+    judged = judge(query, candidates, stats, policy, line_scores=line_scores, fingerprint_ids=fingerprint_ids)
     kept = [
-        j.hit.model_copy(update={"agreement": j.agreement, "matched_terms": list(j.shared[:6])})
-        for j in judge(query, candidates, stats, policy, fingerprint_ids=fingerprint_ids)
+        j.hit.model_copy(
+            update={"agreement": j.agreement, "matched_terms": list(j.shared[:6]), "line_match": j.line_match}
+        )
+        for j in judged
         if j.relevant
     ]
     return kept[:top_k]
@@ -241,21 +352,63 @@ class KnowledgeSearch(Protocol):
     def term_stats(self) -> TermStats: ...
 
 
+class LineEmbedder(Protocol):
+    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+class LineMatcher:
+    """Best cosine between the incident's lines and each candidate's example lines.
+
+    Example-line vectors are kept per text (a warm Lambda embeds each runbook line once);
+    the vectors are L2-normalised, so a cosine is a dot product.
+    """
+
+    def __init__(self, embedder: LineEmbedder, *, cache_size: int = 4096) -> None:
+        self._embedder = embedder
+        self._cache: dict[str, list[float]] = {}
+        self._cache_size = cache_size
+
+    def scores(self, lines: Sequence[str], candidates: Sequence[SimilarIncident]) -> dict[str, float]:
+        wanted = [line for line in dict.fromkeys(lines) if line.strip()]
+        examples = list(dict.fromkeys(text for hit in candidates for text in hit.examples))
+        missing = [text for text in examples if text not in self._cache]
+        if not wanted or not examples:
+            return {}
+        vectors = self._embedder.embed([*wanted, *missing])
+        queries = vectors[: len(wanted)]
+        if len(self._cache) + len(missing) > self._cache_size:
+            self._cache.clear()
+        self._cache.update(zip(missing, vectors[len(wanted) :], strict=True))
+        return {
+            hit.id: max(
+                (_dot(q, self._cache[text]) for q in queries for text in hit.examples),
+                default=0.0,
+            )
+            for hit in candidates
+        }
+
+
+def _dot(a: Sequence[float], b: Sequence[float]) -> float:
+    return float(sum(x * y for x, y in zip(a, b, strict=True)))
+
+
 CANDIDATES_PER_SHOWN = 3
 """Candidates fetched per entry that may be shown: the judge needs some to reject."""
 
 
 def retrieve(
     knowledge: KnowledgeSearch,
+    matcher: LineMatcher,
     vector: Sequence[float],
     query: str,
+    lines: Sequence[str],
     *,
     policy: RelevancePolicy,
     top_k: int,
     service: str | None,
     fingerprint: str | None,
 ) -> list[SimilarIncident]:
-    """Search by meaning, then keep what the relevance check accepts (the analyzer's path)."""
+    """Search by meaning, match lines, then keep what the relevance check accepts."""
     candidates = knowledge.search(
         vector,
         top_k=top_k * CANDIDATES_PER_SHOWN,
@@ -264,4 +417,12 @@ def retrieve(
         fingerprint=fingerprint,
     )
     same = frozenset(hit.id for hit in candidates if fingerprint and hit.fingerprint == fingerprint)
-    return relevant_hits(query, candidates, knowledge.term_stats(), policy, top_k=top_k, fingerprint_ids=same)
+    return relevant_hits(
+        query,
+        candidates,
+        knowledge.term_stats(),
+        policy,
+        top_k=top_k,
+        line_scores=matcher.scores(lines, candidates),
+        fingerprint_ids=same,
+    )

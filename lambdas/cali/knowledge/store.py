@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from cali.analysis.embeddings import Embedder, check_dimension
 from cali.contracts.analysis import SimilarIncident
 from cali.knowledge.base import KnowledgeEntry
-from cali.knowledge.relevance import TermStats, entry_text
+from cali.knowledge.relevance import TermStats, entry_text, example_lines, terms
 
 if TYPE_CHECKING:
     from cali.contracts.settings import AnalyzerSettings
@@ -44,6 +44,8 @@ FIELD_BYTES: dict[str, int] = {
     "runbook_url": 1024,
     "tags": 1024,
     "content_hash": 64,
+    "lexicon": 4096,
+    "examples": 4096,
 }
 OUTPUT_FIELDS = [
     "title",
@@ -57,7 +59,12 @@ OUTPUT_FIELDS = [
     "tags",
     "created_at",
     "content_hash",
+    "lexicon",
+    "examples",
 ]
+ROW_FORMAT = 2
+"""Part of every row's hash: rows written by a CALI that derived ``lexicon``/``examples``
+differently are rewritten by the next sync."""
 FINGERPRINT_BOOST = 0.15
 """Added to the cosine score of an entry recorded for the very fingerprint being analysed
 (capped at 1.0): the same log template seen and resolved before is the strongest evidence
@@ -97,7 +104,7 @@ def _literal(value: str) -> str:
 
 
 def _row_hash(entry: KnowledgeEntry, model_name: str, origin: Origin) -> str:
-    return hashlib.sha256(f"{entry.content_hash()}|{model_name}|{origin}".encode()).hexdigest()
+    return hashlib.sha256(f"{entry.content_hash()}|{model_name}|{origin}|{ROW_FORMAT}".encode()).hexdigest()
 
 
 class KnowledgeStore:
@@ -281,10 +288,8 @@ class KnowledgeStore:
         now = time.monotonic()
         if self._stats is None or now - self._stats[0] > TERM_STATS_MAX_AGE_SECONDS:
             rows = self.list_rows()
-            texts = [
-                entry_text(str(row.get("title") or ""), str(row.get("tags") or "").split(",")) for row in rows
-            ]
-            self._stats = (now, TermStats.from_texts(texts))
+            lexicons = (str(row.get("lexicon") or "").split() for row in rows)
+            self._stats = (now, TermStats.from_term_sets(lexicons))
         return self._stats[1]
 
     def search(
@@ -352,7 +357,14 @@ def _to_row(entry: KnowledgeEntry, vector: list[float], row_hash: str, origin: O
         "tags": _cut(",".join(entry.tags), "tags"),
         "created_at": int(entry.created_at.timestamp()),
         "content_hash": row_hash,
+        # The relevance check's inputs (cali.knowledge.relevance), derived once per write.
+        "lexicon": _cut(" ".join(sorted(_lexicon(entry))), "lexicon"),
+        "examples": _cut("\n".join(example_lines(entry.symptoms)), "examples"),
     }
+
+
+def _lexicon(entry: KnowledgeEntry) -> set[str]:
+    return terms(entry_text(entry.title, entry.tags, entry.symptoms))
 
 
 def _to_similar(entry_id: str, score: float, entity: dict[str, Any]) -> SimilarIncident:
@@ -367,6 +379,8 @@ def _to_similar(entry_id: str, score: float, entity: dict[str, Any]) -> SimilarI
         runbook_url=entity.get("runbook_url") or None,
         fingerprint=entity.get("fingerprint") or None,
         tags=[tag for tag in str(entity.get("tags") or "").split(",") if tag],
+        lexicon=tuple(str(entity.get("lexicon") or "").split()),
+        examples=tuple(line for line in str(entity.get("examples") or "").splitlines() if line),
     )
 
 
