@@ -272,17 +272,14 @@ class LineFormat:
     tail: re.Pattern[str] | None = None
     needle: str = ""  # a substring every matching line holds (checked before the pattern)
 
-    def groups(self, text: str, leads: dict[re.Pattern[str], re.Match[str] | None]) -> dict[str, Any] | None:
+    def groups(self, text: str) -> dict[str, Any] | None:
         """The named groups of ``text`` matched by this row, or None."""
         if self.needle and self.needle not in text:
             return None
         if self.lead is None or self.tail is None:
             match = self.pattern.match(text)
             return None if match is None else match.groupdict()
-        if self.lead in leads:
-            head = leads[self.lead]
-        else:
-            head = leads[self.lead] = self.lead.match(text)
+        head = self.lead.match(text)
         if head is None:
             return None
         rest = self.tail.match(text, head.end())
@@ -916,7 +913,6 @@ assert len(_NAMES) == len(FORMATS), "format names must be unique"
 
 
 Match = tuple[LineFormat, dict[str, Any]]
-Leads = dict[re.Pattern[str], re.Match[str] | None]
 _GROUP_NAME: Final = re.compile(r"\(\?P<(\w+)>")
 
 
@@ -928,17 +924,20 @@ class _Single:
     def __init__(self, fmt: LineFormat) -> None:
         self.fmt = fmt
 
-    def match(self, text: str, leads: Leads) -> Match | None:
-        groups = self.fmt.groups(text, leads)
+    def match(self, text: str) -> Match | None:
+        groups = self.fmt.groups(text)
         return None if groups is None else (self.fmt, groups)
 
 
 class _SameTime:
     """Every row that starts with one time shape, as one regex: the shape is matched once and
     the rows' tails are alternatives in table order (``re`` takes the first that matches, as
-    the table does), so a line costs one C-level match instead of a Python call per row."""
+    the table does), so a line costs one C-level match instead of a Python call per row.
 
-    __slots__ = ("iso", "lead", "markers", "names", "rows", "slots", "tails")
+    Each alternative ends with an empty marker group, the last group a successful match
+    closes: ``Match.lastindex`` names the row without looking at the other groups."""
+
+    __slots__ = ("iso", "lead", "names", "rows", "slots", "tails", "which")
 
     def __init__(self, lead: re.Pattern[str], rows: list[LineFormat]) -> None:
         self.lead = lead
@@ -948,10 +947,11 @@ class _SameTime:
         for index, row in enumerate(rows):
             assert row.tail is not None
             renamed = _GROUP_NAME.sub(rf"(?P<r{index}_\1>", row.tail.pattern)
-            parts.append(f"(?P<row{index}>){renamed}")
+            parts.append(f"(?:{renamed})(?P<row{index}>)")
         self.tails = re.compile("|".join(parts), re.DOTALL)
         numbers = self.tails.groupindex
-        self.markers = tuple(numbers[f"row{index}"] for index in range(len(rows)))
+        # marker group number -> row index
+        self.which = {numbers[f"row{index}"]: index for index in range(len(rows))}
         # per row: its group names and their numbers in the combined pattern
         self.names: list[tuple[str, ...]] = []
         self.slots: list[tuple[int, ...]] = []
@@ -961,27 +961,21 @@ class _SameTime:
             self.names.append(names)
             self.slots.append(tuple(numbers[f"r{index}_{name}"] for name in names))
 
-    def match(self, text: str, leads: Leads) -> Match | None:
-        if self.lead in leads:
-            head = leads[self.lead]
-        else:
-            head = leads[self.lead] = self.lead.match(text)
+    def match(self, text: str) -> Match | None:
+        head = self.lead.match(text)
         if head is None:
             return None
         rest = self.tails.match(text, head.end())
         if rest is None:
             return None
-        spans = rest.regs
-        for index, marker in enumerate(self.markers):
-            if spans[marker][0] >= 0:
-                # ISO times go to fromisoformat; the head's groups are read only if it refuses.
-                groups = {"_iso": head.group(0), "_head": head} if self.iso else head.groupdict()
-                slots = self.slots[index]
-                if slots:
-                    values = rest.group(*slots) if len(slots) > 1 else (rest.group(slots[0]),)
-                    groups.update(zip(self.names[index], values, strict=True))
-                return self.rows[index], groups
-        return None  # pragma: no cover (one alternative always matched)
+        index = self.which[rest.lastindex or 0]
+        # ISO times go to fromisoformat; the head's groups are read only if it refuses.
+        groups = {"_iso": head.group(0), "_head": head} if self.iso else head.groupdict()
+        slots = self.slots[index]
+        if slots:
+            values = rest.group(*slots) if len(slots) > 1 else (rest.group(slots[0]),)
+            groups.update(zip(self.names[index], values, strict=True))
+        return self.rows[index], groups
 
 
 Step = _Single | _SameTime
@@ -1253,9 +1247,8 @@ class LineNormaliser:
 
     def _parse_text(self, text: str, now: datetime, depth: int) -> ParsedLine:
         candidates = self._by_first.get(text[:1], self._by_first[""])
-        leads: Leads = {}
         for step in candidates:
-            found = step.match(text, leads)
+            found = step.match(text)
             if found is None:
                 continue
             fmt, groups = found
@@ -1321,9 +1314,8 @@ class LineNormaliser:
     def _inner(self, message: str) -> ParsedLine | None:
         """A level-less envelope (syslog, journald text) around a line with its own header
         (kubelet's klog, a Java logger writing to syslog): the inner line's level counts."""
-        leads: Leads = {}
         for step in self._inner_by_first.get(message[:1], ()):
-            found = step.match(message, leads)
+            found = step.match(message)
             if found is not None:
                 fmt, groups = found
                 level = self._line_level(fmt.level, groups)
