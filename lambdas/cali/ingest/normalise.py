@@ -432,7 +432,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
     # --- HTTP access logs (NCSA common/combined: nginx, Apache, gunicorn, Traefik) -----
     _fmt(
         "http-access",
-        rf"(?P<client>\S+) (?P<ident>\S+) (?P<user>\S+) \[{TS_CLF}\] "
+        rf"(?P<client>\S++) (?P<ident>\S++) (?P<user>\S++) \[{TS_CLF}\] "
         r"(?P<msg>\"(?P<request>[^\"]*)\" (?P<status>\d{3}) (?P<bytes>\S+).*)",
         S,
         "",
@@ -944,47 +944,61 @@ class _Single:
 
 
 class _SameTime:
-    """Every row that starts with one time shape, as one regex: the shape is matched once and
-    the rows' tails are alternatives in table order (``re`` takes the first that matches, as
-    the table does), so a line costs one C-level match instead of a Python call per row.
+    """Rows tried together as one regex, their patterns alternatives in table order (``re``
+    takes the first that matches, as the table does), so a line costs one C-level match
+    instead of a Python call per row. Either every row that starts with one time shape
+    (``lead``: the shape is matched once, the alternatives are the rows' tails), or a run of
+    rows without a shared shape that follow each other in the plan (``lead=None``).
 
     Each alternative ends with an empty marker group, the last group a successful match
-    closes: ``Match.lastindex`` names the row without looking at the other groups."""
+    closes: ``Match.lastindex`` names the row without looking at the other groups. A row's
+    ``needle`` is not checked here: it is a substring the row's pattern needs anyway."""
 
     __slots__ = ("iso", "lead", "names", "rows", "slots", "tails", "which")
 
-    def __init__(self, lead: re.Pattern[str], rows: list[LineFormat]) -> None:
+    def __init__(self, lead: re.Pattern[str] | None, rows: list[LineFormat]) -> None:
         self.lead = lead
         self.rows = rows
-        self.iso = lead.pattern == TS_ISO  # its text goes to datetime.fromisoformat (C) first
-        parts = []
-        for index, row in enumerate(rows):
-            assert row.tail is not None
-            renamed = _GROUP_NAME.sub(rf"(?P<r{index}_\1>", row.tail.pattern)
-            parts.append(f"(?:{renamed})(?P<row{index}>)")
-        self.tails = re.compile("|".join(parts), re.DOTALL)
-        numbers = self.tails.groupindex
-        # marker group number -> row index
-        self.which = {numbers[f"row{index}"]: index for index in range(len(rows))}
+        self.iso = lead is not None and lead.pattern == TS_ISO  # fromisoformat (C) reads it first
+        # Compiled on first use: a process reads few shapes, and the import is the cold start.
+        self.tails: re.Pattern[str] | None = None
+        self.which: dict[int, int] = {}  # marker group number -> row index
         # per row: its group names and their numbers in the combined pattern
         self.names: list[tuple[str, ...]] = []
         self.slots: list[tuple[int, ...]] = []
-        for index, row in enumerate(rows):
-            assert row.tail is not None
-            names = tuple(_GROUP_NAME.findall(row.tail.pattern))
-            self.names.append(names)
-            self.slots.append(tuple(numbers[f"r{index}_{name}"] for name in names))
+
+    def _compile(self) -> re.Pattern[str]:
+        patterns = [_rest_of(row, self.lead) for row in self.rows]
+        parts = []
+        for index, pattern in enumerate(patterns):
+            renamed = _GROUP_NAME.sub(rf"(?P<r{index}_\1>", pattern)
+            parts.append(f"(?:{renamed})(?P<row{index}>)")
+        tails = re.compile("|".join(parts), re.DOTALL)
+        numbers = tails.groupindex
+        self.which = {numbers[f"row{index}"]: index for index in range(len(patterns))}
+        self.names = [tuple(_GROUP_NAME.findall(pattern)) for pattern in patterns]
+        self.slots = [
+            tuple(numbers[f"r{index}_{name}"] for name in names) for index, names in enumerate(self.names)
+        ]
+        self.tails = tails
+        return tails
 
     def match(self, text: str) -> Match | None:
-        head = self.lead.match(text)
-        if head is None:
-            return None
-        rest = self.tails.match(text, head.end())
+        groups: dict[str, Any]
+        tails = self.tails or self._compile()
+        if self.lead is None:
+            rest = tails.match(text)
+            groups = {}
+        else:
+            head = self.lead.match(text)
+            if head is None:
+                return None
+            rest = tails.match(text, head.end())
+            # ISO times go to fromisoformat; the head's groups are read only if it refuses.
+            groups = {"_iso": head.group(0), "_head": head} if self.iso else head.groupdict()
         if rest is None:
             return None
         index = self.which[rest.lastindex or 0]
-        # ISO times go to fromisoformat; the head's groups are read only if it refuses.
-        groups = {"_iso": head.group(0), "_head": head} if self.iso else head.groupdict()
         slots = self.slots[index]
         if slots:
             values = rest.group(*slots) if len(slots) > 1 else (rest.group(slots[0]),)
@@ -992,26 +1006,54 @@ class _SameTime:
         return self.rows[index], groups
 
 
+def _rest_of(row: LineFormat, lead: re.Pattern[str] | None) -> str:
+    """What ``row`` matches after ``lead`` (its whole pattern when there is no lead)."""
+    if lead is None:
+        return row.pattern.pattern
+    assert row.tail is not None
+    return row.tail.pattern
+
+
 Step = _Single | _SameTime
 
 
 def _plan(formats: Iterable[LineFormat]) -> tuple[Step, ...]:
     """Rows sharing a time shape become one step at the place of the first of them. Safe
-    because a line that has one time shape cannot match a row that starts differently."""
-    steps: list[Step] = []
+    because a line that has one time shape cannot match a row that starts differently.
+    Rows without a time shape next to each other in the plan become one step too."""
+    steps: list[Step | list[LineFormat]] = []
     groups: dict[re.Pattern[str], list[LineFormat]] = {}
     for fmt in formats:
         if fmt.lead is None or fmt.tail is None:
-            steps.append(_Single(fmt))
+            if steps and isinstance(steps[-1], list):
+                steps[-1].append(fmt)
+            else:
+                steps.append([fmt])
             continue
         if fmt.lead not in groups:
             groups[fmt.lead] = []
             steps.append(_SameTime(fmt.lead, groups[fmt.lead]))
         groups[fmt.lead].append(fmt)
-    for index, step in enumerate(steps):
-        if isinstance(step, _SameTime):
-            steps[index] = _SameTime(step.lead, step.rows)  # compile with every row
-    return tuple(steps)
+    planned: list[Step] = []
+    for step in steps:
+        if isinstance(step, list):
+            planned.append(_Single(step[0]) if len(step) == 1 else _together(None, step))
+        else:
+            planned.append(_together(step.lead, step.rows))  # compile with every row
+    return tuple(planned)
+
+
+_TOGETHER: dict[tuple[re.Pattern[str] | None, tuple[str, ...]], _SameTime] = {}
+
+
+def _together(lead: re.Pattern[str] | None, rows: list[LineFormat]) -> _SameTime:
+    """One ``_SameTime`` per set of rows: many first characters share the same rows, and
+    compiling each combination once keeps the import (the Lambda's cold start) short."""
+    key = (lead, tuple(row.name for row in rows))
+    step = _TOGETHER.get(key)
+    if step is None or step.rows != rows:
+        step = _TOGETHER[key] = _SameTime(lead, rows)
+    return step
 
 
 def _index(formats: Iterable[LineFormat]) -> dict[str, tuple[Step, ...]]:
