@@ -79,6 +79,8 @@ LEVEL_WORDS: Final = (
     "|SEVERE|ALERT|EMERG|EMERGENCY|PANIC|FAILURE|VERBOSE|FINEST|FINER|FINE|CONFIG"
     "|DBG|DBUG|DEBU|TRC|TRCE|INF|WRN|ERRO|EROR|ERR|FTL|FATA|PANI|CRT|VRB|FAIL|NOTE"
 )
+
+
 def _by_first_letter(words: str) -> str:
     """``words`` ("A|B|...") as one alternative per first letter, the words' order kept within
     each: ``re`` tries the same words in the same order on any text (words with different
@@ -937,6 +939,16 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         UPPER + LOWER + "_",
         'time="2026-11-23T10:00:01Z" level=error msg="failed to pull image" module=docker_client.go',
     ),
+    # One word (the program), then the time, then ": ": Debian's update-alternatives log
+    # (/var/log/alternatives.log). Last in the table: it reads only lines no other row reads
+    # (an ISO time followed by a colon matches no ISO-first row).
+    _fmt(
+        "program-iso",
+        rf"(?P<program>[A-Za-z][\w.+-]*)(?:\[(?P<pid>\d+)\])? {TS_ISO}: (?P<msg>.*)",
+        N,
+        UPPER + LOWER,
+        "update-alternatives 2025-06-24 14:36:53: link group pager updated to point to /usr/bin/less",
+    ),
 )
 
 _NAMES: Final = frozenset(fmt.name for fmt in FORMATS)
@@ -1038,7 +1050,7 @@ def _plan(formats: Iterable[LineFormat]) -> tuple[Step, ...]:
     """Rows sharing a time shape become one step at the place of the first of them. Safe
     because a line that has one time shape cannot match a row that starts differently.
     Rows without a time shape next to each other in the plan become one step too."""
-    steps: list[Step | list[LineFormat]] = []
+    steps: list[_SameTime | list[LineFormat]] = []
     groups: dict[re.Pattern[str], list[LineFormat]] = {}
     for fmt in formats:
         if fmt.lead is None or fmt.tail is None:
@@ -1169,11 +1181,10 @@ class ImpliedSeverity:
         if not self.enabled:
             return None
         head = message[:INFER_CHARS]
-        if not self.extra_error and not self.extra_warn:
-            # Most lines say none of the rule words: a few substring tests are much cheaper
-            # than the rule alternations (every rule contains one of these stems).
-            if _RULE_STEM.search(head.lower()) is None:
-                return None
+        # Most lines say none of the rule words: one search for the stems is much cheaper
+        # than the rule alternations (every built-in rule contains one of these stems).
+        if not self.extra_error and not self.extra_warn and _RULE_STEM.search(head.lower()) is None:
+            return None
         if self._error.search(head):
             return Level.ERROR
         if self._warn.search(head) and not self._benign.search(head):
