@@ -1386,10 +1386,20 @@ class LineNormaliser:
         )
 
     def _build(self, fmt: LineFormat, groups: dict[str, Any], now: datetime) -> ParsedLine:
-        timestamp = time_from_groups(groups, now) if _has_time(groups) else None
+        iso = groups.get("_iso")
+        if iso:  # the common case first, without the general time code
+            timestamp = _from_iso(iso) or time_from_groups(groups, now)
+        else:
+            timestamp = time_from_groups(groups, now) if _has_time(groups) else None
         fields = _header_fields(groups)
         message = (groups.get("msg") or "").rstrip()
-        level = self._line_level(fmt.level, groups)
+        if fmt.level is LevelRule.WORD:  # most rows: ``_line_level`` without the call
+            word = (
+                groups.get("level") or groups.get("level_b") or groups.get("level_a") or groups.get("level_c")
+            )
+            level = level_of_word(word) if word else None
+        else:
+            level = self._line_level(fmt.level, groups)
         if fmt.name == "logfmt":
             return self._logfmt(message, now)
         if level is not None:
