@@ -968,8 +968,11 @@ class _Single:
         self.fmt = fmt
 
     def match(self, text: str) -> Match | None:
-        groups = self.fmt.groups(text)
-        return None if groups is None else (self.fmt, groups)
+        fmt = self.fmt
+        if fmt.needle and fmt.needle not in text:  # most lines: no call into the row
+            return None
+        groups = fmt.groups(text)
+        return None if groups is None else (fmt, groups)
 
 
 class _SameTime:
