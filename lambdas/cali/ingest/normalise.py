@@ -25,8 +25,11 @@ when it says something only a failure says (authentication failure, segfault, ti
 out...), else none (``"default"``): the caller decides what no level means (INFO).
 
 Speed: the normaliser sits on the consumer's hot path, so candidates are pre-selected by
-the line's first character (a syslog line is never tried against ISO patterns) and every
-pattern is compiled once at import.
+the line's first character (a syslog line is never tried against ISO patterns) and the
+candidates are tried together, in table order, as few combined regexes (``_SameTime``),
+compiled once on first use. Rewrites that keep every match the same make the patterns
+cheaper to fail: level words grouped by first letter, possessive repeats where the next
+token cannot start inside the repeat (a thread name up to its closing bracket).
 """
 
 from __future__ import annotations
