@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from cali.contracts.levels import Level
 from cali.contracts.records import parse_timestamp
 from cali.contracts.settings import IngestSettings
 from cali.ingest.normalise import DEFAULT_NORMALISER, HttpLevels, ImpliedSeverity, LineNormaliser, ParsedLine
@@ -39,6 +40,8 @@ _TIME_KEYS: Final = ("@timestamp", "timestamp", "time", "ts", "datetime", "date"
 _SLOTS: Final = {"logger": "logger", "thread": "thread", "host": "host", "request_id": "request_id"}
 _HEADER_PREFIX: Final = "header_"
 _RESERVED: Final = frozenset(("level", "level_source", "log_format", "message", "timestamp", "received_time"))
+# ``Level.X.name`` is a Python-level enum property; a dict lookup is a quarter of its cost.
+_LEVEL_NAMES: Final = {level: level.name for level in Level}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +56,10 @@ class EventTimeRule:
         """(the record's time, None or "ahead"/"old" when the line's time was refused)."""
         if not self.enabled or arrival is None:
             return line_time, None
-        if line_time > arrival + self.max_ahead:
+        ahead = line_time - arrival  # one subtraction, compared with both bounds
+        if ahead > self.max_ahead:
             return arrival, "ahead"
-        if line_time < arrival - self.max_age:
+        if -ahead > self.max_age:
             return arrival, "old"
         return line_time, None
 
@@ -134,17 +138,26 @@ def prepare_event(
     del prepared[key]
     prepared["message"] = parsed.message + newline + tail if newline else parsed.message
     _merge_header(prepared, parsed)
-    if parsed.timestamp is not None:
-        for name in _TIME_KEYS:
-            if name in prepared:  # when Fluent Bit read it / CloudWatch received it: kept for audit
-                prepared.setdefault("received_time", prepared.pop(name))
-        prepared["timestamp"] = parsed.timestamp
-    return _bounded_time(prepared, arrival, time_rule)
+    line_time = parsed.timestamp
+    if line_time is None:
+        return _bounded_time(prepared, arrival, time_rule)
+    for name in _TIME_KEYS:
+        if name in prepared:  # when Fluent Bit read it / CloudWatch received it: kept for audit
+            prepared.setdefault("received_time", prepared.pop(name))
+    prepared["timestamp"] = line_time
+    # What ``_bounded_time`` would do with the one time key left, without looking for it.
+    if arrival is not None and time_rule.enabled:
+        chosen, skew = time_rule.choose(line_time, arrival)
+        if skew is not None:
+            prepared["timestamp"] = chosen
+            prepared["line_time"] = line_time.isoformat()
+            prepared["time_skew"] = skew
+    return prepared
 
 
 def _merge_header(prepared: dict[str, Any], parsed: ParsedLine) -> None:
     # No level in the line means INFO, said here so that nothing later re-reads the message.
-    prepared["level"] = parsed.level.name if parsed.level is not None else "INFO"
+    prepared["level"] = _LEVEL_NAMES[parsed.level] if parsed.level is not None else "INFO"
     prepared["level_source"] = parsed.level_source
     prepared["log_format"] = parsed.format
     for name, value in parsed.fields.items():

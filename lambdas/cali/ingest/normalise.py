@@ -25,8 +25,11 @@ when it says something only a failure says (authentication failure, segfault, ti
 out...), else none (``"default"``): the caller decides what no level means (INFO).
 
 Speed: the normaliser sits on the consumer's hot path, so candidates are pre-selected by
-the line's first character (a syslog line is never tried against ISO patterns) and every
-pattern is compiled once at import.
+the line's first character (a syslog line is never tried against ISO patterns) and the
+candidates are tried together, in table order, as few combined regexes (``_SameTime``),
+compiled once on first use. Rewrites that keep every match the same make the patterns
+cheaper to fail: level words grouped by first letter, possessive repeats where the next
+token cannot start inside the repeat (a thread name up to its closing bracket).
 """
 
 from __future__ import annotations
@@ -79,6 +82,20 @@ LEVEL_WORDS: Final = (
     "|SEVERE|ALERT|EMERG|EMERGENCY|PANIC|FAILURE|VERBOSE|FINEST|FINER|FINE|CONFIG"
     "|DBG|DBUG|DEBU|TRC|TRCE|INF|WRN|ERRO|EROR|ERR|FTL|FATA|PANI|CRT|VRB|FAIL|NOTE"
 )
+
+
+def _by_first_letter(words: str) -> str:
+    """``words`` ("A|B|...") as one alternative per first letter, the words' order kept within
+    each: ``re`` tries the same words in the same order on any text (words with different
+    first letters never both match), but skips a whole letter's words at once."""
+    rests: dict[str, list[str]] = {}
+    for word in words.split("|"):
+        rests.setdefault(word[0], []).append(re.escape(word[1:]))
+    return "|".join(f"{re.escape(first)}(?:{'|'.join(tails)})" for first, tails in rests.items())
+
+
+_LEVEL_ALT: Final = _by_first_letter(LEVEL_WORDS)  # in patterns, in place of LEVEL_WORDS
+
 _LETTERS: Final[dict[str, Level]] = {
     "V": Level.TRACE,
     "T": Level.TRACE,
@@ -150,6 +167,20 @@ _TIME_KEYS: Final = frozenset(("Y", "y", "m", "mon", "d", "H", "M", "S", "f", "t
 
 
 def _zone(text: str) -> timezone | None:
+    """``Z``, ``UTC``, ``+01:00``, ``-0500`` -> its zone (None: unknown, read as UTC)."""
+    cached = _ZONES.get(text, _MISSING)
+    if cached is not _MISSING:
+        return cached  # type: ignore[return-value]
+    zone = _parse_zone(text)
+    if len(_ZONES) < 1024:  # a host writes one or two offsets
+        _ZONES[text] = zone
+    return zone
+
+
+_ZONES: dict[str, timezone | None] = {}
+
+
+def _parse_zone(text: str) -> timezone | None:
     text = text.strip()
     if text in _ZONE_NAMES:
         return UTC
@@ -186,12 +217,14 @@ def _from_iso(text: str) -> datetime | None:
     """The common ISO-8601 forms through ``datetime.fromisoformat`` (C); None: use the groups."""
     if text.endswith((" UTC", " GMT")):
         text = text[:-4] + "+00:00"
+    text = text.replace(",", ".", 1)
     try:
-        moment = datetime.fromisoformat(text.replace(",", ".", 1))
+        moment = datetime.fromisoformat(text)
     except ValueError:
         return None
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
+        # Parsing again with the zone costs a sixth of ``moment.replace(tzinfo=UTC)``.
+        return datetime.fromisoformat(text + "+00:00")
     return moment.astimezone(UTC)
 
 
@@ -217,7 +250,10 @@ def time_from_groups(groups: Mapping[str, Any], arrival: datetime) -> datetime |
         hour = hour % 12 + (12 if ampm.upper() == "PM" else 0)
     fraction = groups.get("f") or ""
     year = _year(groups)
+    zone_text = groups.get("tz")
+    zone = _zone(zone_text) if zone_text else None
     try:
+        # Built with its zone: ``datetime.replace(tzinfo=...)`` costs more than the rest.
         moment = datetime(
             arrival.year if year is None else year,
             month,
@@ -226,12 +262,12 @@ def time_from_groups(groups: Mapping[str, Any], arrival: datetime) -> datetime |
             int(groups.get("M") or 0),
             int(groups.get("S") or 0),
             int(fraction[:6].ljust(6, "0")) if fraction else 0,
+            UTC if zone is None else zone,
         )
     except ValueError:
         return None
-    zone_text = groups.get("tz")
-    zone = _zone(zone_text) if zone_text else None
-    moment = moment.replace(tzinfo=UTC) if zone is None else moment.replace(tzinfo=zone).astimezone(UTC)
+    if zone is not None and zone is not UTC:
+        moment = moment.astimezone(UTC)
     if year is None and moment > arrival + _YEAR_SLACK:
         # No year in the line (syslog, logcat, klog): the arrival's year, or the year before
         # when that would put the line in the future (a December line read in January).
@@ -272,17 +308,14 @@ class LineFormat:
     tail: re.Pattern[str] | None = None
     needle: str = ""  # a substring every matching line holds (checked before the pattern)
 
-    def groups(self, text: str, leads: dict[re.Pattern[str], re.Match[str] | None]) -> dict[str, Any] | None:
+    def groups(self, text: str) -> dict[str, Any] | None:
         """The named groups of ``text`` matched by this row, or None."""
         if self.needle and self.needle not in text:
             return None
         if self.lead is None or self.tail is None:
             match = self.pattern.match(text)
             return None if match is None else match.groupdict()
-        if self.lead in leads:
-            head = leads[self.lead]
-        else:
-            head = leads[self.lead] = self.lead.match(text)
+        head = self.lead.match(text)
         if head is None:
             return None
         rest = self.tail.match(text, head.end())
@@ -336,17 +369,17 @@ _TIME_SHAPES: Final = tuple(
 )
 
 # Level in a known header position: upper-case bare word, or any case when bracketed.
-_LV = rf"(?P<level>(?i:{LEVEL_WORDS}))"
-_LV_UPPER = rf"(?P<level>{LEVEL_WORDS})"
+_LV = rf"(?P<level>(?i:{_LEVEL_ALT}))"
+_LV_UPPER = rf"(?P<level>{_LEVEL_ALT})"
 _LV_ANY = (
-    rf"(?:\[\s*(?P<level_b>(?i:{LEVEL_WORDS}))\s*\]|<(?P<level_a>(?i:{LEVEL_WORDS}))>|{_LV_UPPER}(?![\w.-])"
-    rf"|(?P<level_c>(?i:{LEVEL_WORDS}))(?=:\s))"
+    rf"(?:\[\s*(?P<level_b>(?i:{_LEVEL_ALT}))\s*\]|<(?P<level_a>(?i:{_LEVEL_ALT}))>|{_LV_UPPER}(?![\w.-])"
+    rf"|(?P<level_c>(?i:{_LEVEL_ALT}))(?=:\s))"
 )
 _SYSLOG_TAG = r"(?P<app>[^\s\[:]+(?:\([^)\s]*\))?(?: \d[\w.]*(?=:))?|[^\[:]{1,48}?(?=\[\d+\]:))(?:\[(?P<pid>\d+)\])?(?: \([^)]*\))?"
-_THREAD = r"\[(?P<thread>[^\]]*)\]"
+_THREAD = r"\[(?P<thread>[^\]]*+)\]"
 # zap's console encoder: TAB-separated level, logger (optional), caller, message
 _TSV = rf"\t{_LV}\t(?:(?:(?P<logger>[\w.-]+)\t)?(?P<caller>[\w./-]+:\d+)\t)?(?P<msg>.*)"
-_LOGGER = r"(?P<logger>[A-Za-z_$][\w$.\-]*(?:\$[\w$]+)?)"
+_LOGGER = r"(?P<logger>[A-Za-z_$][\w$.\-]*+(?:\$[\w$]+)?)"
 
 
 _LEADS: dict[str, re.Pattern[str]] = {}
@@ -421,7 +454,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
     # --- HTTP access logs (NCSA common/combined: nginx, Apache, gunicorn, Traefik) -----
     _fmt(
         "http-access",
-        rf"(?P<client>\S+) (?P<ident>\S+) (?P<user>\S+) \[{TS_CLF}\] "
+        rf"(?P<client>\S++) (?P<ident>\S++) (?P<user>\S++) \[{TS_CLF}\] "
         r"(?P<msg>\"(?P<request>[^\"]*)\" (?P<status>\d{3}) (?P<bytes>\S+).*)",
         S,
         "",
@@ -507,9 +540,9 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
     # Spring Boot 2/3 default console: ts LEVEL pid --- [app] [thread] [trace] logger : msg
     _fmt(
         "spring-boot",
-        rf"{TS_ISO}\s+{_LV_UPPER}\s+(?:\[(?P<service>[^,\]\s]*),(?P<trace_id>[0-9a-f]*),(?P<span_id>[0-9a-f]*)"
-        r"(?:,[^\]]*)?\]\s+)?(?P<pid>\d+) --- (?:\[(?P<app>[^\]]*)\] )?\[\s*(?P<thread>[^\]]*)\] "
-        r"(?:\[(?:(?P<otel_trace_id>[0-9a-f]{32})-(?P<otel_span_id>[0-9a-f]{16}))?\s*\] )?(?P<logger>\S+)\s+: (?P<msg>.*)",
+        rf"{TS_ISO}\s++{_LV_UPPER}\s++(?:\[(?P<service>[^,\]\s]*+),(?P<trace_id>[0-9a-f]*+),(?P<span_id>[0-9a-f]*+)"
+        r"(?:,[^\]]*+)?\]\s++)?(?P<pid>\d+) --- (?:\[(?P<app>[^\]]*+)\] )?\[\s*(?P<thread>[^\]]*+)\] "
+        r"(?:\[(?:(?P<otel_trace_id>[0-9a-f]{32})-(?P<otel_span_id>[0-9a-f]{16}))?\s*\] )?(?P<logger>\S++)\s+: (?P<msg>.*)",
         W,
         DIGITS,
         "2026-11-23T18:48:39.123Z ERROR 1 --- [payments] [nio-8080-exec-4] c.a.p.PaymentService : charge failed",
@@ -528,7 +561,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
     # PostgreSQL default: 2026-11-23 10:00:01.123 UTC [1234] ERROR:  msg
     _fmt(
         "postgresql",
-        rf"{TS_ISO}(?: \w+)? \[(?P<pid>\d+)\](?: (?P<user>\S+)@(?P<db>\S+))? "
+        rf"{TS_ISO}(?: \w++)? \[(?P<pid>\d+)\](?: (?P<user>\S+)@(?P<db>\S+))? "
         r"(?P<level>LOG|ERROR|WARNING|FATAL|PANIC|INFO|NOTICE|DEBUG\d?|STATEMENT|DETAIL|HINT|CONTEXT):\s+"
         r"(?P<msg>.*)",
         W,
@@ -582,7 +615,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
     # log4j2 "%d{ISO8601} %-5p [%t] %c %X - %m" (%X: the MDC map, {requestId=.., traceId=..})
     _fmt(
         "log4j2-mdc",
-        rf"{TS_ISO}\s+{_LV_UPPER}\s+{_THREAD} {_LOGGER} \{{(?P<kv>[^}}]*)\}} - (?P<msg>.*)",
+        rf"{TS_ISO}\s++{_LV_UPPER}\s++{_THREAD} {_LOGGER} \{{(?P<kv>[^}}]*+)\}} - (?P<msg>.*)",
         W,
         DIGITS,
         "2026-11-23T18:48:39,123 ERROR [pool-2-thread-7] com.acme.Ledger {requestId=r-1, traceId=4bf9} - write failed",
@@ -591,7 +624,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
     # Python logging with the OpenTelemetry instrumentation's default format
     _fmt(
         "python-otel",
-        rf"{TS_ISO} {_LV_UPPER} \[(?P<logger>[^\]]*)\] \[(?P<source>[^\]]*)\] \[(?P<kv>[^\]]*)\] - (?P<msg>.*)",
+        rf"{TS_ISO} {_LV_UPPER} \[(?P<logger>[^\]]*+)\] \[(?P<source>[^\]]*+)\] \[(?P<kv>[^\]]*+)\] - (?P<msg>.*)",
         W,
         DIGITS,
         "2026-11-23 18:48:39,123 ERROR [inventory.db] [pool.py:88] [trace_id=0 span_id=0 resource.service.name=inventory trace_sampled=False] - lost",
@@ -609,7 +642,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
     # logback/log4j2 "%d [%thread] %-5level %logger - %msg" (logback 1.3+: " -- ")
     _fmt(
         "logback",
-        rf"{TS_ISO}\s+{_THREAD}\s+{_LV_UPPER}\s+{_LOGGER}\s+--? (?P<msg>.*)",
+        rf"{TS_ISO}\s++{_THREAD}\s++{_LV_UPPER}\s++{_LOGGER}\s++--? (?P<msg>.*)",
         W,
         DIGITS,
         "2026-11-23 10:00:01.456 [http-1] ERROR com.acme.OrderService - order 1234 failed",
@@ -628,7 +661,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
     *(
         _fmt(
             f"{name}-level-logger",
-            rf"{ts}\s+(?:(?P<pid>\d+) )?{_LV_UPPER}\s+(?:{_THREAD}\s+)?{_LOGGER}(?::(?P<line>\d+))?"
+            rf"{ts}\s++(?:(?P<pid>\d+) )?{_LV_UPPER}\s++(?:{_THREAD}\s++)?{_LOGGER}(?::(?P<line>\d+))?"
             r"(?::|\s+--?) (?P<msg>.*)",
             W,
             DIGITS,
@@ -666,7 +699,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
     # Python "%(asctime)s %(levelname)s %(name)s %(message)s": a dotted/``root`` logger name
     _fmt(
         "iso-level-name",
-        rf"{TS_ISO}\s+{_LV_UPPER}\s+(?P<logger>root|__main__|[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)+) (?P<msg>.*)",
+        rf"{TS_ISO}\s++{_LV_UPPER}\s++(?P<logger>root|__main__|[A-Za-z_][\w-]*+(?:\.[A-Za-z_][\w-]*+)+) (?P<msg>.*)",
         W,
         DIGITS,
         "2026-11-23 10:00:01,123 ERROR app.db connection lost",
@@ -683,7 +716,7 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
     # winston printf "${timestamp} ${level} [${service}]: ${message}" (and without the service)
     _fmt(
         "node-text",
-        rf"{TS_ISO} (?P<level>(?i:{LEVEL_WORDS}))(?: \[(?P<service>[^\]]+)\])?: (?P<msg>.*)",
+        rf"{TS_ISO} (?P<level>(?i:{_LEVEL_ALT}))(?: \[(?P<service>[^\]]+)\])?: (?P<msg>.*)",
         W,
         DIGITS,
         "2026-11-23T18:48:39.123Z error [notifications]: template failed",
@@ -909,6 +942,16 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         UPPER + LOWER + "_",
         'time="2026-11-23T10:00:01Z" level=error msg="failed to pull image" module=docker_client.go',
     ),
+    # One word (the program), then the time, then ": ": Debian's update-alternatives log
+    # (/var/log/alternatives.log). Last in the table: it reads only lines no other row reads
+    # (an ISO time followed by a colon matches no ISO-first row).
+    _fmt(
+        "program-iso",
+        rf"(?P<program>[A-Za-z][\w.+-]*)(?:\[(?P<pid>\d+)\])? {TS_ISO}: (?P<msg>.*)",
+        N,
+        UPPER + LOWER,
+        "update-alternatives 2025-06-24 14:36:53: link group pager updated to point to /usr/bin/less",
+    ),
 )
 
 _NAMES: Final = frozenset(fmt.name for fmt in FORMATS)
@@ -916,7 +959,6 @@ assert len(_NAMES) == len(FORMATS), "format names must be unique"
 
 
 Match = tuple[LineFormat, dict[str, Any]]
-Leads = dict[re.Pattern[str], re.Match[str] | None]
 _GROUP_NAME: Final = re.compile(r"\(\?P<(\w+)>")
 
 
@@ -928,60 +970,83 @@ class _Single:
     def __init__(self, fmt: LineFormat) -> None:
         self.fmt = fmt
 
-    def match(self, text: str, leads: Leads) -> Match | None:
-        groups = self.fmt.groups(text, leads)
-        return None if groups is None else (self.fmt, groups)
+    def match(self, text: str) -> Match | None:
+        fmt = self.fmt
+        if fmt.needle and fmt.needle not in text:  # most lines: no call into the row
+            return None
+        groups = fmt.groups(text)
+        return None if groups is None else (fmt, groups)
 
 
 class _SameTime:
-    """Every row that starts with one time shape, as one regex: the shape is matched once and
-    the rows' tails are alternatives in table order (``re`` takes the first that matches, as
-    the table does), so a line costs one C-level match instead of a Python call per row."""
+    """Rows tried together as one regex, their patterns alternatives in table order (``re``
+    takes the first that matches, as the table does), so a line costs one C-level match
+    instead of a Python call per row. Either every row that starts with one time shape
+    (``lead``: the shape is matched once, the alternatives are the rows' tails), or a run of
+    rows without a shared shape that follow each other in the plan (``lead=None``).
 
-    __slots__ = ("iso", "lead", "markers", "names", "rows", "slots", "tails")
+    Each alternative ends with an empty marker group, the last group a successful match
+    closes: ``Match.lastindex`` names the row without looking at the other groups. A row's
+    ``needle`` is not checked here: it is a substring the row's pattern needs anyway."""
 
-    def __init__(self, lead: re.Pattern[str], rows: list[LineFormat]) -> None:
+    __slots__ = ("iso", "lead", "names", "rows", "slots", "tails", "which")
+
+    def __init__(self, lead: re.Pattern[str] | None, rows: list[LineFormat]) -> None:
         self.lead = lead
         self.rows = rows
-        self.iso = lead.pattern == TS_ISO  # its text goes to datetime.fromisoformat (C) first
-        parts = []
-        for index, row in enumerate(rows):
-            assert row.tail is not None
-            renamed = _GROUP_NAME.sub(rf"(?P<r{index}_\1>", row.tail.pattern)
-            parts.append(f"(?P<row{index}>){renamed}")
-        self.tails = re.compile("|".join(parts), re.DOTALL)
-        numbers = self.tails.groupindex
-        self.markers = tuple(numbers[f"row{index}"] for index in range(len(rows)))
+        self.iso = lead is not None and lead.pattern == TS_ISO  # fromisoformat (C) reads it first
+        # Compiled on first use: a process reads few shapes, and the import is the cold start.
+        self.tails: re.Pattern[str] | None = None
+        self.which: dict[int, int] = {}  # marker group number -> row index
         # per row: its group names and their numbers in the combined pattern
         self.names: list[tuple[str, ...]] = []
         self.slots: list[tuple[int, ...]] = []
-        for index, row in enumerate(rows):
-            assert row.tail is not None
-            names = tuple(_GROUP_NAME.findall(row.tail.pattern))
-            self.names.append(names)
-            self.slots.append(tuple(numbers[f"r{index}_{name}"] for name in names))
 
-    def match(self, text: str, leads: Leads) -> Match | None:
-        if self.lead in leads:
-            head = leads[self.lead]
+    def _compile(self) -> re.Pattern[str]:
+        patterns = [_rest_of(row, self.lead) for row in self.rows]
+        parts = []
+        for index, pattern in enumerate(patterns):
+            renamed = _GROUP_NAME.sub(rf"(?P<r{index}_\1>", pattern)
+            parts.append(f"(?:{renamed})(?P<row{index}>)")
+        tails = re.compile("|".join(parts), re.DOTALL)
+        numbers = tails.groupindex
+        self.which = {numbers[f"row{index}"]: index for index in range(len(patterns))}
+        self.names = [tuple(_GROUP_NAME.findall(pattern)) for pattern in patterns]
+        self.slots = [
+            tuple(numbers[f"r{index}_{name}"] for name in names) for index, names in enumerate(self.names)
+        ]
+        self.tails = tails
+        return tails
+
+    def match(self, text: str) -> Match | None:
+        groups: dict[str, Any]
+        tails = self.tails or self._compile()
+        if self.lead is None:
+            rest = tails.match(text)
+            groups = {}
         else:
-            head = leads[self.lead] = self.lead.match(text)
-        if head is None:
-            return None
-        rest = self.tails.match(text, head.end())
+            head = self.lead.match(text)
+            if head is None:
+                return None
+            rest = tails.match(text, head.end())
+            # ISO times go to fromisoformat; the head's groups are read only if it refuses.
+            groups = {"_iso": head.group(0), "_head": head} if self.iso else head.groupdict()
         if rest is None:
             return None
-        spans = rest.regs
-        for index, marker in enumerate(self.markers):
-            if spans[marker][0] >= 0:
-                # ISO times go to fromisoformat; the head's groups are read only if it refuses.
-                groups = {"_iso": head.group(0), "_head": head} if self.iso else head.groupdict()
-                slots = self.slots[index]
-                if slots:
-                    values = rest.group(*slots) if len(slots) > 1 else (rest.group(slots[0]),)
-                    groups.update(zip(self.names[index], values, strict=True))
-                return self.rows[index], groups
-        return None  # pragma: no cover (one alternative always matched)
+        index = self.which[rest.lastindex or 0]
+        slots = self.slots[index]
+        if slots:
+            values = rest.group(*slots) if len(slots) > 1 else (rest.group(slots[0]),)
+            groups.update(zip(self.names[index], values, strict=True))
+        return self.rows[index], groups
+
+
+def _rest_of(row: LineFormat, lead: re.Pattern[str] | None) -> str:
+    """What ``row`` matches after ``lead`` (its whole pattern when there is no lead)."""
+    if lead is None:
+        return row.pattern.pattern
+    assert row.tail is not None
+    return row.tail.pattern
 
 
 Step = _Single | _SameTime
@@ -989,21 +1054,41 @@ Step = _Single | _SameTime
 
 def _plan(formats: Iterable[LineFormat]) -> tuple[Step, ...]:
     """Rows sharing a time shape become one step at the place of the first of them. Safe
-    because a line that has one time shape cannot match a row that starts differently."""
-    steps: list[Step] = []
+    because a line that has one time shape cannot match a row that starts differently.
+    Rows without a time shape next to each other in the plan become one step too."""
+    steps: list[_SameTime | list[LineFormat]] = []
     groups: dict[re.Pattern[str], list[LineFormat]] = {}
     for fmt in formats:
         if fmt.lead is None or fmt.tail is None:
-            steps.append(_Single(fmt))
+            if steps and isinstance(steps[-1], list):
+                steps[-1].append(fmt)
+            else:
+                steps.append([fmt])
             continue
         if fmt.lead not in groups:
             groups[fmt.lead] = []
             steps.append(_SameTime(fmt.lead, groups[fmt.lead]))
         groups[fmt.lead].append(fmt)
-    for index, step in enumerate(steps):
-        if isinstance(step, _SameTime):
-            steps[index] = _SameTime(step.lead, step.rows)  # compile with every row
-    return tuple(steps)
+    planned: list[Step] = []
+    for step in steps:
+        if isinstance(step, list):
+            planned.append(_Single(step[0]) if len(step) == 1 else _together(None, step))
+        else:
+            planned.append(_together(step.lead, step.rows))  # compile with every row
+    return tuple(planned)
+
+
+_TOGETHER: dict[tuple[re.Pattern[str] | None, tuple[str, ...]], _SameTime] = {}
+
+
+def _together(lead: re.Pattern[str] | None, rows: list[LineFormat]) -> _SameTime:
+    """One ``_SameTime`` per set of rows: many first characters share the same rows, and
+    compiling each combination once keeps the import (the Lambda's cold start) short."""
+    key = (lead, tuple(row.name for row in rows))
+    step = _TOGETHER.get(key)
+    if step is None or step.rows != rows:
+        step = _TOGETHER[key] = _SameTime(lead, rows)
+    return step
 
 
 def _index(formats: Iterable[LineFormat]) -> dict[str, tuple[Step, ...]]:
@@ -1102,12 +1187,10 @@ class ImpliedSeverity:
         if not self.enabled:
             return None
         head = message[:INFER_CHARS]
-        if not self.extra_error and not self.extra_warn:
-            # Most lines say none of the rule words: a few substring tests are much cheaper
-            # than the rule alternations (every rule contains one of these stems).
-            lowered = head.lower()
-            if not any(stem in lowered for stem in _RULE_STEMS):
-                return None
+        # Most lines say none of the rule words: one search for the stems is much cheaper
+        # than the rule alternations (every built-in rule contains one of these stems).
+        if not self.extra_error and not self.extra_warn and _RULE_STEM.search(head.lower()) is None:
+            return None
         if self._error.search(head):
             return Level.ERROR
         if self._warn.search(head) and not self._benign.search(head):
@@ -1122,6 +1205,9 @@ _RULE_STEMS: Final = (
     *("illegal user", "denied", "unauthori", "fail", "refused", "unavailable", "unreachable", "cannot"),
     *("can't", "could not", "couldn't", "unable to", "abort", "corrupt", "authentication"),
 )  # the first line's head says what happened; a trace's tail does not
+# Is any stem in the text: one search, the stems grouped by first letter (a third of the
+# cost of testing them one by one).
+_RULE_STEM: Final = re.compile(_by_first_letter("|".join(_RULE_STEMS)))
 
 # ----------------------------------------------------------------------------- result
 
@@ -1183,8 +1269,8 @@ _FIELD_SKIP: Final = frozenset(
 # Level word at the start of a message whose header had none: "ERROR: ...", "[warn] ...".
 _MESSAGE_LEVEL: Final = re.compile(
     r"(?:(?:\[[^\]\s]{1,40}\]|\([^)\s]{1,40}\))\s+){0,3}"  # "[worker-3] (job=77) level=error ..."
-    rf"(?:\[\s*(?P<level_b>(?i:{LEVEL_WORDS}))\s*\]|(?P<level>{LEVEL_WORDS})(?=[\s:\]|,])"
-    rf"|(?P<level_c>(?i:{LEVEL_WORDS})):\s|(?i:level|lvl|severity)=[\"']?(?P<level_a>\w+))"
+    rf"(?:\[\s*(?P<level_b>(?i:{_LEVEL_ALT}))\s*\]|(?P<level>{_LEVEL_ALT})(?=[\s:\]|,])"
+    rf"|(?P<level_c>(?i:{_LEVEL_ALT})):\s|(?i:level|lvl|severity)=[\"']?(?P<level_a>\w+))"
 )
 # An unknown shape: a level word after at most five header-like tokens (ones with a digit,
 # bracketed or parenthesised ones, month and day names, separators), so a level word
@@ -1192,8 +1278,8 @@ _MESSAGE_LEVEL: Final = re.compile(
 _HEADER_LEVEL: Final = re.compile(
     r"(?:(?:\[[^\]\n]{0,32}\]|\([^)\n]{0,32}\)|[^\s\d]{0,12}\d\S{0,40}|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun"
     r"|Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]{0,6},?|[-|:])[ \t]+){0,5}"
-    rf"(?:(?P<level>{LEVEL_WORDS})(?![\w.-])|\[(?P<level_b>(?i:{LEVEL_WORDS}))\]|<(?P<level_a>(?i:{LEVEL_WORDS}))>"
-    rf"|(?P<level_c>(?i:{LEVEL_WORDS})):\s|(?i:level|lvl|severity)=[\"']?(?P<level_d>\w+))"
+    rf"(?:(?P<level>{_LEVEL_ALT})(?![\w.-])|\[(?P<level_b>(?i:{_LEVEL_ALT}))\]|<(?P<level_a>(?i:{_LEVEL_ALT}))>"
+    rf"|(?P<level_c>(?i:{_LEVEL_ALT})):\s|(?i:level|lvl|severity)=[\"']?(?P<level_d>\w+))"
 )
 _SOURCE_PREFIX: Final = re.compile(
     r"(?:\[(?P<bracketed>[^\]\s]{1,120})\]|(?P<plain>[^\s|]{1,120})(?: +\|)?) +"
@@ -1240,6 +1326,15 @@ class LineNormaliser:
             fmt for fmt in formats if fmt.level is not LevelRule.NONE and not fmt.nested
         )
 
+    def warm_up(self) -> None:
+        """Compile every combined step now instead of on first use (benchmarks measure the
+        warm state; a Lambda leaves it to first use, so a cold start pays only for the
+        shapes it reads)."""
+        for steps in (*self._by_first.values(), *self._inner_by_first.values()):
+            for step in steps:
+                if isinstance(step, _SameTime) and step.tails is None:
+                    step._compile()
+
     def parse(self, line: str, arrival: datetime | None = None) -> ParsedLine:
         """One line (a multi-line event's first line carries the header) -> ``ParsedLine``."""
         now = arrival if arrival is not None else datetime.now(UTC)
@@ -1253,9 +1348,8 @@ class LineNormaliser:
 
     def _parse_text(self, text: str, now: datetime, depth: int) -> ParsedLine:
         candidates = self._by_first.get(text[:1], self._by_first[""])
-        leads: Leads = {}
         for step in candidates:
-            found = step.match(text, leads)
+            found = step.match(text)
             if found is None:
                 continue
             fmt, groups = found
@@ -1298,10 +1392,20 @@ class LineNormaliser:
         )
 
     def _build(self, fmt: LineFormat, groups: dict[str, Any], now: datetime) -> ParsedLine:
-        timestamp = time_from_groups(groups, now) if _has_time(groups) else None
+        iso = groups.get("_iso")
+        if iso:  # the common case first, without the general time code
+            timestamp = _from_iso(iso) or time_from_groups(groups, now)
+        else:
+            timestamp = time_from_groups(groups, now) if _has_time(groups) else None
         fields = _header_fields(groups)
         message = (groups.get("msg") or "").rstrip()
-        level = self._line_level(fmt.level, groups)
+        if fmt.level is LevelRule.WORD:  # most rows: ``_line_level`` without the call
+            word = (
+                groups.get("level") or groups.get("level_b") or groups.get("level_a") or groups.get("level_c")
+            )
+            level = level_of_word(word) if word else None
+        else:
+            level = self._line_level(fmt.level, groups)
         if fmt.name == "logfmt":
             return self._logfmt(message, now)
         if level is not None:
@@ -1321,9 +1425,8 @@ class LineNormaliser:
     def _inner(self, message: str) -> ParsedLine | None:
         """A level-less envelope (syslog, journald text) around a line with its own header
         (kubelet's klog, a Java logger writing to syslog): the inner line's level counts."""
-        leads: Leads = {}
         for step in self._inner_by_first.get(message[:1], ()):
-            found = step.match(message, leads)
+            found = step.match(message)
             if found is not None:
                 fmt, groups = found
                 level = self._line_level(fmt.level, groups)

@@ -1,0 +1,143 @@
+"""The normaliser's fast path reads every line as the table read row by row would.
+
+For speed, ``LineNormaliser`` tries rows together: every row that starts with one time
+shape as one regex (the shape matched once), runs of other rows as one alternation, the
+matched row named by a marker group. The table's meaning is simpler: rows in order, first
+match wins. These tests hold the two to the same answer on the corpus, on every row's
+example and on variants of them made to sit between shapes (cut, case-changed, prefixed),
+parsed one after another so that consecutive lines keep switching shape.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cali.contracts.levels import Level
+from cali.ingest import normalise
+from cali.ingest.normalise import FORMATS, LineFormat, LineNormaliser, ParsedLine
+
+CORPUS = Path(__file__).parent / "data" / "formats_corpus.yaml"
+ARRIVAL = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def _row_by_row(text: str) -> tuple[LineFormat, dict[str, Any]] | None:
+    """The table's definition: rows in order (a row only for the first characters it names),
+    first match wins."""
+    for fmt in FORMATS:
+        if fmt.starts and text[:1] not in fmt.starts:
+            continue
+        groups = fmt.groups(text)
+        if groups is not None:
+            return fmt, groups
+    return None
+
+
+def _lines() -> list[str]:
+    """Corpus lines and row examples, and variants of each, interleaved by source."""
+    entries = yaml.safe_load(CORPUS.read_text(encoding="utf-8"))
+    bases = [[case["line"] for case in entry["lines"]] for entry in entries]
+    bases.append([fmt.example for fmt in FORMATS])
+    variants = []
+    for line in itertools.chain.from_iterable(bases):
+        variants.append(
+            [line[:cut] for cut in (5, 12, 19, 20, 24, 30, 40, len(line) - 1)]
+            + [
+                line.lower(),
+                line.upper(),
+                line.replace(" ", "\t", 1),
+                line.replace(" ", "  ", 2),
+                "x" + line,
+                line[1:],
+                "2026-11-23 10:00:01 " + line,
+                "prog 2026-11-23 10:00:01: " + line,
+                "Nov 23 10:00:01 host app: " + line,
+            ]
+        )
+    # round-robin: each line is followed by one of another source or shape
+    groups = bases + variants
+    return [line for batch in itertools.zip_longest(*groups) for line in batch if line is not None]
+
+
+LINES = _lines()
+
+
+def test_the_combined_steps_pick_the_row_and_groups_a_row_by_row_scan_picks() -> None:
+    normaliser = LineNormaliser()
+    assert len(LINES) > 3000
+    for line in LINES:
+        text = line.rstrip("\r\n")
+        expected = _row_by_row(text)
+        got = None
+        for step in normaliser._by_first.get(text[:1], normaliser._by_first[""]):
+            got = step.match(text)
+            if got is not None:
+                break
+        if expected is None:
+            assert got is None, (line, got)
+            continue
+        assert got is not None, (line, expected[0].name)
+        assert got[0].name == expected[0].name, line
+        # ISO times arrive as their text (``_iso``) instead of their parts; the rest is equal
+        shared = got[1].keys() & expected[1].keys()
+        assert {key: got[1][key] for key in shared} == {key: expected[1][key] for key in shared}, line
+        assert got[1].keys() - shared <= {"_iso", "_head"}, line
+
+
+def _one_row_at_a_time(normaliser: LineNormaliser) -> LineNormaliser:
+    """``normaliser`` with every row tried on its own (no combined steps)."""
+    slow = LineNormaliser(normaliser.implied, normaliser.http)
+    slow._by_first = {
+        char: tuple(normalise._Single(fmt) for fmt in FORMATS if not fmt.starts or char in fmt.starts)
+        for char in {*normaliser._by_first, *(char for fmt in FORMATS for char in fmt.starts)}
+    }
+    slow._by_first[""] = tuple(normalise._Single(fmt) for fmt in FORMATS if not fmt.starts)
+    return slow
+
+
+def _as_tuple(parsed: ParsedLine) -> tuple[object, ...]:
+    return (
+        parsed.format,
+        parsed.timestamp,
+        parsed.level,
+        parsed.level_source,
+        parsed.message,
+        list(parsed.fields.items()),  # order too: ``cali parse`` prints the fields in it
+    )
+
+
+@pytest.mark.parametrize("arrival", [ARRIVAL, datetime(2027, 1, 2, 3, tzinfo=UTC)], ids=["dec", "jan"])
+def test_fast_and_row_by_row_normalisers_give_the_same_record_line_after_line(arrival: datetime) -> None:
+    fast = LineNormaliser()
+    slow = _one_row_at_a_time(fast)
+    for line in LINES:
+        assert _as_tuple(fast.parse(line, arrival)) == _as_tuple(slow.parse(line, arrival)), line
+
+
+def test_the_program_time_row_reads_update_alternatives_and_nothing_else_changes() -> None:
+    parsed = normalise.parse_line(
+        "update-alternatives 2025-06-24 14:36:53: run with --install /usr/bin/pager pager /usr/bin/less 77",
+        ARRIVAL,
+    )
+    assert parsed.format == "program-iso"
+    assert parsed.timestamp == datetime(2025, 6, 24, 14, 36, 53, tzinfo=UTC)
+    assert parsed.fields == {"program": "update-alternatives"}
+    assert parsed.message == "run with --install /usr/bin/pager pager /usr/bin/less 77"
+    assert (parsed.level, parsed.level_source) == (None, "default")
+    # level-less: the message's own header, else the implied level, as for syslog
+    said = normalise.parse_line("backup[42] 2026-11-23T10:00:01Z: ERROR: disk full", ARRIVAL)
+    assert (said.format, said.level, said.level_source) == ("program-iso+level-colon", Level.ERROR, "line")
+    assert (said.message, said.fields) == ("disk full", {"program": "backup", "pid": "42"})
+    implied = normalise.parse_line("backup 2026-11-23 10:00:01: connection refused by 10.0.0.7", ARRIVAL)
+    assert (implied.format, implied.level, implied.level_source) == ("program-iso", Level.WARN, "inferred")
+    # it is the last row: a line another row reads is not taken (a time with no colon after
+    # it, a level first, a syslog line whose message holds such a time)
+    assert normalise.parse_line("ERROR 2026-11-23 10:00:01,123 views 1 2 boom", ARRIVAL).format == "level-iso"
+    assert normalise.parse_line("app 2026-11-23 10:00:01 started", ARRIVAL).format != "program-iso"
+    in_syslog = normalise.parse_line("Nov 23 10:00:01 h tool 2026-11-23 10:00:01: x", ARRIVAL)
+    assert in_syslog.format == "syslog-notag"
