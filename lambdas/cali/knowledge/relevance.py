@@ -211,15 +211,6 @@ class RelevancePolicy:
     (...) when calling the ... operation") are weaker matches than their lines suggest."""
 
 
-@dataclass(frozen=True)
-class Judged:
-    hit: SimilarIncident
-    agreement: float
-    shared: tuple[str, ...]
-    line_match: float
-    relevant: bool
-
-
 @lru_cache(maxsize=256)
 def query_terms(query: str) -> frozenset[str]:
     """Terms of the incident's query text, without the service line (a past incident of the
@@ -252,6 +243,13 @@ class Signals:
     shared: tuple[str, ...]
     line_match: float
     same_fingerprint: bool
+
+
+@dataclass(frozen=True)
+class Judged(Signals):
+    """A candidate's signals and the verdict on them."""
+
+    relevant: bool
 
 
 def measure(
@@ -295,7 +293,12 @@ def decide(signals: Sequence[Signals], policy: RelevancePolicy) -> list[Judged]:
             best = s.line_match
         judged.append(
             Judged(
-                hit=s.hit, agreement=s.agreement, shared=s.shared, line_match=s.line_match, relevant=relevant
+                hit=s.hit,
+                agreement=s.agreement,
+                shared=s.shared,
+                line_match=s.line_match,
+                same_fingerprint=s.same_fingerprint,
+                relevant=relevant,
             )
         )
     return judged
