@@ -358,6 +358,9 @@ def _run(
     return report.model_copy(update={"lifecycle": lifecycle_lines})
 
 
+MAX_REPLAY_WINDOW_SECONDS = 30
+
+
 def _play_lifecycle(
     options: PipelineOptions,
     services: LocalServices,
@@ -398,7 +401,9 @@ def _play_lifecycle(
         slack=SlackClient(os.environ["SLACK_SIGNING_SECRET"], team_id=DEMO_TEAM),
         region=services.region,
         make_timers=lambda clock: capture(_timers(worker_handler.compose(lifecycle_settings(), clock))),
-        resend=resend,
+        # A replay waits two throttle windows in real time: seconds in the generated demo,
+        # 30 minutes with --input's production window.
+        resend=resend if options.throttle_window_seconds <= MAX_REPLAY_WINDOW_SECONDS else None,
     )
     lines = demo.run()
     return lines, demo.resent
