@@ -37,6 +37,7 @@ from cali.knowledge.relevance import (
     KnowledgeSearch,
     LineMatcher,
     RelevancePolicy,
+    distinct_lines,
     retrieve,
     without_frames,
 )
@@ -327,8 +328,10 @@ class IncidentAnalysis:
     def analyze(self, redacted: IncidentMessage) -> AnalysisResult:
         """Retrieval then LLM; never raises: failures come back as a degraded result."""
         query = incident_query_text(redacted)
+        lines = distinct_lines(incident_lines(redacted))
         try:
-            (vector,) = self.embedder.embed([query])
+            # One call for the query and the lines the relevance check matches.
+            vector, *line_vectors = self.embedder.embed([query, *lines])
         except Exception as exc:
             logger.exception("embedding failed; alert without retrieval or LLM")
             return AnalysisResult(
@@ -343,7 +346,7 @@ class IncidentAnalysis:
                 self.matcher,
                 vector,
                 query,
-                incident_lines(redacted),
+                line_vectors,
                 policy=self.relevance,
                 top_k=self.top_k,
                 # One service: keep its entries and the generic runbooks. Several: no filter.

@@ -372,23 +372,36 @@ class LineMatcher:
         self._cache_size = cache_size
 
     def scores(self, lines: Sequence[str], candidates: Sequence[SimilarIncident]) -> dict[str, float]:
-        wanted = [line for line in dict.fromkeys(lines) if line.strip()]
-        examples = list(dict.fromkeys(text for hit in candidates for text in hit.examples))
-        missing = [text for text in examples if text not in self._cache]
-        if not wanted or not examples:
+        """Embeds ``lines`` too (the analyzer embeds them with its query instead)."""
+        wanted = distinct_lines(lines)
+        if not wanted or not any(hit.examples for hit in candidates):
             return {}
-        vectors = self._embedder.embed([*wanted, *missing])
-        queries = vectors[: len(wanted)]
-        if len(self._cache) + len(missing) > self._cache_size:
-            self._cache.clear()
-        self._cache.update(zip(missing, vectors[len(wanted) :], strict=True))
+        return self.scores_for(self._embedder.embed(wanted), candidates)
+
+    def scores_for(
+        self, line_vectors: Sequence[Sequence[float]], candidates: Sequence[SimilarIncident]
+    ) -> dict[str, float]:
+        """Best cosine per candidate, for incident lines already embedded."""
+        examples = list(dict.fromkeys(text for hit in candidates for text in hit.examples))
+        if not line_vectors or not examples:
+            return {}
+        missing = [text for text in examples if text not in self._cache]
+        if missing:
+            if len(self._cache) + len(missing) > self._cache_size:
+                self._cache.clear()
+            self._cache.update(zip(missing, self._embedder.embed(missing), strict=True))
         return {
             hit.id: max(
-                (_dot(q, self._cache[text]) for q in queries for text in hit.examples),
+                (_dot(q, self._cache[text]) for q in line_vectors for text in hit.examples),
                 default=0.0,
             )
             for hit in candidates
         }
+
+
+def distinct_lines(lines: Sequence[str]) -> list[str]:
+    """Each non-blank line once, in order: what is worth embedding."""
+    return [line for line in dict.fromkeys(lines) if line.strip()]
 
 
 def _dot(a: Sequence[float], b: Sequence[float]) -> float:
@@ -404,14 +417,15 @@ def retrieve(
     matcher: LineMatcher,
     vector: Sequence[float],
     query: str,
-    lines: Sequence[str],
+    line_vectors: Sequence[Sequence[float]],
     *,
     policy: RelevancePolicy,
     top_k: int,
     service: str | None,
     fingerprint: str | None,
 ) -> list[SimilarIncident]:
-    """Search by meaning, match lines, then keep what the relevance check accepts."""
+    """Search by meaning, match lines, then keep what the relevance check accepts.
+    ``line_vectors`` are the incident's lines (``distinct_lines``) embedded."""
     candidates = knowledge.search(
         vector,
         top_k=top_k * CANDIDATES_PER_SHOWN,
@@ -426,6 +440,6 @@ def retrieve(
         knowledge.term_stats(),
         policy,
         top_k=top_k,
-        line_scores=matcher.scores(lines, candidates),
+        line_scores=matcher.scores_for(line_vectors, candidates),
         fingerprint_ids=same,
     )
