@@ -2,8 +2,9 @@
 
 For speed, ``LineNormaliser`` tries rows together: every row that starts with one time
 shape as one regex (the shape matched once), runs of other rows as one alternation, the
-matched row named by a marker group. The table's meaning is simpler: rows in order, first
-match wins. These tests hold the two to the same answer on the corpus, on every row's
+matched row named by a marker group, and reads the row's values by position, with a line's
+second cached. The table's meaning is simpler: rows in order, first match wins, each row's
+groups read by name (``_build``). These tests hold the two to the same answer on the corpus, on every row's
 example and on variants of them made to sit between shapes (cut, case-changed, prefixed),
 parsed one after another so that consecutive lines keep switching shape.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -89,14 +90,28 @@ def test_the_combined_steps_pick_the_row_and_groups_a_row_by_row_scan_picks() ->
         assert got[1].keys() - shared <= {"_iso", "_head"}, line
 
 
+class _ByGroups:
+    """One row read the general way: its groups as a dict (``LineFormat.groups``), then
+    ``_build`` (no combined regex, no values by position, no cached seconds)."""
+
+    def __init__(self, fmt: LineFormat) -> None:
+        self.fmt = fmt
+
+    def read(self, text: str, now: datetime, normaliser: LineNormaliser, depth: int) -> ParsedLine | None:
+        groups = self.fmt.groups(text)
+        return None if groups is None else normaliser._finish(self.fmt, groups, now, depth)
+
+
 def _one_row_at_a_time(normaliser: LineNormaliser) -> LineNormaliser:
-    """``normaliser`` with every row tried on its own (no combined steps)."""
+    """``normaliser`` with every row tried on its own, the general way (``_ByGroups``)."""
     slow = LineNormaliser(normaliser.implied, normaliser.http)
-    slow._by_first = {
-        char: tuple(normalise._Single(fmt) for fmt in FORMATS if not fmt.starts or char in fmt.starts)
+    table: dict[str, tuple[_ByGroups, ...]] = {
+        char: tuple(_ByGroups(fmt) for fmt in FORMATS if not fmt.starts or char in fmt.starts)
         for char in {*normaliser._by_first, *(char for fmt in FORMATS for char in fmt.starts)}
     }
-    slow._by_first[""] = tuple(normalise._Single(fmt) for fmt in FORMATS if not fmt.starts)
+    table[""] = tuple(_ByGroups(fmt) for fmt in FORMATS if not fmt.starts)
+    slow._by_first = cast(Any, table)  # reference steps in place of the production ones
+    slow._any = cast(Any, table[""])
     return slow
 
 
@@ -141,3 +156,46 @@ def test_the_program_time_row_reads_update_alternatives_and_nothing_else_changes
     assert normalise.parse_line("app 2026-11-23 10:00:01 started", ARRIVAL).format != "program-iso"
     in_syslog = normalise.parse_line("Nov 23 10:00:01 h tool 2026-11-23 10:00:01: x", ARRIVAL)
     assert in_syslog.format == "syslog-notag"
+
+
+def _utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[arg-type,misc]
+
+
+_NEW_YEAR = "Dec 31 23:59:59 h app: x"
+
+
+@pytest.mark.parametrize(
+    ("line", "arrival", "expected"),
+    [
+        # no year: the arrival's, or the year before when that would be more than a day ahead
+        (_NEW_YEAR, _utc(2027, 1, 1), _utc(2026, 12, 31, 23, 59, 59)),
+        (_NEW_YEAR, _utc(2026, 12, 31, 23, 59, 59), _utc(2026, 12, 31, 23, 59, 59)),
+        (_NEW_YEAR, _utc(2026, 12, 30, 23, 59, 58), _utc(2025, 12, 31, 23, 59, 59)),
+        ("Feb 29 10:00:00 h app: x", _utc(2028, 3, 1), _utc(2028, 2, 29, 10)),
+        # klog: the same second, two fractions
+        ("I1231 23:59:59.000001 1 a.go:1] x", _utc(2027, 1, 1), _utc(2026, 12, 31, 23, 59, 59, 1)),
+        ("I1231 23:59:59.5 1 a.go:1] x", _utc(2027, 1, 1), _utc(2026, 12, 31, 23, 59, 59, 500000)),
+        # an access line's zone, its second cached and read again
+        (
+            '10.0.0.7 - - [31/Dec/2026:23:59:59 -0500] "GET / HTTP/1.1" 200 5 "-" "curl"',
+            _utc(2027, 1, 1),
+            _utc(2027, 1, 1, 4, 59, 59),
+        ),
+    ],
+)
+def test_a_cached_second_gives_what_a_fresh_read_gives_whatever_the_arrival(
+    line: str, arrival: datetime, expected: datetime
+) -> None:
+    fresh = _one_row_at_a_time(LineNormaliser())
+    for _ in range(2):  # the second read finds the second in the cache
+        assert normalise.parse_line(line, arrival).timestamp == expected
+        assert normalise.parse_line(line, arrival).timestamp == fresh.parse(line, arrival).timestamp
+
+
+def test_the_second_cache_stays_bounded() -> None:
+    for second in range(normalise._CALENDAR_SIZE + 50):
+        minutes, seconds = divmod(second, 60)
+        hours, minutes = divmod(minutes, 60)
+        normalise.parse_line(f"Dec  1 {hours:02d}:{minutes:02d}:{seconds:02d} h app: x", ARRIVAL)
+    assert 0 < len(normalise._CALENDAR) <= normalise._CALENDAR_SIZE

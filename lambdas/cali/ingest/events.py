@@ -30,12 +30,13 @@ from typing import Any, Final
 from cali.contracts.levels import Level
 from cali.contracts.records import parse_timestamp
 from cali.contracts.settings import IngestSettings
-from cali.ingest.normalise import DEFAULT_NORMALISER, HttpLevels, ImpliedSeverity, LineNormaliser, ParsedLine
+from cali.ingest.normalise import DEFAULT_NORMALISER, HttpLevels, ImpliedSeverity, LineNormaliser
 
 _LEVEL_KEYS: Final = frozenset(
     ("level", "severity", "lvl", "levelname", "log_level", "loglevel", "severity_text")
 )
 _TIME_KEYS: Final = ("@timestamp", "timestamp", "time", "ts", "datetime", "date", "eventTime")
+_TIME_KEY_SET: Final = frozenset(_TIME_KEYS)
 # Header fields the record has a slot for; every other header field keeps its own name.
 _SLOTS: Final = {"logger": "logger", "thread": "thread", "host": "host", "request_id": "request_id"}
 _HEADER_PREFIX: Final = "header_"
@@ -128,25 +129,51 @@ def prepare_event(
     """The event ``build_record`` should validate (a new dict; ``event`` is not changed)."""
     if not isinstance(event, dict):
         return event
-    raw = raw_text(event)
-    if raw is None:
-        return _bounded_time(event, arrival, time_rule)
-    key, text = raw
+    # The consumer calls this for every event: the common case (Fluent Bit's ``log``) is
+    # read here without calling ``raw_text`` and ``_merge_header``.
+    text = event.get("log")
+    if type(text) is str and _LEVEL_KEYS.isdisjoint(event):
+        key = "log"
+    else:
+        raw = raw_text(event)
+        if raw is None:
+            return _bounded_time(event, arrival, time_rule)
+        key, text = raw
     head, newline, tail = text.rstrip("\r\n").partition("\n")  # Fluent Bit keeps the line's newline
     parsed = normaliser.parse(head, arrival)
     prepared = dict(event)
     del prepared[key]
     prepared["message"] = parsed.message + newline + tail if newline else parsed.message
-    _merge_header(prepared, parsed)
+    level = parsed.level
+    prepared["level"] = "INFO" if level is None else _LEVEL_NAMES[level]  # no level means INFO
+    prepared["level_source"] = parsed.level_source
+    prepared["log_format"] = parsed.format
+    fields = parsed.fields
+    if _RESERVED.isdisjoint(fields) and prepared.keys().isdisjoint(fields):
+        prepared.update(fields)  # nothing to displace, nothing reserved
+    else:
+        _merge_fields(prepared, fields)
     line_time = parsed.timestamp
     if line_time is None:
         return _bounded_time(prepared, arrival, time_rule)
-    for name in _TIME_KEYS:
-        if name in prepared:  # when Fluent Bit read it / CloudWatch received it: kept for audit
-            prepared.setdefault("received_time", prepared.pop(name))
+    return _with_line_time(prepared, line_time, arrival, time_rule)
+
+
+def _with_line_time(
+    prepared: dict[str, Any], line_time: datetime, arrival: datetime | None, time_rule: EventTimeRule
+) -> dict[str, Any]:
+    """The line's own time becomes the record's (within the skew rule); the agent's is kept."""
+    present = _TIME_KEY_SET.intersection(prepared)  # one C-level pass instead of a test per key
+    if present:  # when Fluent Bit read it / CloudWatch received it: kept for audit
+        for name in _TIME_KEYS if len(present) > 1 else present:
+            if name in prepared:
+                prepared.setdefault("received_time", prepared.pop(name))
     prepared["timestamp"] = line_time
     # What ``_bounded_time`` would do with the one time key left, without looking for it.
     if arrival is not None and time_rule.enabled:
+        ahead = line_time - arrival  # ``choose``, inline for the common case: the line's time stands
+        if ahead <= time_rule.max_ahead and -ahead <= time_rule.max_age:
+            return prepared
         chosen, skew = time_rule.choose(line_time, arrival)
         if skew is not None:
             prepared["timestamp"] = chosen
@@ -155,12 +182,9 @@ def prepare_event(
     return prepared
 
 
-def _merge_header(prepared: dict[str, Any], parsed: ParsedLine) -> None:
-    # No level in the line means INFO, said here so that nothing later re-reads the message.
-    prepared["level"] = _LEVEL_NAMES[parsed.level] if parsed.level is not None else "INFO"
-    prepared["level_source"] = parsed.level_source
-    prepared["log_format"] = parsed.format
-    for name, value in parsed.fields.items():
+def _merge_fields(prepared: dict[str, Any], fields: dict[str, Any]) -> None:
+    """The line's header fields into the event when some name is taken already."""
+    for name, value in fields.items():
         slot = _SLOTS.get(name, name)
         if slot in _RESERVED:
             prepared.setdefault(f"{_HEADER_PREFIX}{name}", value)

@@ -35,10 +35,11 @@ token cannot start inside the repeat (a thread name up to its closing bracket).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from enum import Enum
+from operator import itemgetter
 from typing import Any, Final
 
 import orjson
@@ -193,7 +194,10 @@ def _parse_zone(text: str) -> timezone | None:
 
 
 def _epoch(text: str) -> datetime | None:
-    number = float(text)
+    return _epoch_number(float(text))
+
+
+def _epoch_number(number: float) -> datetime | None:
     if number > 1e11:  # 13 digits: milliseconds
         number /= 1000
     try:
@@ -238,9 +242,16 @@ def time_from_groups(groups: Mapping[str, Any], arrival: datetime) -> datetime |
         head = groups.get("_head")
         if isinstance(head, re.Match):
             groups = head.groupdict()
+    moment, yearless = _calendar_time(groups, arrival.year)
+    return _year_before(moment, arrival) if yearless and moment is not None else moment
+
+
+def _calendar_time(groups: Mapping[str, Any], arrival_year: int) -> tuple[datetime | None, bool]:
+    """(the time the groups say, in the arrival's year when they name none; whether they named
+    none). Depends on the arrival only through its year, so a time can be cached per year."""
     epoch = groups.get("epoch")
     if epoch:
-        return _epoch(epoch)
+        return _epoch(epoch), False
     mon = groups.get("mon")
     month = _MONTHS.get(mon[:3].lower(), 0) if mon else int(groups.get("m") or 0)
     day = int(groups.get("d") or 0)
@@ -255,7 +266,7 @@ def time_from_groups(groups: Mapping[str, Any], arrival: datetime) -> datetime |
     try:
         # Built with its zone: ``datetime.replace(tzinfo=...)`` costs more than the rest.
         moment = datetime(
-            arrival.year if year is None else year,
+            arrival_year if year is None else year,
             month,
             day,
             hour,
@@ -265,17 +276,21 @@ def time_from_groups(groups: Mapping[str, Any], arrival: datetime) -> datetime |
             UTC if zone is None else zone,
         )
     except ValueError:
-        return None
+        return None, False
     if zone is not None and zone is not UTC:
         moment = moment.astimezone(UTC)
-    if year is None and moment > arrival + _YEAR_SLACK:
-        # No year in the line (syslog, logcat, klog): the arrival's year, or the year before
-        # when that would put the line in the future (a December line read in January).
-        try:
-            return moment.replace(year=moment.year - 1)
-        except ValueError:  # 29 February
-            return moment - timedelta(days=365)
-    return moment
+    return moment, year is None
+
+
+def _year_before(moment: datetime, arrival: datetime) -> datetime:
+    """No year in the line (syslog, logcat, klog): the arrival's year, or the year before
+    when that would put the line in the future (a December line read in January)."""
+    if moment <= arrival + _YEAR_SLACK:
+        return moment
+    try:
+        return moment.replace(year=moment.year - 1)
+    except ValueError:  # 29 February
+        return moment - timedelta(days=365)
 
 
 # ----------------------------------------------------------------------------- table
@@ -965,10 +980,11 @@ _GROUP_NAME: Final = re.compile(r"\(\?P<(\w+)>")
 class _Single:
     """One row, tried on its own."""
 
-    __slots__ = ("fmt",)
+    __slots__ = ("alone", "fmt")
 
     def __init__(self, fmt: LineFormat) -> None:
         self.fmt = fmt
+        self.alone = _SameTime(fmt.lead if fmt.tail is not None else None, [fmt])
 
     def match(self, text: str) -> Match | None:
         fmt = self.fmt
@@ -976,6 +992,189 @@ class _Single:
             return None
         groups = fmt.groups(text)
         return None if groups is None else (fmt, groups)
+
+    def read(self, text: str, now: datetime, normaliser: LineNormaliser, depth: int) -> ParsedLine | None:
+        """``text`` read by this row, or None when the row does not match: as a step of one
+        row (values by position), after the needle turned most other lines away."""
+        fmt = self.fmt
+        if fmt.needle and fmt.needle not in text:
+            return None
+        return self.alone.read(text, now, normaliser, depth)
+
+
+_LEVEL_GROUPS: Final = ("level", "level_b", "level_a", "level_c")  # the order ``_build`` reads them
+_RULE_GROUPS: Final = {
+    LevelRule.LETTER: "letter",
+    LevelRule.PRI: "pri",
+    LevelRule.STATUS: "status",
+    LevelRule.MARK: "mark",
+}
+
+
+# How a row's time and level are read from its values, chosen once per row (``_Row``): a
+# call to the one that applies instead of testing every case on every line.
+Values = tuple[str | None, ...]
+Clock = Callable[["_Row", "re.Match[str] | None", Values, datetime], datetime | None]
+LevelOf = Callable[["_Row", Values, "LineNormaliser"], Level | None]
+
+
+def _iso_clock(row: _Row, head: re.Match[str] | None, values: Values, now: datetime) -> datetime | None:
+    """An ISO lead: one ``fromisoformat`` with UTC appended when the lead saw no zone (parsing
+    twice, as ``_from_iso`` does for a naive time, costs more); ``_build``'s way otherwise."""
+    assert head is not None
+    if head.lastindex != row.zone:
+        try:
+            return datetime.fromisoformat(head.group(0).replace(",", ".", 1) + "+00:00")
+        except ValueError:
+            pass  # not a calendar time ("2026-13-45"): the general code says so
+    iso = head.group(0)
+    return _from_iso(iso) or time_from_groups({"_iso": iso, "_head": head}, now)
+
+
+def _group_clock(row: _Row, head: re.Match[str] | None, values: Values, now: datetime) -> datetime | None:
+    """Any other time shape: the lead's groups and the row's own, as ``_build`` reads them.
+
+    The second a time names repeats on every line written in that second: it is read once
+    per second and year (``_calendar_time`` depends on the arrival only through its year),
+    and the fraction and the year rule, which needs the arrival, are applied per line."""
+    own = row.time_pick(values) if row.time_pick is not None else ()
+    key = (row, head.group(0) if head is not None else "", own, now.year)
+    found = _CALENDAR.get(key)
+    if found is None:
+        groups = head.groupdict() if head is not None else {}
+        groups.update(zip(row.time_names, own, strict=False))
+        found = _calendar_time(groups, now.year) if _has_time(groups) else (None, False)
+        if len(_CALENDAR) >= _CALENDAR_SIZE:
+            _CALENDAR.clear()
+        _CALENDAR[key] = found
+    moment, yearless = found
+    if moment is None:
+        return None
+    fraction = values[row.fraction] if row.fraction >= 0 else None
+    if fraction:  # zones are whole minutes: the fraction is the same before and after UTC
+        moment = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
+    return _year_before(moment, now) if yearless else moment
+
+
+_CALENDAR: dict[tuple[object, ...], tuple[datetime | None, bool]] = {}
+_CALENDAR_SIZE: Final = 4096  # a few seconds of each shape; cleared, not evicted one by one
+
+
+def _no_clock(row: _Row, head: re.Match[str] | None, values: Values, now: datetime) -> datetime | None:
+    return None
+
+
+def _word_level(row: _Row, values: Values, normaliser: LineNormaliser) -> Level | None:
+    word = (
+        values[row.word] if row.word >= 0 else next(filter(None, map(values.__getitem__, row.levels)), None)
+    )
+    return level_of_word(word) if word else None
+
+
+def _rule_level(row: _Row, values: Values, normaliser: LineNormaliser) -> Level | None:
+    return normaliser._rule_level(row.kind, values[row.rule] if row.rule >= 0 else None)
+
+
+def _no_level(row: _Row, values: Values, normaliser: LineNormaliser) -> Level | None:
+    return None
+
+
+class _Row:
+    """One row of a combined step, read from its group values by position: where its parts
+    sit, and how its time and level are read, worked out once when the step is compiled."""
+
+    __slots__ = (
+        "clock",
+        "fast",
+        "fields",
+        "fmt",
+        "fraction",
+        "kind",
+        "level_of",
+        "levels",
+        "msg",
+        "name",
+        "names",
+        "pick",
+        "rule",
+        "slots",
+        "time_names",
+        "time_pick",
+        "unique",
+        "word",
+        "zone",
+    )
+
+    def __init__(
+        self, fmt: LineFormat, names: tuple[str, ...], slots: tuple[int, ...], lead: re.Pattern[str] | None
+    ) -> None:
+        self.fmt = fmt
+        self.names = names
+        self.slots = slots
+        position = {name: index for index, name in enumerate(names)}
+        # Nested rows read their message as a line, logfmt its pairs, ``kv`` its map: the
+        # general path (``LineNormaliser._finish``) keeps those few rows simple.
+        self.fast = not fmt.nested and fmt.name != "logfmt" and "kv" not in position
+        self.name = fmt.name
+        self.kind = fmt.level
+        self.msg = position.get("msg", -1)
+        self.levels = tuple(position[name] for name in _LEVEL_GROUPS if name in position)
+        self.word = self.levels[0] if len(self.levels) == 1 else -1  # most rows: one level group
+        self.rule = position.get(_RULE_GROUPS.get(fmt.level, ""), -1)
+        # ``_header_fields``: every other group, under its field name, in pattern order.
+        kept = [index for index, name in enumerate(names) if name not in _FIELD_SKIP]
+        self.fields = tuple(_FIELD_NAMES.get(names[index], names[index]) for index in kept)
+        # A tuple even for one index (``itemgetter(i)`` returns the item; zip stops at the names).
+        self.pick = itemgetter(*kept, *kept) if len(kept) == 1 else itemgetter(*kept) if kept else None
+        self.unique = len(set(self.fields)) == len(self.fields)
+        times = [index for index, name in enumerate(names) if name in _TIME_KEYS]
+        # A row's own fraction is read apart from the rest of its time (``_group_clock``
+        # caches the second); behind a lead, the lead's groups decide, as in ``_build``.
+        self.fraction = position.get("f", -1) if lead is None else -1
+        if self.fraction >= 0:
+            times.remove(self.fraction)
+        self.time_names = tuple(names[index] for index in times)
+        self.time_pick = (
+            itemgetter(*times, *times) if len(times) == 1 else itemgetter(*times) if times else None
+        )
+        # The lead's zone group is its last group: ``lastindex`` says whether a zone was given.
+        self.zone = lead.groupindex.get("tz", -1) if lead is not None else -1
+        self.clock: Clock = (
+            _iso_clock
+            if lead is not None and lead.pattern == TS_ISO
+            else _group_clock
+            if lead is not None or times
+            else _no_clock
+        )
+        self.level_of: LevelOf = (
+            _word_level
+            if fmt.level is LevelRule.WORD
+            else _no_level
+            if fmt.level is LevelRule.NONE
+            else _rule_level
+        )
+
+    def build(
+        self, head: re.Match[str] | None, values: Values, now: datetime, normaliser: LineNormaliser
+    ) -> ParsedLine:
+        """``LineNormaliser._build`` for this row, by position (no dict of groups)."""
+        timestamp = self.clock(self, head, values, now)
+        msg = values[self.msg] if self.msg >= 0 else None
+        message = msg.rstrip() if msg else ""
+        if self.pick is None:
+            fields: dict[str, Any] = {}
+        else:
+            picked = self.pick(values)
+            if None not in picked and self.unique:
+                fields = dict(zip(self.fields, picked, strict=False))
+            else:  # optional groups that did not take part; two groups for one field
+                fields = {
+                    name: value for name, value in zip(self.fields, picked, strict=False) if value is not None
+                }
+        level = self.level_of(self, values, normaliser)
+        if level is not None:
+            return ParsedLine(self.name, timestamp, level, "line", message, fields)
+        return normaliser._without_level(self.fmt, timestamp, message, fields)
 
 
 class _SameTime:
@@ -989,7 +1188,7 @@ class _SameTime:
     closes: ``Match.lastindex`` names the row without looking at the other groups. A row's
     ``needle`` is not checked here: it is a substring the row's pattern needs anyway."""
 
-    __slots__ = ("iso", "lead", "names", "rows", "slots", "tails", "which")
+    __slots__ = ("iso", "lead", "names", "plans", "rows", "slots", "tails", "which")
 
     def __init__(self, lead: re.Pattern[str] | None, rows: list[LineFormat]) -> None:
         self.lead = lead
@@ -1001,6 +1200,7 @@ class _SameTime:
         # per row: its group names and their numbers in the combined pattern
         self.names: list[tuple[str, ...]] = []
         self.slots: list[tuple[int, ...]] = []
+        self.plans: dict[int, _Row] = {}  # marker group number -> how that row is read
 
     def _compile(self) -> re.Pattern[str]:
         patterns = [_rest_of(row, self.lead) for row in self.rows]
@@ -1015,8 +1215,53 @@ class _SameTime:
         self.slots = [
             tuple(numbers[f"r{index}_{name}"] for name in names) for index, names in enumerate(self.names)
         ]
+        self.plans = {
+            marker: _Row(self.rows[index], self.names[index], self.slots[index], self.lead)
+            for marker, index in self.which.items()
+        }
         self.tails = tails
         return tails
+
+    def read(self, text: str, now: datetime, normaliser: LineNormaliser, depth: int) -> ParsedLine | None:
+        """``text`` read by the first of these rows that matches, or None.
+
+        ``match`` and the row's ``_build`` in one, without the dict of every group in
+        between: the row's values are read by position (``_Row.build``). The few rows that
+        plan does not cover (nested, logfmt, key=value groups) go through ``_finish``."""
+        lead = self.lead
+        if lead is None:
+            head = None
+            rest = (self.tails or self._compile()).match(text)
+        else:
+            head = lead.match(text)
+            if head is None:
+                return None
+            rest = (self.tails or self._compile()).match(text, head.end())
+        if rest is None:
+            return None
+        return self._read_row(head, rest, now, normaliser, depth)
+
+    def _read_row(
+        self,
+        head: re.Match[str] | None,
+        rest: re.Match[str],
+        now: datetime,
+        normaliser: LineNormaliser,
+        depth: int,
+    ) -> ParsedLine:
+        row = self.plans[rest.lastindex or 0]
+        slots = row.slots
+        if len(slots) > 1:
+            values: tuple[str | None, ...] = rest.group(*slots)
+        else:
+            values = (rest.group(slots[0]),) if slots else ()
+        if row.fast:
+            return row.build(head, values, now, normaliser)
+        groups: dict[str, Any] = {}
+        if head is not None:
+            groups = {"_iso": head.group(0), "_head": head} if self.iso else head.groupdict()
+        groups.update(zip(row.names, values, strict=True))
+        return normaliser._finish(row.fmt, groups, now, depth)
 
     def match(self, text: str) -> Match | None:
         groups: dict[str, Any]
@@ -1321,6 +1566,7 @@ class LineNormaliser:
         self.implied = implied if implied is not None else ImpliedSeverity()
         self.http = http if http is not None else HttpLevels()
         self._by_first = _BY_FIRST if formats is FORMATS else _index(formats)
+        self._any = self._by_first[""]  # the steps for a first character no row names
         # Inner lines (inside a level-less envelope) are read only by rows that give a level.
         self._inner_by_first = _index(
             fmt for fmt in formats if fmt.level is not LevelRule.NONE and not fmt.nested
@@ -1332,30 +1578,36 @@ class LineNormaliser:
         shapes it reads)."""
         for steps in (*self._by_first.values(), *self._inner_by_first.values()):
             for step in steps:
-                if isinstance(step, _SameTime) and step.tails is None:
-                    step._compile()
+                combined = step.alone if isinstance(step, _Single) else step
+                if combined.tails is None:
+                    combined._compile()
 
     def parse(self, line: str, arrival: datetime | None = None) -> ParsedLine:
         """One line (a multi-line event's first line carries the header) -> ``ParsedLine``."""
         now = arrival if arrival is not None else datetime.now(UTC)
         text = line.rstrip("\r\n")
-        stripped = text.lstrip()
-        if stripped[:1] == "{" and stripped.rstrip()[-1:] == "}":
-            parsed = _parse_json(stripped, now, self.implied)
-            if parsed is not None:
-                return parsed
-        return self._parse_text(text, now, depth=0)
+        first = text[:1]
+        if first == "{" or (first.isspace() and text.lstrip()[:1] == "{"):
+            stripped = text.lstrip()
+            if stripped.rstrip()[-1:] == "}":
+                parsed = _parse_json(stripped, now, self.implied)
+                if parsed is not None:
+                    return parsed
+        for step in self._by_first.get(first, self._any):  # ``_parse_text`` without the call
+            read = step.read(text, now, self, 0)
+            if read is not None:
+                return read
+        return self._no_row(text, now, 0)
 
     def _parse_text(self, text: str, now: datetime, depth: int) -> ParsedLine:
-        candidates = self._by_first.get(text[:1], self._by_first[""])
-        for step in candidates:
-            found = step.match(text)
-            if found is None:
-                continue
-            fmt, groups = found
-            if fmt.nested and depth == 0:
-                return self._nested(fmt, groups, now)
-            return self._build(fmt, groups, now)
+        for step in self._by_first.get(text[:1], self._any):
+            parsed = step.read(text, now, self, depth)
+            if parsed is not None:
+                return parsed
+        return self._no_row(text, now, depth)
+
+    def _no_row(self, text: str, now: datetime, depth: int) -> ParsedLine:
+        """No row matched ``text``: a known line behind a source prefix, else unknown."""
         if depth == 0:
             prefixed = self._prefixed(text, now)
             if prefixed is not None:
@@ -1390,6 +1642,38 @@ class LineNormaliser:
         return ParsedLine(
             name, time_from_groups(groups, now), inner.level, inner.level_source, inner.message, fields
         )
+
+    def _finish(self, fmt: LineFormat, groups: dict[str, Any], now: datetime, depth: int) -> ParsedLine:
+        """A matched row's groups -> the line (a nested row's inner line only at the top)."""
+        if fmt.nested and depth == 0:
+            return self._nested(fmt, groups, now)
+        return self._build(fmt, groups, now)
+
+    def _without_level(
+        self, fmt: LineFormat, timestamp: datetime | None, message: str, fields: dict[str, Any]
+    ) -> ParsedLine:
+        """The end of ``_build`` for a row whose header gave no level."""
+        inner = self._inner(message) if fmt.level is LevelRule.NONE else None
+        if inner is not None:
+            return ParsedLine(
+                f"{fmt.name}+{inner.format}",
+                timestamp,
+                inner.level,
+                "line",
+                inner.message,
+                fields | inner.fields,
+            )
+        return self._unknown(message, fmt.name, timestamp, fields)
+
+    def _rule_level(self, rule: LevelRule, value: str | None) -> Level | None:
+        """``_line_level`` for the rules other than WORD and NONE, from the one group they read."""
+        if rule is LevelRule.LETTER:
+            return _LETTERS.get(value or "")
+        if rule is LevelRule.PRI:
+            return _SYSLOG_SEVERITY[int(value or 13) % 8]
+        if rule is LevelRule.STATUS:
+            return self.http.level(int(value or 0))
+        return _MARKS.get(value or "")
 
     def _build(self, fmt: LineFormat, groups: dict[str, Any], now: datetime) -> ParsedLine:
         iso = groups.get("_iso")
@@ -1555,7 +1839,8 @@ def _json_time(key: str | None, value: Any, now: datetime) -> datetime | None:
         except (ValueError, OverflowError, OSError):
             return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return _epoch(str(value / 1000 if value > 1e14 else value))  # µs (rare) -> ms
+        # orjson reads integers up to 64 bits: a float always holds them
+        return _epoch_number(float(value / 1000 if value > 1e14 else value))  # µs (rare) -> ms
     if isinstance(value, str):
         return parse_time_text(value, now)
     return None
