@@ -130,7 +130,7 @@ def prepare_event(
     if not isinstance(event, dict):
         return event
     # The consumer calls this for every event: the common case (Fluent Bit's ``log``) is
-    # read here without calling ``raw_text`` and ``_merge_header``.
+    # read here without a call to ``raw_text``; the header fields merge inline when no name clashes.
     text = event.get("log")
     if type(text) is str and _LEVEL_KEYS.isdisjoint(event):
         key = "log"

@@ -1694,17 +1694,7 @@ class LineNormaliser:
             return self._logfmt(message, now)
         if level is not None:
             return ParsedLine(fmt.name, timestamp, level, "line", message, fields)
-        inner = self._inner(message) if fmt.level is LevelRule.NONE else None
-        if inner is not None:
-            return ParsedLine(
-                f"{fmt.name}+{inner.format}",
-                timestamp,
-                inner.level,
-                "line",
-                inner.message,
-                fields | inner.fields,
-            )
-        return self._unknown(message, fmt.name, timestamp, fields)
+        return self._without_level(fmt, timestamp, message, fields)
 
     def _inner(self, message: str) -> ParsedLine | None:
         """A level-less envelope (syslog, journald text) around a line with its own header
@@ -1726,15 +1716,9 @@ class LineNormaliser:
                 groups.get("level") or groups.get("level_b") or groups.get("level_a") or groups.get("level_c")
             )
             return level_of_word(word) if word else None
-        if rule is LevelRule.LETTER:
-            return _LETTERS.get(groups.get("letter") or "")
-        if rule is LevelRule.PRI:
-            return _SYSLOG_SEVERITY[int(groups.get("pri") or 13) % 8]
-        if rule is LevelRule.STATUS:
-            return self.http.level(int(groups.get("status") or 0))
-        if rule is LevelRule.MARK:
-            return _MARKS.get(groups.get("mark") or "")
-        return None
+        if rule is LevelRule.NONE:
+            return None
+        return self._rule_level(rule, groups.get(_RULE_GROUPS[rule]))
 
     def _unknown(
         self,
