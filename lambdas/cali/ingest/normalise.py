@@ -29,7 +29,9 @@ the line's first character (a syslog line is never tried against ISO patterns) a
 candidates are tried together, in table order, as few combined regexes (``_SameTime``),
 compiled once on first use. Rewrites that keep every match the same make the patterns
 cheaper to fail: level words grouped by first letter, possessive repeats where the next
-token cannot start inside the repeat (a thread name up to its closing bracket).
+token cannot start inside the repeat (a thread name up to its closing bracket). A matched
+row is read by position (``_Row``: where its parts sit and how its time and level are
+read, worked out once), and a time's second is read once (``_group_clock``).
 """
 
 from __future__ import annotations
