@@ -41,7 +41,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from enum import Enum
-from operator import itemgetter
 from typing import Any, Final
 
 import orjson
@@ -1013,38 +1012,35 @@ _RULE_GROUPS: Final = {
 }
 
 
-# How a row's time and level are read from its values, chosen once per row (``_Row``): a
-# call to the one that applies instead of testing every case on every line.
-Values = tuple[str | None, ...]
-Clock = Callable[["_Row", "re.Match[str] | None", Values, datetime], datetime | None]
-LevelOf = Callable[["_Row", Values, "LineNormaliser"], Level | None]
+# A matched row is read by a small function written for that row when its step is compiled
+# (``_row_reader``), the way ``dataclasses`` writes ``__init__``: the row's group numbers,
+# field names and its way of reading the time and the level are constants in its code, so a
+# line costs a few dozen bytecodes instead of a call per part and a loop per field. The
+# code is written from the format table only (group names are identifiers checked below,
+# numbers are ints), never from a line. ``tests/unit/test_normalise_fast_path.py`` holds
+# every reader to the general path (``LineNormaliser._build``) on every corpus line.
+Reader = Callable[["re.Match[str] | None", "re.Match[str]", datetime, "LineNormaliser"], "ParsedLine"]
 
 
-def _iso_clock(row: _Row, head: re.Match[str] | None, values: Values, now: datetime) -> datetime | None:
-    """An ISO lead: one ``fromisoformat`` with UTC appended when the lead saw no zone (parsing
-    twice, as ``_from_iso`` does for a naive time, costs more); ``_build``'s way otherwise."""
-    assert head is not None
-    if head.lastindex != row.zone:
-        try:
-            return datetime.fromisoformat(head.group(0).replace(",", ".", 1) + "+00:00")
-        except ValueError:
-            pass  # not a calendar time ("2026-13-45"): the general code says so
+def _iso_time(head: re.Match[str], now: datetime) -> datetime | None:
+    """An ISO lead ``fromisoformat`` refused as written: ``_build``'s way."""
     iso = head.group(0)
     return _from_iso(iso) or time_from_groups({"_iso": iso, "_head": head}, now)
 
 
-def _group_clock(row: _Row, head: re.Match[str] | None, values: Values, now: datetime) -> datetime | None:
+def _group_time(
+    row: _Row, head: re.Match[str] | None, own: tuple[str | None, ...], fraction: str | None, now: datetime
+) -> datetime | None:
     """Any other time shape: the lead's groups and the row's own, as ``_build`` reads them.
 
     The second a time names repeats on every line written in that second: it is read once
     per second and year (``_calendar_time`` depends on the arrival only through its year),
     and the fraction and the year rule, which needs the arrival, are applied per line."""
-    own = row.time_pick(values) if row.time_pick is not None else ()
     key = (row, head.group(0) if head is not None else "", own, now.year)
     found = _CALENDAR.get(key)
     if found is None:
         groups = head.groupdict() if head is not None else {}
-        groups.update(zip(row.time_names, own, strict=False))
+        groups.update(zip(row.time_names, own, strict=True))
         found = _calendar_time(groups, now.year) if _has_time(groups) else (None, False)
         if len(_CALENDAR) >= _CALENDAR_SIZE:
             _CALENDAR.clear()
@@ -1052,7 +1048,6 @@ def _group_clock(row: _Row, head: re.Match[str] | None, values: Values, now: dat
     moment, yearless = found
     if moment is None:
         return None
-    fraction = values[row.fraction] if row.fraction >= 0 else None
     if fraction:  # zones are whole minutes: the fraction is the same before and after UTC
         moment = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
     return _year_before(moment, now) if yearless else moment
@@ -1061,51 +1056,20 @@ def _group_clock(row: _Row, head: re.Match[str] | None, values: Values, now: dat
 _CALENDAR: dict[tuple[object, ...], tuple[datetime | None, bool]] = {}
 _CALENDAR_SIZE: Final = 4096  # a few seconds of each shape; cleared, not evicted one by one
 
-
-def _no_clock(row: _Row, head: re.Match[str] | None, values: Values, now: datetime) -> datetime | None:
-    return None
-
-
-def _word_level(row: _Row, values: Values, normaliser: LineNormaliser) -> Level | None:
-    word = (
-        values[row.word] if row.word >= 0 else next(filter(None, map(values.__getitem__, row.levels)), None)
-    )
-    return level_of_word(word) if word else None
-
-
-def _rule_level(row: _Row, values: Values, normaliser: LineNormaliser) -> Level | None:
-    return normaliser._rule_level(row.kind, values[row.rule] if row.rule >= 0 else None)
-
-
-def _no_level(row: _Row, values: Values, normaliser: LineNormaliser) -> Level | None:
-    return None
+# How each level rule reads its one group (``value``) in a reader's code.
+_RULE_CODE: Final = {
+    LevelRule.LETTER: "_LETTERS.get({value} or '')",
+    LevelRule.PRI: "_SYSLOG_SEVERITY[int({value} or 13) % 8]",
+    LevelRule.STATUS: "normaliser.http.level(int({value} or 0))",
+    LevelRule.MARK: "_MARKS.get({value} or '')",
+}
 
 
 class _Row:
-    """One row of a combined step, read from its group values by position: where its parts
-    sit, and how its time and level are read, worked out once when the step is compiled."""
+    """One row of a combined step: where its parts sit among its groups, worked out once
+    when the step is compiled, and (``read``) the function that reads a match of it."""
 
-    __slots__ = (
-        "clock",
-        "fast",
-        "fields",
-        "fmt",
-        "fraction",
-        "kind",
-        "level_of",
-        "levels",
-        "msg",
-        "name",
-        "names",
-        "pick",
-        "rule",
-        "slots",
-        "time_names",
-        "time_pick",
-        "unique",
-        "word",
-        "zone",
-    )
+    __slots__ = ("fmt", "names", "read", "slots", "source", "time_names")
 
     def __init__(
         self, fmt: LineFormat, names: tuple[str, ...], slots: tuple[int, ...], lead: re.Pattern[str] | None
@@ -1113,70 +1077,123 @@ class _Row:
         self.fmt = fmt
         self.names = names
         self.slots = slots
-        position = {name: index for index, name in enumerate(names)}
+        # A row's own fraction is read apart from the rest of its time (``_group_time``
+        # caches the second); behind a lead, the lead's groups decide, as in ``_build``.
+        own_fraction = lead is None and "f" in names
+        self.time_names = tuple(
+            name for name in names if name in _TIME_KEYS and not (own_fraction and name == "f")
+        )
         # Nested rows read their message as a line, logfmt its pairs, ``kv`` its map: the
         # general path (``LineNormaliser._finish``) keeps those few rows simple.
-        self.fast = not fmt.nested and fmt.name != "logfmt" and "kv" not in position
-        self.name = fmt.name
-        self.kind = fmt.level
-        self.msg = position.get("msg", -1)
-        self.levels = tuple(position[name] for name in _LEVEL_GROUPS if name in position)
-        self.word = self.levels[0] if len(self.levels) == 1 else -1  # most rows: one level group
-        self.rule = position.get(_RULE_GROUPS.get(fmt.level, ""), -1)
-        # ``_header_fields``: every other group, under its field name, in pattern order.
-        kept = [index for index, name in enumerate(names) if name not in _FIELD_SKIP]
-        self.fields = tuple(_FIELD_NAMES.get(names[index], names[index]) for index in kept)
-        # A tuple even for one index (``itemgetter(i)`` returns the item; zip stops at the names).
-        self.pick = itemgetter(*kept, *kept) if len(kept) == 1 else itemgetter(*kept) if kept else None
-        self.unique = len(set(self.fields)) == len(self.fields)
-        times = [index for index, name in enumerate(names) if name in _TIME_KEYS]
-        # A row's own fraction is read apart from the rest of its time (``_group_clock``
-        # caches the second); behind a lead, the lead's groups decide, as in ``_build``.
-        self.fraction = position.get("f", -1) if lead is None else -1
-        if self.fraction >= 0:
-            times.remove(self.fraction)
-        self.time_names = tuple(names[index] for index in times)
-        self.time_pick = (
-            itemgetter(*times, *times) if len(times) == 1 else itemgetter(*times) if times else None
-        )
-        # The lead's zone group is its last group: ``lastindex`` says whether a zone was given.
-        self.zone = lead.groupindex.get("tz", -1) if lead is not None else -1
-        self.clock: Clock = (
-            _iso_clock
-            if lead is not None and lead.pattern == TS_ISO
-            else _group_clock
-            if lead is not None or times
-            else _no_clock
-        )
-        self.level_of: LevelOf = (
-            _word_level
-            if fmt.level is LevelRule.WORD
-            else _no_level
-            if fmt.level is LevelRule.NONE
-            else _rule_level
-        )
+        fast = not fmt.nested and fmt.name != "logfmt" and "kv" not in names
+        self.source = _reader_source(self, lead, own_fraction) if fast else ""
+        self.read: Reader | None = _compile_reader(self) if fast else None
 
-    def build(
-        self, head: re.Match[str] | None, values: Values, now: datetime, normaliser: LineNormaliser
-    ) -> ParsedLine:
-        """``LineNormaliser._build`` for this row, by position (no dict of groups)."""
-        timestamp = self.clock(self, head, values, now)
-        msg = values[self.msg] if self.msg >= 0 else None
-        message = msg.rstrip() if msg else ""
-        if self.pick is None:
-            fields: dict[str, Any] = {}
-        else:
-            picked = self.pick(values)
-            if None not in picked and self.unique:
-                fields = dict(zip(self.fields, picked, strict=False))
-            else:  # optional groups that did not take part; two groups for one field
-                fields = {
-                    name: value for name, value in zip(self.fields, picked, strict=False) if value is not None
-                }
-        level = self.level_of(self, values, normaliser)
-        if level is not None:
-            return ParsedLine(self.name, timestamp, level, "line", message, fields)
-        return normaliser._without_level(self.fmt, timestamp, message, fields)
+
+def _reader_source(row: _Row, lead: re.Pattern[str] | None, own_fraction: bool) -> str:
+    """The code of ``row.read``: the row's values, its time, level, fields and message."""
+    names = row.names
+    var = {name: f"v{index}" for index, name in enumerate(names)}
+    if not all(name.isidentifier() for name in names):
+        raise ValueError(f"format {row.fmt.name}: group names must be identifiers")
+    body: list[str] = []
+    if names:  # ``group`` with one number returns the value, with several a tuple
+        targets = ", ".join(var.values()) + ("," if len(names) == 1 else "")
+        body.append(f"{targets} = rest.group({', '.join(map(str, row.slots))})")
+    body += _time_code(row, lead, var, own_fraction)
+    body += _fields_code(names, var)
+    body.append(
+        f"message = {var['msg']}.rstrip() if {var['msg']} else ''" if "msg" in var else "message = ''"
+    )
+    level = _level_code(row.fmt.level, names, var)
+    if level is not None:
+        body += [
+            *level,
+            "if level is not None:",
+            "    return ParsedLine(NAME, timestamp, level, 'line', message, fields)",
+        ]
+    body.append("return normaliser._without_level(FMT, timestamp, message, fields)")
+    return "def read(head, rest, now, normaliser):\n" + "".join(f"    {line}\n" for line in body)
+
+
+def _time_code(row: _Row, lead: re.Pattern[str] | None, var: dict[str, str], own_fraction: bool) -> list[str]:
+    if lead is not None and lead.pattern == TS_ISO:
+        # One ``fromisoformat`` with UTC appended when the lead saw no zone (its zone group is
+        # its last: ``lastindex`` says whether one was given); the general code otherwise.
+        zone = lead.groupindex["tz"]
+        return [
+            f"if head.lastindex != {zone}:",
+            "    try:",
+            "        timestamp = _fromisoformat(head.group(0).replace(',', '.', 1) + '+00:00')",
+            "    except ValueError:  # not a calendar time ('2026-13-45')",
+            "        timestamp = _iso_time(head, now)",
+            "else:",
+            "    timestamp = _iso_time(head, now)",
+        ]
+    if lead is None and not row.time_names:
+        return ["timestamp = None"]
+    own = "".join(f"{var[name]}, " for name in row.time_names)
+    fraction = var["f"] if own_fraction else "None"
+    return [f"timestamp = _group_time(ROW, head, ({own}), {fraction}, now)"]
+
+
+def _fields_code(names: tuple[str, ...], var: dict[str, str]) -> list[str]:
+    """``_header_fields``: every other group under its field name, in pattern order, without
+    the groups that did not take part (the later of two groups for one field wins)."""
+    kept = [(_FIELD_NAMES.get(name, name), var[name]) for name in names if name not in _FIELD_SKIP]
+    if not kept:
+        return ["fields = {}"]
+    if len({name for name, _ in kept}) < len(kept):
+        return ["fields = {}"] + [
+            f"if {value} is not None: fields[{name!r}] = {value}" for name, value in kept
+        ]
+    literal = ", ".join(f"{name!r}: {value}" for name, value in kept)
+    missing = " or ".join(f"{value} is None" for _, value in kept)
+    return [
+        f"fields = {{{literal}}}",
+        f"if {missing}:",
+        "    fields = {key: value for key, value in fields.items() if value is not None}",
+    ]
+
+
+def _level_code(rule: LevelRule, names: tuple[str, ...], var: dict[str, str]) -> list[str] | None:
+    """Code setting ``level`` from the row's groups, or None for a row without a level."""
+    if rule is LevelRule.NONE:
+        return None
+    if rule is LevelRule.WORD:
+        words = [var[name] for name in _LEVEL_GROUPS if name in var]
+        if not words:
+            return ["level = None"]
+        return [
+            f"word = {' or '.join(words)}",
+            "level = _WORD_LEVELS.get(word, _MISSING) if word else None",
+            "if level is _MISSING:",
+            "    level = level_of_word(word)",
+        ]
+    group = _RULE_GROUPS[rule]
+    return [f"level = {_RULE_CODE[rule].format(value=var.get(group, 'None'))}"]
+
+
+def _compile_reader(row: _Row) -> Reader:
+    namespace: dict[str, Any] = {
+        "ROW": row,
+        "FMT": row.fmt,
+        "NAME": row.fmt.name,
+        "ParsedLine": ParsedLine,
+        "_fromisoformat": datetime.fromisoformat,
+        "_iso_time": _iso_time,
+        "_group_time": _group_time,
+        "_WORD_LEVELS": _WORD_LEVELS,
+        "_MISSING": _MISSING,
+        "level_of_word": level_of_word,
+        "_LETTERS": _LETTERS,
+        "_SYSLOG_SEVERITY": _SYSLOG_SEVERITY,
+        "_MARKS": _MARKS,
+    }
+    code = compile(row.source, f"<reader {row.fmt.name}>", "exec")
+    exec(code, namespace)  # noqa: S102 - code written from the format table, never from input
+    reader: Reader = namespace["read"]
+    return reader
 
 
 class _SameTime:
@@ -1228,8 +1245,8 @@ class _SameTime:
         """``text`` read by the first of these rows that matches, or None.
 
         ``match`` and the row's ``_build`` in one, without the dict of every group in
-        between: the row's values are read by position (``_Row.build``). The few rows that
-        plan does not cover (nested, logfmt, key=value groups) go through ``_finish``."""
+        between: the matched row's reader takes the values by number (``_Row.read``). The
+        few rows without a reader (nested, logfmt, key=value groups) go through ``_finish``."""
         lead = self.lead
         if lead is None:
             head = None
@@ -1241,28 +1258,13 @@ class _SameTime:
             rest = (self.tails or self._compile()).match(text, head.end())
         if rest is None:
             return None
-        return self._read_row(head, rest, now, normaliser, depth)
-
-    def _read_row(
-        self,
-        head: re.Match[str] | None,
-        rest: re.Match[str],
-        now: datetime,
-        normaliser: LineNormaliser,
-        depth: int,
-    ) -> ParsedLine:
         row = self.plans[rest.lastindex or 0]
-        slots = row.slots
-        if len(slots) > 1:
-            values: tuple[str | None, ...] = rest.group(*slots)
-        else:
-            values = (rest.group(slots[0]),) if slots else ()
-        if row.fast:
-            return row.build(head, values, now, normaliser)
+        if row.read is not None:
+            return row.read(head, rest, now, normaliser)
         groups: dict[str, Any] = {}
         if head is not None:
             groups = {"_iso": head.group(0), "_head": head} if self.iso else head.groupdict()
-        groups.update(zip(row.names, values, strict=True))
+        groups.update(zip(row.names, (rest.group(slot) for slot in row.slots), strict=True))
         return normaliser._finish(row.fmt, groups, now, depth)
 
     def match(self, text: str) -> Match | None:
