@@ -37,10 +37,12 @@ _LEVEL_KEYS: Final = frozenset(
 )
 _TIME_KEYS: Final = ("@timestamp", "timestamp", "time", "ts", "datetime", "date", "eventTime")
 _TIME_KEY_SET: Final = frozenset(_TIME_KEYS)
+_LEVEL_OR_TIME: Final = _LEVEL_KEYS | _TIME_KEY_SET
 # Header fields the record has a slot for; every other header field keeps its own name.
 _SLOTS: Final = {"logger": "logger", "thread": "thread", "host": "host", "request_id": "request_id"}
 _HEADER_PREFIX: Final = "header_"
 _RESERVED: Final = frozenset(("level", "level_source", "log_format", "message", "timestamp", "received_time"))
+_RESERVED_OR_TIME: Final = _RESERVED | _TIME_KEY_SET
 # ``Level.X.name`` is a Python-level enum property; a dict lookup is a quarter of its cost.
 _LEVEL_NAMES: Final = {level: level.name for level in Level}
 
@@ -130,15 +132,21 @@ def prepare_event(
     if not isinstance(event, dict):
         return event
     # The consumer calls this for every event: the common case (Fluent Bit's ``log``) is
-    # read here without a call to ``raw_text``; the header fields merge inline when no name clashes.
+    # read here without a call to ``raw_text``, one pass over the event's keys finds both a
+    # level key (then it is not raw) and the agent's time keys, and the header fields merge
+    # with one ``update`` when no name clashes.
     text = event.get("log")
-    if type(text) is str and _LEVEL_KEYS.isdisjoint(event):
+    if type(text) is str:
+        known = _LEVEL_OR_TIME.intersection(event)
+        if known and not _LEVEL_KEYS.isdisjoint(known):
+            return _bounded_time(event, arrival, time_rule)
         key = "log"
     else:
         raw = raw_text(event)
         if raw is None:
             return _bounded_time(event, arrival, time_rule)
         key, text = raw
+        known = _TIME_KEY_SET.intersection(event)
     head, newline, tail = text.rstrip("\r\n").partition("\n")  # Fluent Bit keeps the line's newline
     parsed = normaliser.parse(head, arrival)
     prepared = dict(event)
@@ -149,21 +157,26 @@ def prepare_event(
     prepared["level_source"] = parsed.level_source
     prepared["log_format"] = parsed.format
     fields = parsed.fields
-    if _RESERVED.isdisjoint(fields) and prepared.keys().isdisjoint(fields):
-        prepared.update(fields)  # nothing to displace, nothing reserved
+    if _RESERVED_OR_TIME.isdisjoint(fields) and prepared.keys().isdisjoint(fields):
+        prepared.update(fields)  # nothing to displace, nothing reserved, no time key added
     else:
         _merge_fields(prepared, fields)
+        known = _TIME_KEY_SET.intersection(prepared)
     line_time = parsed.timestamp
     if line_time is None:
         return _bounded_time(prepared, arrival, time_rule)
-    return _with_line_time(prepared, line_time, arrival, time_rule)
+    return _with_line_time(prepared, known, line_time, arrival, time_rule)
 
 
 def _with_line_time(
-    prepared: dict[str, Any], line_time: datetime, arrival: datetime | None, time_rule: EventTimeRule
+    prepared: dict[str, Any],
+    present: frozenset[str],
+    line_time: datetime,
+    arrival: datetime | None,
+    time_rule: EventTimeRule,
 ) -> dict[str, Any]:
-    """The line's own time becomes the record's (within the skew rule); the agent's is kept."""
-    present = _TIME_KEY_SET.intersection(prepared)  # one C-level pass instead of a test per key
+    """The line's own time becomes the record's (within the skew rule); the agent's is kept.
+    ``present``: the time keys ``prepared`` holds."""
     if present:  # when Fluent Bit read it / CloudWatch received it: kept for audit
         for name in _TIME_KEYS if len(present) > 1 else present:
             if name in prepared:
