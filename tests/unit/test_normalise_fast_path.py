@@ -176,6 +176,15 @@ _NEW_YEAR = "Dec 31 23:59:59 h app: x"
         # klog: the same second, two fractions
         ("I1231 23:59:59.000001 1 a.go:1] x", _utc(2027, 1, 1), _utc(2026, 12, 31, 23, 59, 59, 1)),
         ("I1231 23:59:59.5 1 a.go:1] x", _utc(2027, 1, 1), _utc(2026, 12, 31, 23, 59, 59, 500000)),
+        # a lead's own fraction (logcat, Go's log): one cached second, each line's fraction
+        ("12-31 23:59:59.250  10  11 E Tag: x", _utc(2027, 1, 1), _utc(2026, 12, 31, 23, 59, 59, 250000)),
+        ("12-31 23:59:59.999  10  11 E Tag: x", _utc(2027, 1, 1), _utc(2026, 12, 31, 23, 59, 59, 999000)),
+        ("2026/12/31 23:59:59.123456 x", _utc(2027, 1, 1), _utc(2026, 12, 31, 23, 59, 59, 123456)),
+        ("2026/12/31 23:59:59 x", _utc(2027, 1, 1), _utc(2026, 12, 31, 23, 59, 59)),
+        # a fraction fromisoformat does not read (Arabic-Indic digits): int() reads it
+        ("I1231 23:59:59.\u0665 1 a.go:1] x", _utc(2027, 1, 1), _utc(2026, 12, 31, 23, 59, 59, 500000)),
+        # a zone behind the fraction: the second in UTC, then the fraction
+        ("2026/12/31 23:59:59.5 +01:00 x", _utc(2027, 1, 1), _utc(2026, 12, 31, 22, 59, 59, 500000)),
         # an access line's zone, its second cached and read again
         (
             '10.0.0.7 - - [31/Dec/2026:23:59:59 -0500] "GET / HTTP/1.1" 200 5 "-" "curl"',

@@ -1029,31 +1029,53 @@ def _iso_time(head: re.Match[str], now: datetime) -> datetime | None:
 
 
 def _group_time(
-    row: _Row, head: re.Match[str] | None, own: tuple[str | None, ...], fraction: str | None, now: datetime
+    row: _Row, key: tuple[str | None, ...], head: re.Match[str] | None, fraction: str | None, now: datetime
 ) -> datetime | None:
     """Any other time shape: the lead's groups and the row's own, as ``_build`` reads them.
 
     The second a time names repeats on every line written in that second: it is read once
-    per second and year (``_calendar_time`` depends on the arrival only through its year),
-    and the fraction and the year rule, which needs the arrival, are applied per line."""
-    key = (row, head.group(0) if head is not None else "", own, now.year)
-    found = _CALENDAR.get(key)
+    per second and year (``_calendar_time`` depends on the arrival only through its year;
+    ``key``: the lead's text without its fraction, then the row's own time values), and the
+    fraction (the lead's or the row's own) and the year rule, which needs the arrival, are
+    applied per line."""
+    cache_key = (row, key, now.year)
+    found = _CALENDAR.get(cache_key)
     if found is None:
         groups = head.groupdict() if head is not None else {}
-        groups.update(zip(row.time_names, own, strict=True))
-        found = _calendar_time(groups, now.year) if _has_time(groups) else (None, False)
+        groups.update(zip(row.time_names, key[1:], strict=True))
+        groups["f"] = None  # the second itself; the line's fraction is added below
+        found = _second(groups, now.year)
         if len(_CALENDAR) >= _CALENDAR_SIZE:
             _CALENDAR.clear()
-        _CALENDAR[key] = found
-    moment, yearless = found
+        _CALENDAR[cache_key] = found
+    moment, yearless, second = found
     if moment is None:
         return None
     if fraction:  # zones are whole minutes: the fraction is the same before and after UTC
-        moment = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
+        try:  # a third of the cost of ``moment.replace(microsecond=...)``
+            moment = _FROM_ISO(f"{second}.{fraction[:6]}+00:00")
+        except ValueError:  # digits fromisoformat does not read (not ASCII)
+            moment = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
     return _year_before(moment, now) if yearless else moment
 
 
-_CALENDAR: dict[tuple[object, ...], tuple[datetime | None, bool]] = {}
+def _second(groups: dict[str, Any], year: int) -> tuple[datetime | None, bool, str]:
+    """(the UTC second the groups name, whether they named no year, that second as ISO text)."""
+    if not _has_time(groups):
+        return None, False, ""
+    moment, yearless = _calendar_time(groups, year)
+    return moment, yearless, moment.isoformat(timespec="seconds")[:19] if moment is not None else ""
+
+
+def _without_span(head: re.Match[str], group: int) -> str:
+    """The lead's text without one group (its fraction): the same key for every line of a second."""
+    start, end = head.span(group)
+    text = head.string
+    return text[head.start() : start] + text[end : head.end()]
+
+
+_FROM_ISO: Final = datetime.fromisoformat
+_CALENDAR: dict[tuple[object, ...], tuple[datetime | None, bool, str]] = {}
 _CALENDAR_SIZE: Final = 4096  # a few seconds of each shape; cleared, not evicted one by one
 
 # How each level rule reads its one group (``value``) in a reader's code.
@@ -1133,8 +1155,16 @@ def _time_code(row: _Row, lead: re.Pattern[str] | None, var: dict[str, str], own
     if lead is None and not row.time_names:
         return ["timestamp = None"]
     own = "".join(f"{var[name]}, " for name in row.time_names)
+    if lead is not None and "f" in lead.groupindex:
+        number = lead.groupindex["f"]
+        return [
+            f"fraction = head.group({number})",
+            f"key = _without_span(head, {number}) if fraction else head.group(0)",
+            f"timestamp = _group_time(ROW, (key, {own}), head, fraction, now)",
+        ]
+    key = "head.group(0)" if lead is not None else "''"
     fraction = var["f"] if own_fraction else "None"
-    return [f"timestamp = _group_time(ROW, head, ({own}), {fraction}, now)"]
+    return [f"timestamp = _group_time(ROW, ({key}, {own}), head, {fraction}, now)"]
 
 
 def _fields_code(names: tuple[str, ...], var: dict[str, str]) -> list[str]:
@@ -1148,10 +1178,10 @@ def _fields_code(names: tuple[str, ...], var: dict[str, str]) -> list[str]:
             f"if {value} is not None: fields[{name!r}] = {value}" for name, value in kept
         ]
     literal = ", ".join(f"{name!r}: {value}" for name, value in kept)
-    missing = " or ".join(f"{value} is None" for _, value in kept)
+    values = "".join(f"{value}, " for _, value in kept)
     return [
         f"fields = {{{literal}}}",
-        f"if {missing}:",
+        f"if None in ({values}):",
         "    fields = {key: value for key, value in fields.items() if value is not None}",
     ]
 
@@ -1183,6 +1213,7 @@ def _compile_reader(row: _Row) -> Reader:
         "_fromisoformat": datetime.fromisoformat,
         "_iso_time": _iso_time,
         "_group_time": _group_time,
+        "_without_span": _without_span,
         "_WORD_LEVELS": _WORD_LEVELS,
         "_MISSING": _MISSING,
         "level_of_word": level_of_word,
