@@ -208,3 +208,30 @@ def test_the_second_cache_stays_bounded() -> None:
         hours, minutes = divmod(minutes, 60)
         normalise.parse_line(f"Dec  1 {hours:02d}:{minutes:02d}:{seconds:02d} h app: x", ARRIVAL)
     assert 0 < len(normalise._CALENDAR) <= normalise._CALENDAR_SIZE
+
+
+# Lines that take the rare ways of the fast path: an ISO lead fromisoformat refuses (the
+# group-less lead is matched again with its groups), a zone after the time, rows without a
+# reader behind an ISO lead (key=value groups, logfmt), blanks and no text after the time
+# (every row is a candidate), a first character no row can start with.
+ODD_LINES = [
+    "2026-13-45 10:00:00 ERROR [main] a.b.C - month 13",
+    "2026-02-30T10:00:00Z INFO [t] a.b.C - 30 February",
+    "2026-11-23 10:00:00,123 +0100 WARN [t] a.b.C - a zone after the time",
+    "2026-11-23T10:00:00.123456789Z ERROR x.y: nine fraction digits",
+    "2026-11-23 10:00:00.000 INFO  [main] c.e.App {user=42, tenant=a} - with MDC",
+    "2026-11-23T10:00:00Z level=error msg=boom",
+    "2026-11-23 10:00:00" + " " * 80 + "ERROR after many blanks",
+    "2026-11-23 10:00:00",
+    "2026-11-23 10:00:00 \u00a7 no row starts with this",
+    "2026-11-23 10:00:00\u3000ERROR [t] a.b - an ideographic space",
+    "2026-11-23 10:00:00 \u0663 a digit that is not ASCII",
+]
+
+
+@pytest.mark.parametrize("line", ODD_LINES)
+def test_the_rare_ways_through_the_fast_path_read_as_row_by_row(line: str) -> None:
+    fast = LineNormaliser()
+    slow = _one_row_at_a_time(fast)
+    for _ in range(2):  # the second time through the narrowed steps and the cached second
+        assert _as_tuple(fast.parse(line, ARRIVAL)) == _as_tuple(slow.parse(line, ARRIVAL))

@@ -47,6 +47,7 @@ import orjson
 
 from cali.contracts.levels import Level
 from cali.ingest.decoding import too_deep
+from cali.ingest.first_chars import FirstChars, first_chars
 
 # ----------------------------------------------------------------------------- level words
 
@@ -374,6 +375,9 @@ TS_US: Final = (
 )
 TS_EPOCH: Final = r"(?P<epoch>1\d{9}(?:\.\d{1,9})?|1\d{12})"
 TS_EPOCH_SCI: Final = r"(?P<epoch>\d\.\d+e\+09)"  # zap's default float seconds: 1.7954598014567e+09
+_ISO_LEAD: Final = re.compile(TS_ISO)
+# The ISO lead with its zone as its only group (``_SameTime.matcher``).
+_LEAN_ISO: Final = re.compile(re.sub(r"\(\?P<(?!tz>)\w+>", "(?:", TS_ISO))
 
 # The time shapes rows may start with, longest first (``_fmt`` splits such rows in two).
 _TIME_SHAPES: Final = tuple(
@@ -1023,9 +1027,15 @@ Reader = Callable[["re.Match[str] | None", "re.Match[str]", datetime, "LineNorma
 
 
 def _iso_time(head: re.Match[str], now: datetime) -> datetime | None:
-    """An ISO lead ``fromisoformat`` refused as written: ``_build``'s way."""
+    """An ISO lead ``fromisoformat`` refused as written: ``_build``'s way (with the lead's
+    groups: ``head`` is a match of the group-less ``_LEAN_ISO``)."""
     iso = head.group(0)
-    return _from_iso(iso) or time_from_groups({"_iso": iso, "_head": head}, now)
+    return _from_iso(iso) or time_from_groups({"_iso": iso, "_head": _full_lead(head)}, now)
+
+
+def _full_lead(head: re.Match[str]) -> re.Match[str] | None:
+    """The ISO lead again, with its groups, where the group-less one matched."""
+    return _ISO_LEAD.match(head.string, head.start())
 
 
 def _group_time(
@@ -1142,7 +1152,7 @@ def _time_code(row: _Row, lead: re.Pattern[str] | None, var: dict[str, str], own
     if lead is not None and lead.pattern == TS_ISO:
         # One ``fromisoformat`` with UTC appended when the lead saw no zone (its zone group is
         # its last: ``lastindex`` says whether one was given); the general code otherwise.
-        zone = lead.groupindex["tz"]
+        zone = _LEAN_ISO.groupindex["tz"]  # the lead is matched without its other groups
         return [
             f"if head.lastindex != {zone}:",
             "    try:",
@@ -1238,12 +1248,27 @@ class _SameTime:
     closes: ``Match.lastindex`` names the row without looking at the other groups. A row's
     ``needle`` is not checked here: it is a substring the row's pattern needs anyway."""
 
-    __slots__ = ("iso", "lead", "names", "plans", "rows", "slots", "tails", "which")
+    __slots__ = (
+        "firsts",
+        "iso",
+        "lead",
+        "matcher",
+        "names",
+        "narrow",
+        "plans",
+        "rows",
+        "slots",
+        "tails",
+        "which",
+    )
 
     def __init__(self, lead: re.Pattern[str] | None, rows: list[LineFormat]) -> None:
         self.lead = lead
         self.rows = rows
         self.iso = lead is not None and lead.pattern == TS_ISO  # fromisoformat (C) reads it first
+        # An ISO time is read by fromisoformat, not from its groups: it is matched without them
+        # (a third less work; ``_full_lead`` matches it again with them when they are needed).
+        self.matcher = _LEAN_ISO if self.iso else lead
         # Compiled on first use: a process reads few shapes, and the import is the cold start.
         self.tails: re.Pattern[str] | None = None
         self.which: dict[int, int] = {}  # marker group number -> row index
@@ -1251,6 +1276,10 @@ class _SameTime:
         self.names: list[tuple[str, ...]] = []
         self.slots: list[tuple[int, ...]] = []
         self.plans: dict[int, _Row] = {}  # marker group number -> how that row is read
+        # Behind a lead: the line's first non-blank character after it -> the rows that can
+        # start there, as a step of their own (``_narrowed``); ``firsts`` per row, on first use.
+        self.narrow: dict[str, _SameTime] = {}
+        self.firsts: list[FirstChars | None] | None = None
 
     def _compile(self) -> re.Pattern[str]:
         patterns = [_rest_of(row, self.lead) for row in self.rows]
@@ -1258,7 +1287,7 @@ class _SameTime:
         for index, pattern in enumerate(patterns):
             renamed = _GROUP_NAME.sub(rf"(?P<r{index}_\1>", pattern)
             parts.append(f"(?:{renamed})(?P<row{index}>)")
-        tails = re.compile("|".join(parts), re.DOTALL)
+        tails = re.compile("|".join(parts) or "(?!)", re.DOTALL)  # no rows: nothing matches
         numbers = tails.groupindex
         self.which = {numbers[f"row{index}"]: index for index in range(len(patterns))}
         self.names = [tuple(_GROUP_NAME.findall(pattern)) for pattern in patterns]
@@ -1278,25 +1307,50 @@ class _SameTime:
         ``match`` and the row's ``_build`` in one, without the dict of every group in
         between: the matched row's reader takes the values by number (``_Row.read``). The
         few rows without a reader (nested, logfmt, key=value groups) go through ``_finish``."""
-        lead = self.lead
+        lead = self.matcher
         if lead is None:
             head = None
             rest = (self.tails or self._compile()).match(text)
+            step = self
         else:
             head = lead.match(text)
             if head is None:
                 return None
-            rest = (self.tails or self._compile()).match(text, head.end())
+            end = head.end()
+            char = text[end : end + 1]
+            if char.isspace():
+                char = text[end : end + _BLANKS].lstrip()[:1]
+            step = self.narrow.get(char) or self._narrowed(char)
+            rest = (step.tails or step._compile()).match(text, end)
         if rest is None:
             return None
-        row = self.plans[rest.lastindex or 0]
+        row = step.plans[rest.lastindex or 0]
         if row.read is not None:
             return row.read(head, rest, now, normaliser)
         groups: dict[str, Any] = {}
         if head is not None:
-            groups = {"_iso": head.group(0), "_head": head} if self.iso else head.groupdict()
+            groups = {"_iso": head.group(0), "_head": _full_lead(head)} if self.iso else head.groupdict()
         groups.update(zip(row.names, (rest.group(slot) for slot in row.slots), strict=True))
         return normaliser._finish(row.fmt, groups, now, depth)
+
+    def _narrowed(self, char: str) -> _SameTime:
+        """The rows that can match a line whose first non-blank character after the lead is
+        ``char``, in table order (``first_chars``: a row is left out only when its pattern
+        requires another first character). All rows for "" (no character, or a long blank)."""
+        if self.firsts is None:
+            assert self.lead is not None
+            self.firsts = [
+                first_chars(_rest_of(row, self.lead), (row.tail or row.pattern).flags) for row in self.rows
+            ]
+        rows = [
+            row
+            for row, first in zip(self.rows, self.firsts, strict=True)
+            if not char or first is None or first.admits(char)
+        ]
+        step = self if len(rows) == len(self.rows) else _together(self.lead, rows)
+        if len(self.narrow) < _NARROW_SIZE:  # a source writes a few shapes; any other char is rare
+            self.narrow[char] = step
+        return step
 
     def match(self, text: str) -> Match | None:
         groups: dict[str, Any]
@@ -1319,6 +1373,10 @@ class _SameTime:
             values = rest.group(*slots) if len(slots) > 1 else (rest.group(slots[0]),)
             groups.update(zip(self.names[index], values, strict=True))
         return self.rows[index], groups
+
+
+_BLANKS: Final = 64  # blanks between the time and the rest looked through for its first character
+_NARROW_SIZE: Final = 128
 
 
 def _rest_of(row: LineFormat, lead: re.Pattern[str] | None) -> str:
