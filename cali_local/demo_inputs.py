@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cali.contracts.levels import Level
 from cali_local.fluentbit import FILES_CONFIG, FluentBitPipeline, LogSource, iter_file_records
 from cali_local.loggen import GeneratedEvent, generate
 
@@ -122,7 +123,8 @@ def summarise_input(waves: Iterable[Wave]) -> InputSummary:
                 source = str(prepared.get("level_source", "json"))
                 summary.level_sources[source] += 1
                 if source == "inferred":
-                    summary.inferred[str(prepared.get("level"))] += 1
+                    level = prepared.get("level")
+                    summary.inferred[level.name if isinstance(level, Level) else str(level)] += 1
     return summary
 
 

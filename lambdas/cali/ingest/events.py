@@ -43,8 +43,6 @@ _SLOTS: Final = {"logger": "logger", "thread": "thread", "host": "host", "reques
 _HEADER_PREFIX: Final = "header_"
 _RESERVED: Final = frozenset(("level", "level_source", "log_format", "message", "timestamp", "received_time"))
 _RESERVED_OR_TIME: Final = _RESERVED | _TIME_KEY_SET
-# ``Level.X.name`` is a Python-level enum property; a dict lookup is a quarter of its cost.
-_LEVEL_NAMES: Final = {level: level.name for level in Level}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +88,7 @@ class EventPreparer:
         if prepared.get("level_source") == "inferred":
             service = prepared.get("service") or prepared.get("app")
             if self.infer_by_service.get(str(service), True) is False:
-                prepared["level"] = "INFO"
+                prepared["level"] = Level.INFO
                 prepared["level_source"] = "default"
         return prepared
 
@@ -153,7 +151,9 @@ def prepare_event(
     del prepared[key]
     prepared["message"] = parsed.message + newline + tail if newline else parsed.message
     level = parsed.level
-    prepared["level"] = "INFO" if level is None else _LEVEL_NAMES[level]  # no level means INFO
+    # The Level itself, not its name: validation takes a Level as it is (``parse_level`` on
+    # the name it would have to read again costs as much as the rest of this function).
+    prepared["level"] = Level.INFO if level is None else level  # no level means INFO
     prepared["level_source"] = parsed.level_source
     prepared["log_format"] = parsed.format
     fields = parsed.fields
