@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-from cali.ingest.first_chars import first_chars
-from cali.ingest.normalise import FORMATS
+from cali.ingest.first_chars import first_chars, required_texts
+from cali.ingest.normalise import FORMATS, LineFormat
 from tests.unit.test_normalise_fast_path import LINES
 
 # Characters ``re`` treats specially: case folding beyond ASCII (Kelvin sign, long s, dotted
@@ -91,3 +91,24 @@ def test_every_table_line_starts_with_a_character_its_row_admits() -> None:
             assert rest and first.admits(rest[0]), (fmt.name, line)
             checked += 1
     assert checked > 200
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        (r"\[(?P<kv>[^\]]*+)\] - (?P<msg>.*)", ["[", "] - "]),
+        (r"a(?:bc|d)e", ["a", "e"]),  # an alternation ends a run
+        (r"(?:x - )?y", ["y"]),  # an optional part holds nothing every match needs
+        (r"(?:ab)+c", ["ab", "c"]),
+        (r"\s+-\s+", ["-"]),
+    ],
+)
+def test_the_texts_every_match_holds_are_read(pattern: str, expected: list[str]) -> None:
+    assert required_texts(pattern) == expected
+
+
+@pytest.mark.parametrize("fmt", [fmt for fmt in FORMATS if fmt.needle], ids=lambda fmt: fmt.name)
+def test_every_needle_in_the_table_is_text_its_row_needs(fmt: LineFormat) -> None:
+    """The normaliser leaves a row out for a line that lacks its needle, in combined steps
+    too: a needle the pattern does not need would lose lines the row reads."""
+    assert any(fmt.needle in run for run in required_texts(fmt.pattern.pattern)), fmt.needle

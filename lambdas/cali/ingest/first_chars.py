@@ -1,4 +1,6 @@
-"""Which character can start the text a pattern matches, after any whitespace it skips.
+"""What a row's pattern says about every text it matches, read once with ``re``'s own parser:
+which character can start it, after any whitespace it skips (``first_chars``), and which
+literal texts it always holds (``required_texts``, the check on the table's needles).
 
 The normaliser tries the rows that share a time shape as one alternation, in table order.
 A row that cannot match a line still costs the regex engine a partial match, and the rows
@@ -144,3 +146,40 @@ def _in(value: Any) -> FirstChars:
 _REPEATS: Final = (
     frozenset((_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT)) if _sre is not None else frozenset()
 )
+
+
+def required_texts(pattern: str) -> list[str]:
+    """The literal runs every match of ``pattern`` contains (from its top-level sequence and
+    the groups that always take part), e.g. ``["] - "]`` for ``\\[(?P<kv>[^\\]]*)\\] - .*``.
+    Used to check that a row's ``needle`` is one its pattern needs; [] when unreadable."""
+    if _sre_parse is None:
+        return []
+    try:
+        runs: list[str] = []
+        _runs(list(_sre_parse.parse(pattern)), runs, [])
+    except (re.error, AttributeError, TypeError, ValueError):
+        return []
+    return runs
+
+
+def _runs(items: list[tuple[Any, Any]], runs: list[str], current: list[str]) -> None:
+    """Literal runs of ``items``: consecutive literals join; anything else ends the run."""
+    for op, value in items:
+        if op is _sre.LITERAL:
+            current.append(chr(value))
+            continue
+        if op is _sre.SUBPATTERN and not value[1] & re.IGNORECASE:
+            _runs(list(value[3]), runs, current)  # a group that always takes part: inline
+            continue
+        _close(runs, current)
+        if op in _REPEATS and value[0] >= 1:
+            _runs(list(value[2]), runs, [])  # matched at least once: its own runs count
+            _close(runs, [])
+    _close(runs, current)
+
+
+def _close(runs: list[str], current: list[str]) -> None:
+    if current:
+        runs.append("".join(current))
+        current.clear()
+

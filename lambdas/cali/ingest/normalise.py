@@ -657,7 +657,6 @@ FORMATS: Final[tuple[LineFormat, ...]] = (
         W,
         DIGITS,
         "2015-07-29 19:04:29,071 - WARN  [SendWorker:188978561024:QuorumCnxManager$SendWorker@688] - Send worker leaving",
-        needle=" - ",
     ),
     # logback/log4j2 "%d [%thread] %-5level %logger - %msg" (logback 1.3+: " -- ")
     _fmt(
