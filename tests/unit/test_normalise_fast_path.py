@@ -94,6 +94,8 @@ class _ByGroups:
     """One row read the general way: its groups as a dict (``LineFormat.groups``), then
     ``_build`` (no combined regex, no values by position, no cached seconds)."""
 
+    needle = ""  # ``LineFormat.groups`` looks for the row's needle itself
+
     def __init__(self, fmt: LineFormat) -> None:
         self.fmt = fmt
 

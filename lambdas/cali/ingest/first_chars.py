@@ -182,4 +182,3 @@ def _close(runs: list[str], current: list[str]) -> None:
     if current:
         runs.append("".join(current))
         current.clear()
-

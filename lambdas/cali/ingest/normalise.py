@@ -984,10 +984,11 @@ _GROUP_NAME: Final = re.compile(r"\(\?P<(\w+)>")
 class _Single:
     """One row, tried on its own."""
 
-    __slots__ = ("alone", "fmt")
+    __slots__ = ("alone", "fmt", "needle")
 
     def __init__(self, fmt: LineFormat) -> None:
         self.fmt = fmt
+        self.needle = fmt.needle  # looked for by the caller's loop (``LineNormaliser.parse``), without a call
         self.alone = _SameTime(fmt.lead if fmt.tail is not None else None, [fmt])
 
     def match(self, text: str) -> Match | None:
@@ -999,10 +1000,7 @@ class _Single:
 
     def read(self, text: str, now: datetime, normaliser: LineNormaliser, depth: int) -> ParsedLine | None:
         """``text`` read by this row, or None when the row does not match: as a step of one
-        row (values by position), after the needle turned most other lines away."""
-        fmt = self.fmt
-        if fmt.needle and fmt.needle not in text:
-            return None
+        row (values by position). The caller has looked for the needle."""
         return self.alone.read(text, now, normaliser, depth)
 
 
@@ -1254,6 +1252,7 @@ class _SameTime:
         "matcher",
         "names",
         "narrow",
+        "needle",
         "plans",
         "rows",
         "slots",
@@ -1264,6 +1263,7 @@ class _SameTime:
     def __init__(self, lead: re.Pattern[str] | None, rows: list[LineFormat]) -> None:
         self.lead = lead
         self.rows = rows
+        self.needle = ""  # each row's pattern needs its own: nothing to look for first
         self.iso = lead is not None and lead.pattern == TS_ISO  # fromisoformat (C) reads it first
         # An ISO time is read by fromisoformat, not from its groups: it is matched without them
         # (a third less work; ``_full_lead`` matches it again with them when they are needed).
@@ -1686,6 +1686,9 @@ class LineNormaliser:
                 if parsed is not None:
                     return parsed
         for step in self._by_first.get(first, self._any):  # ``_parse_text`` without the call
+            needle = step.needle
+            if needle and needle not in text:  # most lines: no call into a row of its own
+                continue
             read = step.read(text, now, self, 0)
             if read is not None:
                 return read
@@ -1693,6 +1696,9 @@ class LineNormaliser:
 
     def _parse_text(self, text: str, now: datetime, depth: int) -> ParsedLine:
         for step in self._by_first.get(text[:1], self._any):
+            needle = step.needle
+            if needle and needle not in text:
+                continue
             parsed = step.read(text, now, self, depth)
             if parsed is not None:
                 return parsed
