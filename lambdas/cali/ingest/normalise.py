@@ -46,7 +46,7 @@ from typing import Any, Final
 import orjson
 
 from cali.contracts.levels import Level
-from cali.ingest.decoding import too_deep
+from cali.ingest.decoding import MAX_NESTING, too_deep
 from cali.ingest.first_chars import FirstChars, first_chars
 
 # ----------------------------------------------------------------------------- level words
@@ -1920,7 +1920,7 @@ def _json_time(key: str | None, value: Any, now: datetime) -> datetime | None:
             return datetime.fromtimestamp(int(value) / 1e6, tz=UTC)
         except (ValueError, OverflowError, OSError):
             return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if type(value) is float or (isinstance(value, int | float) and not isinstance(value, bool)):
         # orjson reads integers up to 64 bits: a float always holds them
         return _epoch_number(float(value / 1000 if value > 1e14 else value))  # µs (rare) -> ms
     if isinstance(value, str):
@@ -1967,7 +1967,10 @@ def _parse_json(text: str, now: datetime, implied: ImpliedSeverity) -> ParsedLin
         data = orjson.loads(text)
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(data, dict) or too_deep(text.encode(), data):
+    if not isinstance(data, dict):
+        return None
+    # ``too_deep`` counts brackets first too; counted here, most lines need no bytes copy.
+    if text.count("{") + text.count("[") > MAX_NESTING and too_deep(text.encode(), data):
         return None  # a too-deep object stays text: its structure cannot be written back out
     name = "journald" if "__REALTIME_TIMESTAMP" in data or "_SYSTEMD_UNIT" in data else "json"
     return _from_mapping(data, text, name, now, implied)
