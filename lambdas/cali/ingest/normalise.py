@@ -29,9 +29,13 @@ the line's first character (a syslog line is never tried against ISO patterns) a
 candidates are tried together, in table order, as few combined regexes (``_SameTime``),
 compiled once on first use. Rewrites that keep every match the same make the patterns
 cheaper to fail: level words grouped by first letter, possessive repeats where the next
-token cannot start inside the repeat (a thread name up to its closing bracket). A matched
-row is read by position (``_Row``: where its parts sit and how its time and level are
-read, worked out once), and a time's second is read once (``_group_clock``).
+token cannot start inside the repeat (a thread name up to its closing bracket). Behind a
+shared time, only the rows that can start with the line's next non-blank character are
+tried (``first_chars``), and an ISO time is matched without its groups. A matched row is
+read by a function written for it when its step is compiled (``_Row``,
+``_reader_source``: its group numbers, field names and time and level rules as
+constants), and a time's second is read once (``_group_time``), the line's fraction
+added to it.
 """
 
 from __future__ import annotations
@@ -1014,7 +1018,7 @@ _RULE_GROUPS: Final = {
 
 
 # A matched row is read by a small function written for that row when its step is compiled
-# (``_row_reader``), the way ``dataclasses`` writes ``__init__``: the row's group numbers,
+# (``_reader_source``), the way ``dataclasses`` writes ``__init__``: the row's group numbers,
 # field names and its way of reading the time and the level are constants in its code, so a
 # line costs a few dozen bytecodes instead of a call per part and a loop per field. The
 # code is written from the format table only (group names are identifiers checked below,
