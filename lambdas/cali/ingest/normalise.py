@@ -1089,7 +1089,9 @@ _FROM_ISO: Final = datetime.fromisoformat
 _CALENDAR: dict[tuple[object, ...], tuple[datetime | None, bool, str]] = {}
 _CALENDAR_SIZE: Final = 4096  # a few seconds of each shape; cleared, not evicted one by one
 
-# How each level rule reads its one group (``value``) in a reader's code.
+# How each level rule reads its one group (``value``) in a reader's code: the same rules as
+# ``LineNormaliser._rule_level`` (the general path), written inline; the fast-path tests hold
+# the two to the same level on every corpus line.
 _RULE_CODE: Final = {
     LevelRule.LETTER: "_LETTERS.get({value} or '')",
     LevelRule.PRI: "_SYSLOG_SEVERITY[int({value} or 13) % 8]",
