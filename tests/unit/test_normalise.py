@@ -105,6 +105,9 @@ def test_http_status_levels_are_configurable() -> None:
     assert parse_line(line, JAN).level is Level.WARN
     quiet = LineNormaliser(http=HttpLevels(error_from=500, warn_from=500))
     assert quiet.parse(line, JAN).level is Level.INFO
+    # Each normaliser remembers its own statuses' levels: neither changes the other's.
+    assert quiet.parse(line, JAN).level is Level.INFO
+    assert parse_line(line, JAN).level is Level.WARN
 
 
 def test_classifier_is_conservative() -> None:

@@ -12,6 +12,8 @@ parsed one after another so that consecutive lines keep switching shape.
 from __future__ import annotations
 
 import itertools
+import random
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -21,7 +23,7 @@ import yaml
 
 from cali.contracts.levels import Level
 from cali.ingest import normalise
-from cali.ingest.normalise import FORMATS, LineFormat, LineNormaliser, ParsedLine
+from cali.ingest.normalise import FORMATS, LineFormat, LineNormaliser, ParsedLine, Parts
 
 CORPUS = Path(__file__).parent / "data" / "formats_corpus.yaml"
 ARRIVAL = datetime(2026, 12, 1, tzinfo=UTC)
@@ -99,7 +101,7 @@ class _ByGroups:
     def __init__(self, fmt: LineFormat) -> None:
         self.fmt = fmt
 
-    def read(self, text: str, now: datetime, normaliser: LineNormaliser, depth: int) -> ParsedLine | None:
+    def read(self, text: str, now: datetime, normaliser: LineNormaliser, depth: int) -> Parts | None:
         groups = self.fmt.groups(text)
         return None if groups is None else normaliser._finish(self.fmt, groups, now, depth)
 
@@ -237,3 +239,24 @@ def test_the_rare_ways_through_the_fast_path_read_as_row_by_row(line: str) -> No
     slow = _one_row_at_a_time(fast)
     for _ in range(2):  # the second time through the narrowed steps and the cached second
         assert _as_tuple(fast.parse(line, ARRIVAL)) == _as_tuple(slow.parse(line, ARRIVAL))
+
+
+def test_the_rarest_letter_stem_search_finds_exactly_the_texts_holding_a_stem() -> None:
+    """``_rare_anchored`` rewrites the implied-level stems so that a search tries fewer
+    positions; it must find a stem exactly where one occurs, wherever it sits."""
+    stems = normalise._RULE_STEMS
+    search = normalise._RULE_STEM.search
+    pieces = [*stems, *(stem[:cut] for stem in stems for cut in range(1, len(stem)))]
+    pieces += [stem[cut:] for stem in stems for cut in range(1, len(stem))]
+    pieces += [" ", "x", "-", "'", "é"]
+    rng = random.Random(7)
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 6)))
+        assert (search(text) is not None) == any(stem in text for stem in stems), text
+    anchored = re.compile(normalise._rare_anchored(["abc", "b", "xyz"]))
+    assert [bool(anchored.search(text)) for text in ("zabcz", "b", "xy z", "yz")] == [
+        True,
+        True,
+        False,
+        False,
+    ]

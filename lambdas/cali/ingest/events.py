@@ -146,23 +146,20 @@ def prepare_event(
         key, text = raw
         known = _TIME_KEY_SET.intersection(event)
     head, newline, tail = text.rstrip("\r\n").partition("\n")  # Fluent Bit keeps the line's newline
-    parsed = normaliser.parse(head, arrival)
+    name, line_time, level, source, message, fields = normaliser.parts(head, arrival)
     prepared = dict(event)
     del prepared[key]
-    prepared["message"] = parsed.message + newline + tail if newline else parsed.message
-    level = parsed.level
+    prepared["message"] = message + newline + tail if newline else message
     # The Level itself, not its name: validation takes a Level as it is (``parse_level`` on
     # the name it would have to read again costs as much as the rest of this function).
     prepared["level"] = Level.INFO if level is None else level  # no level means INFO
-    prepared["level_source"] = parsed.level_source
-    prepared["log_format"] = parsed.format
-    fields = parsed.fields
+    prepared["level_source"] = source
+    prepared["log_format"] = name
     if _RESERVED_OR_TIME.isdisjoint(fields) and prepared.keys().isdisjoint(fields):
         prepared.update(fields)  # nothing to displace, nothing reserved, no time key added
     else:
         _merge_fields(prepared, fields)
         known = _TIME_KEY_SET.intersection(prepared)
-    line_time = parsed.timestamp
     if line_time is None:
         return _bounded_time(prepared, arrival, time_rule)
     return _with_line_time(prepared, known, line_time, arrival, time_rule)

@@ -34,7 +34,7 @@ shared time, only the rows that can start with the line's next non-blank charact
 tried (``first_chars``), and an ISO time is matched without its groups. A matched row is
 read by a function written for it when its step is compiled (``_Row``,
 ``_reader_source``: its group numbers, field names and time and level rules as
-constants), and a time's second is read once (``_group_time``), the line's fraction
+constants), and a time's second is read once (``_calendar_code``), the line's fraction
 added to it.
 """
 
@@ -52,6 +52,12 @@ import orjson
 from cali.contracts.levels import Level
 from cali.ingest.decoding import MAX_NESTING, too_deep
 from cali.ingest.first_chars import FirstChars, first_chars
+
+# What a line says about itself as the hot path passes it on: the fields of ``ParsedLine``
+# in its order (format, timestamp, level, level_source, message, fields). A plain tuple,
+# because building a dataclass per line costs as much as a row's reader; ``parse`` wraps
+# the tuple once, ``LineNormaliser.parts`` (the consumer's path) hands it on as it is.
+Parts = tuple[str, datetime | None, Level | None, str, str, dict[str, Any]]
 
 # ----------------------------------------------------------------------------- level words
 
@@ -1002,7 +1008,7 @@ class _Single:
         groups = fmt.groups(text)
         return None if groups is None else (fmt, groups)
 
-    def read(self, text: str, now: datetime, normaliser: LineNormaliser, depth: int) -> ParsedLine | None:
+    def read(self, text: str, now: datetime, normaliser: LineNormaliser, depth: int) -> Parts | None:
         """``text`` read by this row, or None when the row does not match: as a step of one
         row (values by position). The caller has looked for the needle."""
         return self.alone.read(text, now, normaliser, depth)
@@ -1024,7 +1030,7 @@ _RULE_GROUPS: Final = {
 # code is written from the format table only (group names are identifiers checked below,
 # numbers are ints), never from a line. ``tests/unit/test_normalise_fast_path.py`` holds
 # every reader to the general path (``LineNormaliser._build``) on every corpus line.
-Reader = Callable[["re.Match[str] | None", "re.Match[str]", datetime, "LineNormaliser"], "ParsedLine"]
+Reader = Callable[["re.Match[str] | None", "re.Match[str]", datetime, "LineNormaliser"], Parts]
 
 
 def _iso_time(head: re.Match[str], now: datetime) -> datetime | None:
@@ -1039,35 +1045,34 @@ def _full_lead(head: re.Match[str]) -> re.Match[str] | None:
     return _ISO_LEAD.match(head.string, head.start())
 
 
-def _group_time(
-    row: _Row, key: tuple[str | None, ...], head: re.Match[str] | None, fraction: str | None, now: datetime
-) -> datetime | None:
-    """Any other time shape: the lead's groups and the row's own, as ``_build`` reads them.
+# Any other time shape is read from the lead's groups and the row's own, as ``_build`` reads
+# them, but the second a time names repeats on every line written in that second: a reader
+# looks it up in ``_CALENDAR`` (``_calendar_code``), keyed by the row, the arrival's year
+# (``_calendar_time`` depends on the arrival only through it) and the time's text without
+# its fraction; the fraction and the year rule, which needs the arrival itself, are
+# applied per line.
+def _calendar_miss(
+    row: _Row, year: int, key: tuple[str | None, ...], head: re.Match[str] | None
+) -> tuple[datetime | None, bool, str]:
+    """A second not in ``_CALENDAR`` yet: read and stored. ``key``: the lead's text without
+    its fraction, then the row's own time values."""
+    groups = head.groupdict() if head is not None else {}
+    groups.update(zip(row.time_names, key[1:], strict=True))
+    groups["f"] = None  # the second itself; the line's fraction is added by the reader
+    found = _second(groups, year)
+    if len(_CALENDAR) >= _CALENDAR_SIZE:
+        _CALENDAR.clear()
+    _CALENDAR[(row, year, *key)] = found
+    return found
 
-    The second a time names repeats on every line written in that second: it is read once
-    per second and year (``_calendar_time`` depends on the arrival only through its year;
-    ``key``: the lead's text without its fraction, then the row's own time values), and the
-    fraction (the lead's or the row's own) and the year rule, which needs the arrival, are
-    applied per line."""
-    cache_key = (row, key, now.year)
-    found = _CALENDAR.get(cache_key)
-    if found is None:
-        groups = head.groupdict() if head is not None else {}
-        groups.update(zip(row.time_names, key[1:], strict=True))
-        groups["f"] = None  # the second itself; the line's fraction is added below
-        found = _second(groups, now.year)
-        if len(_CALENDAR) >= _CALENDAR_SIZE:
-            _CALENDAR.clear()
-        _CALENDAR[cache_key] = found
-    moment, yearless, second = found
-    if moment is None:
-        return None
-    if fraction:  # zones are whole minutes: the fraction is the same before and after UTC
-        try:  # a third of the cost of ``moment.replace(microsecond=...)``
-            moment = _FROM_ISO(f"{second}.{fraction[:6]}+00:00")
-        except ValueError:  # digits fromisoformat does not read (not ASCII)
-            moment = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
-    return _year_before(moment, now) if yearless else moment
+
+def _with_fraction(moment: datetime, second: str, fraction: str) -> datetime:
+    """A cached second plus the line's fraction (zones are whole minutes: the fraction is
+    the same before and after UTC)."""
+    try:  # a third of the cost of ``moment.replace(microsecond=...)``
+        return _FROM_ISO(f"{second}.{fraction[:6]}+00:00")
+    except ValueError:  # digits fromisoformat does not read (not ASCII)
+        return moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
 
 
 def _second(groups: dict[str, Any], year: int) -> tuple[datetime | None, bool, str]:
@@ -1095,7 +1100,7 @@ _CALENDAR_SIZE: Final = 4096  # a few seconds of each shape; cleared, not evicte
 _RULE_CODE: Final = {
     LevelRule.LETTER: "_LETTERS.get({value} or '')",
     LevelRule.PRI: "_SYSLOG_SEVERITY[int({value} or 13) % 8]",
-    LevelRule.STATUS: "normaliser.http.level(int({value} or 0))",
+    LevelRule.STATUS: "normaliser.status_level({value})",
     LevelRule.MARK: "_MARKS.get({value} or '')",
 }
 
@@ -1112,7 +1117,7 @@ class _Row:
         self.fmt = fmt
         self.names = names
         self.slots = slots
-        # A row's own fraction is read apart from the rest of its time (``_group_time``
+        # A row's own fraction is read apart from the rest of its time (``_calendar_code``
         # caches the second); behind a lead, the lead's groups decide, as in ``_build``.
         own_fraction = lead is None and "f" in names
         self.time_names = tuple(
@@ -1145,7 +1150,7 @@ def _reader_source(row: _Row, lead: re.Pattern[str] | None, own_fraction: bool) 
         body += [
             *level,
             "if level is not None:",
-            "    return ParsedLine(NAME, timestamp, level, 'line', message, fields)",
+            "    return NAME, timestamp, level, 'line', message, fields",
         ]
     body.append("return normaliser._without_level(FMT, timestamp, message, fields)")
     return "def read(head, rest, now, normaliser):\n" + "".join(f"    {line}\n" for line in body)
@@ -1173,11 +1178,30 @@ def _time_code(row: _Row, lead: re.Pattern[str] | None, var: dict[str, str], own
         return [
             f"fraction = head.group({number})",
             f"key = _without_span(head, {number}) if fraction else head.group(0)",
-            f"timestamp = _group_time(ROW, (key, {own}), head, fraction, now)",
+            *_calendar_code("key", own, "fraction"),
         ]
     key = "head.group(0)" if lead is not None else "''"
-    fraction = var["f"] if own_fraction else "None"
-    return [f"timestamp = _group_time(ROW, ({key}, {own}), head, {fraction}, now)"]
+    return _calendar_code(key, own, var["f"] if own_fraction else None)
+
+
+def _calendar_code(key: str, own: str, fraction: str | None) -> list[str]:
+    """The cached second (``_CALENDAR``), the line's fraction and the year rule, inline."""
+    code = [
+        f"found = _CALENDAR.get((ROW, now.year, {key}, {own}))",
+        "if found is None:",
+        f"    found = _calendar_miss(ROW, now.year, ({key}, {own}), head)",
+        "timestamp, yearless, second = found",
+    ]
+    if fraction is not None:
+        code += [
+            f"if {fraction} and timestamp is not None:",
+            f"    timestamp = _with_fraction(timestamp, second, {fraction})",
+        ]
+    return [
+        *code,  # ``_year_before`` without the call when the line is not ahead of its arrival
+        "if yearless and timestamp > now + _YEAR_SLACK:",
+        "    timestamp = _year_before(timestamp, now)",
+    ]
 
 
 def _fields_code(names: tuple[str, ...], var: dict[str, str]) -> list[str]:
@@ -1213,8 +1237,10 @@ def _level_code(rule: LevelRule, names: tuple[str, ...], var: dict[str, str]) ->
             "if level is _MISSING:",
             "    level = level_of_word(word)",
         ]
-    group = _RULE_GROUPS[rule]
-    return [f"level = {_RULE_CODE[rule].format(value=var.get(group, 'None'))}"]
+    value = var.get(_RULE_GROUPS[rule], "None")
+    if rule is LevelRule.STATUS:  # a few statuses repeat: looked up, without the call
+        return [f"level = normaliser.status_levels.get({value}) or {_RULE_CODE[rule].format(value=value)}"]
+    return [f"level = {_RULE_CODE[rule].format(value=value)}"]
 
 
 def _compile_reader(row: _Row) -> Reader:
@@ -1222,10 +1248,13 @@ def _compile_reader(row: _Row) -> Reader:
         "ROW": row,
         "FMT": row.fmt,
         "NAME": row.fmt.name,
-        "ParsedLine": ParsedLine,
         "_fromisoformat": datetime.fromisoformat,
         "_iso_time": _iso_time,
-        "_group_time": _group_time,
+        "_CALENDAR": _CALENDAR,
+        "_calendar_miss": _calendar_miss,
+        "_with_fraction": _with_fraction,
+        "_YEAR_SLACK": _YEAR_SLACK,
+        "_year_before": _year_before,
         "_without_span": _without_span,
         "_WORD_LEVELS": _WORD_LEVELS,
         "_MISSING": _MISSING,
@@ -1306,7 +1335,7 @@ class _SameTime:
         self.tails = tails
         return tails
 
-    def read(self, text: str, now: datetime, normaliser: LineNormaliser, depth: int) -> ParsedLine | None:
+    def read(self, text: str, now: datetime, normaliser: LineNormaliser, depth: int) -> Parts | None:
         """``text`` read by the first of these rows that matches, or None.
 
         ``match`` and the row's ``_build`` in one, without the dict of every group in
@@ -1548,9 +1577,34 @@ _RULE_STEMS: Final = (
     *("illegal user", "denied", "unauthori", "fail", "refused", "unavailable", "unreachable", "cannot"),
     *("can't", "could not", "couldn't", "unable to", "abort", "corrupt", "authentication"),
 )  # the first line's head says what happened; a trace's tail does not
-# Is any stem in the text: one search, the stems grouped by first letter (a third of the
-# cost of testing them one by one).
-_RULE_STEM: Final = re.compile(_by_first_letter("|".join(_RULE_STEMS)))
+# English letters, commonest first (the usual frequency table; blanks are commoner still).
+_LETTER_ORDER: Final = "etaoinshrdlcumwfgypbvkjxqz"
+
+
+def _rare_anchored(words: Iterable[str]) -> str:
+    """A pattern that ``search`` finds exactly where one of ``words`` occurs, cheaper to
+    search than the words themselves.
+
+    ``re`` searches an alternation by trying it at every position whose character can start
+    one of the words, so words starting with common letters make it try almost everywhere.
+    Here each word is matched from its rarest letter (by ``_LETTER_ORDER``), with the letters
+    before it checked by a lookbehind ("traceback" -> ``k(?<=traceback)``, "denied" ->
+    ``denied``): the same texts match, but far fewer positions are tried."""
+
+    def rarity(char: str) -> int:
+        return -1 if char.isspace() else _LETTER_ORDER.find(char) if char in _LETTER_ORDER else 20
+
+    by_anchor: dict[str, list[str]] = {}
+    for word in words:
+        at = max(range(len(word)), key=lambda index: rarity(word[index]))
+        behind = f"(?<={re.escape(word[: at + 1])})" if at else ""
+        by_anchor.setdefault(word[at], []).append(behind + re.escape(word[at + 1 :]))
+    return "|".join(f"{re.escape(anchor)}(?:{'|'.join(rests)})" for anchor, rests in by_anchor.items())
+
+
+# Is any stem in the text: one search, each stem matched from its rarest letter (a third
+# of the cost of the stems grouped by first letter, a sixth of testing them one by one).
+_RULE_STEM: Final = re.compile(_rare_anchored(_RULE_STEMS))
 
 # ----------------------------------------------------------------------------- result
 
@@ -1650,6 +1704,17 @@ _JSON_LEVEL_KEYS: Final = (
     "l",
 )
 _JSON_MESSAGE_KEYS: Final = ("message", "msg", "MESSAGE", "@m", "@mt", "log", "event", "body", "m")
+# Each of those keys -> (its role: 0 time, 1 level, 2 message; its rank in the role's tuple).
+# An object's keys are looked up once each (``_roles``) instead of every role's keys in turn.
+_JSON_ROLES: Final = {
+    key: (role, rank)
+    for role, keys in enumerate((_JSON_TIME_KEYS, _JSON_LEVEL_KEYS, _JSON_MESSAGE_KEYS))
+    for rank, key in enumerate(keys)
+}
+_JSON_ROLE_KEYS: Final = frozenset(_JSON_ROLES)
+assert len(_JSON_ROLES) == len(_JSON_TIME_KEYS) + len(_JSON_LEVEL_KEYS) + len(
+    _JSON_MESSAGE_KEYS
+)  # one role each
 
 
 class LineNormaliser:
@@ -1663,12 +1728,20 @@ class LineNormaliser:
     ) -> None:
         self.implied = implied if implied is not None else ImpliedSeverity()
         self.http = http if http is not None else HttpLevels()
+        self.status_levels: dict[str | None, Level] = {}  # an HTTP status's text -> its level
         self._by_first = _BY_FIRST if formats is FORMATS else _index(formats)
         self._any = self._by_first[""]  # the steps for a first character no row names
         # Inner lines (inside a level-less envelope) are read only by rows that give a level.
         self._inner_by_first = _index(
             fmt for fmt in formats if fmt.level is not LevelRule.NONE and not fmt.nested
         )
+
+    def status_level(self, status: str | None) -> Level:
+        """The level of an access line's HTTP status (``HttpLevels``), remembered by its text."""
+        level = self.http.level(int(status or 0))
+        if len(self.status_levels) < 1024:  # statuses are few; any other text is rare
+            self.status_levels[status] = level
+        return level
 
     def warm_up(self) -> None:
         """Compile every combined step now instead of on first use (benchmarks measure the
@@ -1682,6 +1755,10 @@ class LineNormaliser:
 
     def parse(self, line: str, arrival: datetime | None = None) -> ParsedLine:
         """One line (a multi-line event's first line carries the header) -> ``ParsedLine``."""
+        return ParsedLine(*self.parts(line, arrival))
+
+    def parts(self, line: str, arrival: datetime | None = None) -> Parts:
+        """``parse`` as a plain tuple, in ``ParsedLine``'s field order (the consumer's path)."""
         now = arrival if arrival is not None else datetime.now(UTC)
         text = line.rstrip("\r\n")
         first = text[:1]
@@ -1700,7 +1777,7 @@ class LineNormaliser:
                 return read
         return self._no_row(text, now, 0)
 
-    def _parse_text(self, text: str, now: datetime, depth: int) -> ParsedLine:
+    def _parse_text(self, text: str, now: datetime, depth: int) -> Parts:
         for step in self._by_first.get(text[:1], self._any):
             needle = step.needle
             if needle and needle not in text:
@@ -1710,7 +1787,7 @@ class LineNormaliser:
                 return parsed
         return self._no_row(text, now, depth)
 
-    def _no_row(self, text: str, now: datetime, depth: int) -> ParsedLine:
+    def _no_row(self, text: str, now: datetime, depth: int) -> Parts:
         """No row matched ``text``: a known line behind a source prefix, else unknown."""
         if depth == 0:
             prefixed = self._prefixed(text, now)
@@ -1718,36 +1795,29 @@ class LineNormaliser:
                 return prefixed
         return self._unknown(text, "unknown", None, {}, sniff=True)
 
-    def _prefixed(self, text: str, now: datetime) -> ParsedLine | None:
+    def _prefixed(self, text: str, now: datetime) -> Parts | None:
         """A known line behind one source token: ``kubectl logs --prefix`` ("[pod/x/c] ..."),
         ``docker compose logs`` ("web-1  | ..."), a file name. Only a timed inner line counts."""
         match = _SOURCE_PREFIX.match(text)
         if match is None:
             return None
-        inner = self._parse_text(text[match.end() :], now, depth=1)
-        if inner.format == "unknown" or inner.timestamp is None:
+        name, timestamp, level, source, message, inner_fields = self._parse_text(
+            text[match.end() :], now, depth=1
+        )
+        if name == "unknown" or timestamp is None:
             return None
-        fields = {"source": match.group("bracketed") or match.group("plain"), **inner.fields}
-        return ParsedLine(
-            f"prefixed+{inner.format}",
-            inner.timestamp,
-            inner.level,
-            inner.level_source,
-            inner.message,
-            fields,
-        )
+        fields = {"source": match.group("bracketed") or match.group("plain"), **inner_fields}
+        return f"prefixed+{name}", timestamp, level, source, message, fields
 
-    def _nested(self, fmt: LineFormat, groups: dict[str, Any], now: datetime) -> ParsedLine:
-        inner = self._parse_text(groups["msg"], now, depth=1)
+    def _nested(self, fmt: LineFormat, groups: dict[str, Any], now: datetime) -> Parts:
+        inner, _, level, source, message, inner_fields = self._parse_text(groups["msg"], now, depth=1)
         fields = {key: value for key, value in groups.items() if key not in _FIELD_SKIP and value}
-        fields.update(inner.fields)
-        name = fmt.name if inner.format == "unknown" else f"{fmt.name}+{inner.format}"
+        fields.update(inner_fields)
+        name = fmt.name if inner == "unknown" else f"{fmt.name}+{inner}"
         # The prefix's epoch is unambiguous; the node's own time may be local.
-        return ParsedLine(
-            name, time_from_groups(groups, now), inner.level, inner.level_source, inner.message, fields
-        )
+        return name, time_from_groups(groups, now), level, source, message, fields
 
-    def _finish(self, fmt: LineFormat, groups: dict[str, Any], now: datetime, depth: int) -> ParsedLine:
+    def _finish(self, fmt: LineFormat, groups: dict[str, Any], now: datetime, depth: int) -> Parts:
         """A matched row's groups -> the line (a nested row's inner line only at the top)."""
         if fmt.nested and depth == 0:
             return self._nested(fmt, groups, now)
@@ -1755,18 +1825,12 @@ class LineNormaliser:
 
     def _without_level(
         self, fmt: LineFormat, timestamp: datetime | None, message: str, fields: dict[str, Any]
-    ) -> ParsedLine:
+    ) -> Parts:
         """The end of ``_build`` for a row whose header gave no level."""
         inner = self._inner(message) if fmt.level is LevelRule.NONE else None
         if inner is not None:
-            return ParsedLine(
-                f"{fmt.name}+{inner.format}",
-                timestamp,
-                inner.level,
-                "line",
-                inner.message,
-                fields | inner.fields,
-            )
+            name, _, level, source, inner_message, inner_fields = inner
+            return f"{fmt.name}+{name}", timestamp, level, source, inner_message, fields | inner_fields
         return self._unknown(message, fmt.name, timestamp, fields)
 
     def _rule_level(self, rule: LevelRule, value: str | None) -> Level | None:
@@ -1776,10 +1840,10 @@ class LineNormaliser:
         if rule is LevelRule.PRI:
             return _SYSLOG_SEVERITY[int(value or 13) % 8]
         if rule is LevelRule.STATUS:
-            return self.http.level(int(value or 0))
+            return self.status_level(value)
         return _MARKS.get(value or "")
 
-    def _build(self, fmt: LineFormat, groups: dict[str, Any], now: datetime) -> ParsedLine:
+    def _build(self, fmt: LineFormat, groups: dict[str, Any], now: datetime) -> Parts:
         iso = groups.get("_iso")
         if iso:  # the common case first, without the general time code
             timestamp = _from_iso(iso) or time_from_groups(groups, now)
@@ -1797,10 +1861,10 @@ class LineNormaliser:
         if fmt.name == "logfmt":
             return self._logfmt(message, now)
         if level is not None:
-            return ParsedLine(fmt.name, timestamp, level, "line", message, fields)
+            return fmt.name, timestamp, level, "line", message, fields
         return self._without_level(fmt, timestamp, message, fields)
 
-    def _inner(self, message: str) -> ParsedLine | None:
+    def _inner(self, message: str) -> Parts | None:
         """A level-less envelope (syslog, journald text) around a line with its own header
         (kubelet's klog, a Java logger writing to syslog): the inner line's level counts."""
         for step in self._inner_by_first.get(message[:1], ()):
@@ -1811,7 +1875,7 @@ class LineNormaliser:
                 if level is None:
                     return None
                 msg = (groups.get("msg") or "").rstrip()
-                return ParsedLine(fmt.name, None, level, "line", msg, _header_fields(groups))
+                return fmt.name, None, level, "line", msg, _header_fields(groups)
         return None
 
     def _line_level(self, rule: LevelRule, groups: Mapping[str, str | None]) -> Level | None:
@@ -1832,7 +1896,7 @@ class LineNormaliser:
         fields: dict[str, Any],
         *,
         sniff: bool = False,
-    ) -> ParsedLine:
+    ) -> Parts:
         """No level in the header: a level word leading the message, else infer, else none.
 
         ``sniff``: the line's shape is unknown, so a level word after a few header-like
@@ -1850,13 +1914,13 @@ class LineNormaliser:
             )
             level = level_of_word(word or "")
             if level is not None:
-                return ParsedLine(name, timestamp, level, "line", message, fields)
+                return name, timestamp, level, "line", message, fields
         implied = self.implied.classify(message)
         if implied is not None:
-            return ParsedLine(name, timestamp, implied, "inferred", message, fields)
-        return ParsedLine(name, timestamp, None, "default", message, fields)
+            return name, timestamp, implied, "inferred", message, fields
+        return name, timestamp, None, "default", message, fields
 
-    def _logfmt(self, text: str, now: datetime) -> ParsedLine:
+    def _logfmt(self, text: str, now: datetime) -> Parts:
         pairs = {key: _unquote(value) for key, value in _LOGFMT_PAIR.findall(text)}
         if not any(key in pairs for key in _JSON_MESSAGE_KEYS):
             # No message key (a Heroku router line): the text is the message and its pairs
@@ -1910,12 +1974,20 @@ def _header_fields(groups: Mapping[str, str | None]) -> dict[str, Any]:
     return fields
 
 
-def _first(mapping: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
-    for key in keys:
-        value = mapping.get(key)
-        if value is not None and value != "":
-            return key, value
-    return None, None
+def _roles(data: Mapping[str, Any]) -> list[str | None]:
+    """[time key, level key, message key] of ``data``: per role, its first key in the role's
+    tuple whose value is neither None nor empty (None when there is none)."""
+    chosen: list[str | None] = [None, None, None]
+    ranks = [len(_JSON_ROLES)] * 3
+    for key in _JSON_ROLE_KEYS.intersection(data):  # most objects: two or three keys
+        value = data[key]
+        if value is None or value == "":
+            continue
+        role, rank = _JSON_ROLES[key]
+        if rank < ranks[role]:
+            ranks[role] = rank
+            chosen[role] = key
+    return chosen
 
 
 def _json_time(key: str | None, value: Any, now: datetime) -> datetime | None:
@@ -1950,25 +2022,27 @@ def _json_level(key: str | None, value: Any) -> Level | None:
 
 
 def _from_mapping(
-    data: Mapping[str, Any], fallback: str, name: str, now: datetime, implied: ImpliedSeverity
-) -> ParsedLine:
-    time_key, time_value = _first(data, _JSON_TIME_KEYS)
-    level_key, level_value = _first(data, _JSON_LEVEL_KEYS)
-    message_key, message = _first(data, _JSON_MESSAGE_KEYS)
-    used = {time_key, level_key, message_key}
-    fields = {key: value for key, value in data.items() if key not in used}
+    data: dict[str, Any], fallback: str, name: str, now: datetime, implied: ImpliedSeverity
+) -> Parts:
+    """A decoded object -> the line. Takes ``data`` over: its other keys become the fields
+    (every caller passes an object it just built)."""
+    time_key, level_key, message_key = _roles(data)
+    time_value = data.pop(time_key) if time_key is not None else None
+    level_value = data.pop(level_key) if level_key is not None else None
+    message = data.pop(message_key) if message_key is not None else None
+    fields = data
     text = message if isinstance(message, str) else fallback
     timestamp = _json_time(time_key, time_value, now)
     level = _json_level(level_key, level_value)
     if level is not None:
-        return ParsedLine(name, timestamp, level, "line", text, fields)
+        return name, timestamp, level, "line", text, fields
     inferred = implied.classify(text)
     if inferred is not None:
-        return ParsedLine(name, timestamp, inferred, "inferred", text, fields)
-    return ParsedLine(name, timestamp, None, "default", text, fields)
+        return name, timestamp, inferred, "inferred", text, fields
+    return name, timestamp, None, "default", text, fields
 
 
-def _parse_json(text: str, now: datetime, implied: ImpliedSeverity) -> ParsedLine | None:
+def _parse_json(text: str, now: datetime, implied: ImpliedSeverity) -> Parts | None:
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError:
