@@ -37,7 +37,6 @@ _LEVEL_KEYS: Final = frozenset(
 )
 _TIME_KEYS: Final = ("@timestamp", "timestamp", "time", "ts", "datetime", "date", "eventTime")
 _TIME_KEY_SET: Final = frozenset(_TIME_KEYS)
-_LEVEL_OR_TIME: Final = _LEVEL_KEYS | _TIME_KEY_SET
 # Header fields the record has a slot for; every other header field keeps its own name.
 _SLOTS: Final = {"logger": "logger", "thread": "thread", "host": "host", "request_id": "request_id"}
 _HEADER_PREFIX: Final = "header_"
@@ -130,13 +129,11 @@ def prepare_event(
     if not isinstance(event, dict):
         return event
     # The consumer calls this for every event: the common case (Fluent Bit's ``log``) is
-    # read here without a call to ``raw_text``, one pass over the event's keys finds both a
-    # level key (then it is not raw) and the agent's time keys, and the header fields merge
-    # with one ``update`` when no name clashes.
+    # read here without a call to ``raw_text``, and the header fields merge with one
+    # ``update`` when no name clashes.
     text = event.get("log")
     if type(text) is str:
-        known = _LEVEL_OR_TIME.intersection(event)
-        if known and not _LEVEL_KEYS.isdisjoint(known):
+        if not _LEVEL_KEYS.isdisjoint(event):  # no set built: most events have no level key
             return _bounded_time(event, arrival, time_rule)
         key = "log"
     else:
@@ -144,7 +141,6 @@ def prepare_event(
         if raw is None:
             return _bounded_time(event, arrival, time_rule)
         key, text = raw
-        known = _TIME_KEY_SET.intersection(event)
     head, newline, tail = text.rstrip("\r\n").partition("\n")  # Fluent Bit keeps the line's newline
     name, line_time, level, source, message, fields = normaliser.parts(head, arrival)
     prepared = dict(event)
@@ -159,25 +155,18 @@ def prepare_event(
         prepared.update(fields)  # nothing to displace, nothing reserved, no time key added
     else:
         _merge_fields(prepared, fields)
-        known = _TIME_KEY_SET.intersection(prepared)
     if line_time is None:
         return _bounded_time(prepared, arrival, time_rule)
-    return _with_line_time(prepared, known, line_time, arrival, time_rule)
+    return _with_line_time(prepared, line_time, arrival, time_rule)
 
 
 def _with_line_time(
-    prepared: dict[str, Any],
-    present: frozenset[str],
-    line_time: datetime,
-    arrival: datetime | None,
-    time_rule: EventTimeRule,
+    prepared: dict[str, Any], line_time: datetime, arrival: datetime | None, time_rule: EventTimeRule
 ) -> dict[str, Any]:
-    """The line's own time becomes the record's (within the skew rule); the agent's is kept.
-    ``present``: the time keys ``prepared`` holds."""
-    if present:  # when Fluent Bit read it / CloudWatch received it: kept for audit
-        for name in _TIME_KEYS if len(present) > 1 else present:
-            if name in prepared:
-                prepared.setdefault("received_time", prepared.pop(name))
+    """The line's own time becomes the record's (within the skew rule); the agent's is kept."""
+    for name in _TIME_KEYS:  # when Fluent Bit read it / CloudWatch received it: kept for audit
+        if name in prepared:
+            prepared.setdefault("received_time", prepared.pop(name))
     prepared["timestamp"] = line_time
     # What ``_bounded_time`` would do with the one time key left, without looking for it.
     if arrival is not None and time_rule.enabled:
