@@ -260,3 +260,23 @@ def test_the_rarest_letter_stem_search_finds_exactly_the_texts_holding_a_stem() 
         False,
         False,
     ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "unrolled"),
+    [
+        (r"\d{2}:\d{4}", r"\d\d:\d\d\d\d"),
+        (r"[\d{2}]", r"[\d{2}]"),  # in a class, "{2}" is two characters
+        (r"[]\d{2}]\d{3}", r"[]\d{2}]\d\d\d"),
+        (r"\\d{2}", r"\\d{2}"),  # an escaped backslash, then "d{2}"
+        (r"\d{2}?", r"\d{2}?"),  # lazy, possessive or repeated again: left as written
+        (r"\d{2}+", r"\d{2}+"),
+        (r"\d{5}\d{1,2}", r"\d{5}\d{1,2}"),
+    ],
+)
+def test_digit_runs_are_written_out_only_where_that_keeps_every_match(pattern: str, unrolled: str) -> None:
+    assert normalise._unrolled(pattern) == unrolled
+    texts = ["12:3456", "1", "{", "2", "]", "123", "\\dd", "12345", "1234567", "123456789012"]
+    for text in texts:
+        original, written = re.compile(pattern).match(text), re.compile(unrolled).match(text)
+        assert (original and original.group(0)) == (written and written.group(0)), text
