@@ -1178,7 +1178,8 @@ def _time_code(row: _Row, lead: re.Pattern[str] | None, var: dict[str, str], own
         return [
             f"if head.lastindex != {zone}:",
             "    try:",
-            "        timestamp = _fromisoformat(head.group(0).replace(',', '.', 1) + '+00:00')",
+            # fromisoformat reads a decimal comma itself (Python 3.11+)
+            "        timestamp = _fromisoformat(head[0] + '+00:00')",
             "    except ValueError:  # not a calendar time ('2026-13-45')",
             "        timestamp = _iso_time(head, now)",
             "else:",
