@@ -1008,12 +1008,16 @@ _GROUP_NAME: Final = re.compile(r"\(\?P<(\w+)>")
 class _Single:
     """One row, tried on its own."""
 
-    __slots__ = ("alone", "fmt", "needle")
+    __slots__ = ("alone", "fmt", "needle", "read")
 
     def __init__(self, fmt: LineFormat) -> None:
         self.fmt = fmt
         self.needle = fmt.needle  # looked for by the caller's loop (``LineNormaliser.parse``), without a call
         self.alone = _SameTime(fmt.lead if fmt.tail is not None else None, [fmt])
+        # ``text`` read by this row, or None when the row does not match: as a step of one row
+        # (values by position), called directly rather than through a method of this class.
+        # The caller has looked for the needle.
+        self.read: Callable[[str, datetime, LineNormaliser, int], Parts | None] = self.alone.read
 
     def match(self, text: str) -> Match | None:
         fmt = self.fmt
@@ -1021,11 +1025,6 @@ class _Single:
             return None
         groups = fmt.groups(text)
         return None if groups is None else (fmt, groups)
-
-    def read(self, text: str, now: datetime, normaliser: LineNormaliser, depth: int) -> Parts | None:
-        """``text`` read by this row, or None when the row does not match: as a step of one
-        row (values by position). The caller has looked for the needle."""
-        return self.alone.read(text, now, normaliser, depth)
 
 
 _LEVEL_GROUPS: Final = ("level", "level_b", "level_a", "level_c")  # the order ``_build`` reads them
