@@ -2,7 +2,8 @@
 """The line normaliser: one raw log line -> time, level, message and header fields.
 
 Every event whose text still carries its header (Fluent Bit's unparsed ``log``, CloudWatch
-Logs events, raw input files) goes through ``LineNormaliser.parse``. Headers are recognised
+Logs events, raw input files) goes through ``LineNormaliser.parse`` (``parts`` on the
+consumer's path: the same reading as a plain tuple). Headers are recognised
 by *shape*, never by where the line came from: ``FORMATS`` below is the single table of
 shapes, tried in order, first match wins. Each entry names the format, its compiled
 pattern, how the time is read and where the level comes from.
