@@ -1620,14 +1620,15 @@ def _rare_anchored(words: Iterable[str]) -> str:
     return "|".join(f"{re.escape(anchor)}(?:{'|'.join(rests)})" for anchor, rests in by_anchor.items())
 
 
-# Is any stem in the text: one search, each stem matched from its rarest letter (a third
-# of the cost of the stems grouped by first letter, a sixth of testing them one by one).
+# Is any stem in the text: one search, each stem matched from its rarest letter (about a
+# third less than the stems grouped by first letter, a fifth less than testing them one by
+# one with ``in``).
 _RULE_STEM: Final = re.compile(_rare_anchored(_RULE_STEMS))
 
 # ----------------------------------------------------------------------------- result
 
 
-@dataclass(slots=True)  # not frozen: built once per raw line on the hot path, never changed after
+@dataclass(slots=True)  # not frozen: cheaper to build, never changed after (the hot path uses ``Parts``)
 class ParsedLine:
     """What one line says about itself."""
 
@@ -1730,9 +1731,8 @@ _JSON_ROLES: Final = {
     for rank, key in enumerate(keys)
 }
 _JSON_ROLE_KEYS: Final = frozenset(_JSON_ROLES)
-assert len(_JSON_ROLES) == len(_JSON_TIME_KEYS) + len(_JSON_LEVEL_KEYS) + len(
-    _JSON_MESSAGE_KEYS
-)  # one role each
+# No key has two roles (``_JSON_ROLES`` would keep only its last).
+assert len(_JSON_ROLES) == sum(map(len, (_JSON_TIME_KEYS, _JSON_LEVEL_KEYS, _JSON_MESSAGE_KEYS)))
 
 
 class LineNormaliser:
